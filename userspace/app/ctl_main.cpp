@@ -1,0 +1,27 @@
+// heliosctl: operate a running heliosproxy through its admin API, check configs, plan pool sizes
+// and attach the XDP guard.
+#include <cstdlib>
+
+#include "app/ctl_commands.h"
+
+int main(int argc, char** argv) {
+  helios::ctl::CtlContext ctx;
+  if (const char* url = std::getenv("HELIOS_ADMIN_URL")) ctx.admin_url = url;
+  if (const char* tok = std::getenv("HELIOS_ADMIN_TOKEN")) ctx.token = tok;
+
+  CLI::App app{"heliosctl: control HeliosProxy"};
+  app.require_subcommand(1);
+  app.add_option("--admin", ctx.admin_url, "admin API base URL (env HELIOS_ADMIN_URL)");
+  app.add_option("--token", ctx.token, "admin API bearer token (env HELIOS_ADMIN_TOKEN)");
+  app.add_option("-o,--output", ctx.output, "output format")->check(CLI::IsMember({"table", "json"}));
+
+  // Subcommand groups register here as they are implemented.
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : helios::ctl::kExitUsage;
+  }
+  return ctx.exit_code;
+}

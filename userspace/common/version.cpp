@@ -1,0 +1,3 @@
+namespace helios {
+const char* version() { return HELIOS_VERSION; }
+}  // namespace helios

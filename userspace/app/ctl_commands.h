@@ -22,4 +22,6 @@ struct CtlContext {
   int exit_code = kExitOk;
 };
 
+void register_plan_command(CLI::App& app, CtlContext& ctx);
+
 }  // namespace helios::ctl

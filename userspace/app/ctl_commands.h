@@ -22,6 +22,7 @@ struct CtlContext {
   int exit_code = kExitOk;
 };
 
+void register_check_command(CLI::App& app, CtlContext& ctx);
 void register_plan_command(CLI::App& app, CtlContext& ctx);
 
 }  // namespace helios::ctl

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", ctx.output, "output format")->check(CLI::IsMember({"table", "json"}));
 
   // Subcommand groups register here as they are implemented.
+  helios::ctl::register_check_command(app, ctx);
   helios::ctl::register_plan_command(app, ctx);
 
   try {

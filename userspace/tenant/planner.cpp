@@ -460,27 +460,28 @@ std::string format_plan_toml(const Plan& p) {
 }
 
 std::string format_plan_json(const Plan& p) {
-  nlohmann::json tiers = nlohmann::json::array();
+  nlohmann::ordered_json tiers = nlohmann::ordered_json::array();
   for (const TierPlan& t : p.tiers) {
-    nlohmann::json j{{"name", t.input.name},         {"mode", tier_mode_name(t.input.mode)},
-                     {"peak_qps", t.input.peak_qps}, {"mean_service_s", t.input.mean_service_s},
-                     {"concurrency", t.concurrency}, {"burst_factor", t.input.burst_factor},
-                     {"pool_size", t.pool_size},     {"pools", t.pools},
-                     {"connections", t.connections}, {"expected_tenants", t.input.tenants},
-                     {"weight", t.input.weight}};
+    nlohmann::ordered_json j{
+        {"name", t.input.name},         {"mode", tier_mode_name(t.input.mode)},
+        {"peak_qps", t.input.peak_qps}, {"mean_service_s", t.input.mean_service_s},
+        {"concurrency", t.concurrency}, {"burst_factor", t.input.burst_factor},
+        {"pool_size", t.pool_size},     {"pools", t.pools},
+        {"connections", t.connections}, {"expected_tenants", t.input.tenants},
+        {"weight", t.input.weight}};
     if (!t.input.pool_mode.empty()) j["pool_mode"] = t.input.pool_mode;
     tiers.push_back(std::move(j));
   }
-  nlohmann::json out{{"tiers", tiers},
-                     {"default_pool", p.default_pool},
-                     {"reserved", p.reserved},
-                     {"total", p.total},
-                     {"db_max_connections", p.db_max_connections},
-                     {"fits", p.fits},
-                     {"over_by", p.over_by},
-                     {"spare", p.spare},
-                     {"verdict", plan_verdict(p)},
-                     {"toml", format_plan_toml(p)}};
+  nlohmann::ordered_json out{{"tiers", tiers},
+                             {"default_pool", p.default_pool},
+                             {"reserved", p.reserved},
+                             {"total", p.total},
+                             {"db_max_connections", p.db_max_connections},
+                             {"fits", p.fits},
+                             {"over_by", p.over_by},
+                             {"spare", p.spare},
+                             {"verdict", plan_verdict(p)},
+                             {"toml", format_plan_toml(p)}};
   return out.dump(2) + "\n";
 }
 

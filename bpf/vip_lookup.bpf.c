@@ -31,18 +31,31 @@ struct {
   __type(value, struct vip_lookup_stats);
 } vip_stats SEC(".maps");
 
+/* Word i of the VIP as the kernel stores addresses (network byte order in memory). Read byte by
+ * byte through the volatile object: a memcpy would let the compiler fold the zero initializer. */
+static __always_inline __u32 vip_word(int i) {
+  __u32 w = 0;
+  __u8 b0 = vip_cfg.vip_addr[i * 4], b1 = vip_cfg.vip_addr[i * 4 + 1];
+  __u8 b2 = vip_cfg.vip_addr[i * 4 + 2], b3 = vip_cfg.vip_addr[i * 4 + 3];
+  __u8* p = (__u8*)&w;
+  p[0] = b0;
+  p[1] = b1;
+  p[2] = b2;
+  p[3] = b3;
+  return w;
+}
+
 static __always_inline bool matches_vip(struct bpf_sk_lookup* ctx) {
-  if (ctx->local_port != vip_cfg.vip_port) return false;
-  if (vip_cfg.is_ipv4) {
-    __u32 want;
-    __builtin_memcpy(&want, (const void*)&vip_cfg.vip_addr[12], 4);
-    return ctx->family == AF_INET_ && ctx->local_ip4 == want;
-  }
-  if (ctx->family != AF_INET6_) return false;
-  __u32 want6[4];
-  __builtin_memcpy(want6, (const void*)vip_cfg.vip_addr, HELIOS_ADDR_LEN);
-  return ctx->local_ip6[0] == want6[0] && ctx->local_ip6[1] == want6[1] &&
-         ctx->local_ip6[2] == want6[2] && ctx->local_ip6[3] == want6[3];
+  /* Context fields are read up front, each at a constant offset: the verifier refuses a context
+   * access whose offset the compiler turned into a variable when merging branches. */
+  __u32 port = ctx->local_port, family = ctx->family;
+  __u32 ip4 = ctx->local_ip4;
+  __u32 ip6_0 = ctx->local_ip6[0], ip6_1 = ctx->local_ip6[1];
+  __u32 ip6_2 = ctx->local_ip6[2], ip6_3 = ctx->local_ip6[3];
+  if (port != vip_cfg.vip_port) return false;
+  if (vip_cfg.is_ipv4) return family == AF_INET_ && ip4 == vip_word(3);
+  return family == AF_INET6_ && ip6_0 == vip_word(0) && ip6_1 == vip_word(1) &&
+         ip6_2 == vip_word(2) && ip6_3 == vip_word(3);
 }
 
 SEC("sk_lookup")

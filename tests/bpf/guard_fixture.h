@@ -47,9 +47,9 @@ class GuardFixture {
   RunResult run(const std::vector<uint8_t>& frame, int repeat = 1) {
     RunResult r;
     r.out.resize(frame.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
-                .data_out = r.out.data(), .data_size_in = uint32_t(frame.size()),
-                .data_size_out = uint32_t(r.out.size()), .repeat = repeat);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_out = r.out.data(),
+                .data_size_in = uint32_t(frame.size()), .data_size_out = uint32_t(r.out.size()),
+                .repeat = repeat);
     int err = bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.xdp_guard), &opts);
     REQUIRE_MESSAGE(err == 0, "BPF_PROG_TEST_RUN failed: " << err);
     r.verdict = int(opts.retval);
@@ -88,8 +88,10 @@ inline bool skip_guard_tests() {
     if (auto s = require_edge_guard(feats); !s) why = s.error().message;
     if (why.empty()) {
       auto sk = Skeleton<xdp_guard>::open();
-      if (!sk) why = sk.error().message;
-      else if (auto l = sk->load(); !l) why = l.error().message;
+      if (!sk)
+        why = sk.error().message;
+      else if (auto l = sk->load(); !l)
+        why = l.error().message;
       else {
         std::vector<uint8_t> f(64, 0);
         LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.data(), .data_size_in = uint32_t(f.size()));

@@ -80,7 +80,7 @@ struct TcpPacket {
           h[1] = 2;
           ext.insert(ext.end(), h, h + 16);
         } else if (ext_headers[i] == 44) {  // fragment header: 8 bytes
-          h[3] = 1;                          // M flag
+          h[3] = 1;                         // M flag
           ext.insert(ext.end(), h, h + 8);
         } else if (ext_headers[i] == 50) {  // ESP: opaque
           ext.insert(ext.end(), h, h + 8);

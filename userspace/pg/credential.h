@@ -24,6 +24,14 @@ struct ScramCredential {
   bool operator==(const ScramCredential&) const = default;
 };
 
+// What each kind allows (the proxy never needs the plaintext except for PlainCredential):
+//                      client auth by the proxy          proxy's login to PostgreSQL
+//   PlainCredential    SCRAM (make_scram_secret), md5,   SCRAM, md5, cleartext
+//                      cleartext
+//   Md5Credential      md5 only (verify_md5_response)    md5 only (md5_salted on the hash)
+//   ScramCredential    SCRAM only (ScramServer)          SCRAM, with the ClientKey a ScramServer
+//                                                        recovered from the client's proof
+//                                                        (ScramClient::from_verified_server)
 using Credential = std::variant<PlainCredential, Md5Credential, ScramCredential>;
 
 // Classifies a stored password the way PostgreSQL does (pg_authid.rolpassword / pg_shadow.passwd

@@ -25,8 +25,11 @@ constexpr int32_t kGssEncRequestCode = make_protocol(1234, 5680);  // 80877104
 static_assert(kProtocolV3 == 196608 && kCancelRequestCode == 80877102 &&
               kSslRequestCode == 80877103 && kGssEncRequestCode == 80877104);
 
-// Newest protocol minor version this codec speaks (answered in NegotiateProtocolVersion).
+// Newest protocol version this codec speaks: 3.0. NegotiateProtocolVersion carries it as the
+// full version code (PostgreSQL sends PG_PROTOCOL_LATEST = 196608 there, and libpq 17+ reads
+// it that way, although the docs call the field "newest minor version").
 constexpr int kNewestMinorVersion = 0;
+constexpr int32_t kNewestProtocol = make_protocol(3, kNewestMinorVersion);
 
 // PostgreSQL's MAX_STARTUP_PACKET_LENGTH: a larger startup packet is refused.
 constexpr size_t kMaxStartupPacket = 10000;

@@ -159,7 +159,7 @@ Result<std::string_view> parse_command_complete(std::string_view body) {
 Result<NegotiateProtocolVersion> parse_negotiate_protocol_version(std::string_view body) {
   MessageReader r(body);
   NegotiateProtocolVersion n;
-  n.newest_minor = r.get_i32();
+  n.newest_version = r.get_i32();
   const int32_t count = r.get_i32();
   if (r.ok() && (count < 0 || size_t(count) > r.remaining())) {
     return malformed("NegotiateProtocolVersion", "bad option count");

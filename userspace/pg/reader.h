@@ -130,7 +130,7 @@ Result<char> parse_ready_for_query(std::string_view body);
 Result<std::string_view> parse_command_complete(std::string_view body);
 
 struct NegotiateProtocolVersion {
-  int32_t newest_minor = 0;
+  int32_t newest_version = 0;  // full version code, e.g. 196608 for 3.0
   std::vector<std::string_view> unsupported_options;
 };
 Result<NegotiateProtocolVersion> parse_negotiate_protocol_version(std::string_view body);

@@ -4,6 +4,7 @@
 
 #include "pg/base64.h"
 #include "pg/scram_message.h"
+#include "pg/sqlstate.h"
 
 namespace helios::pg {
 
@@ -11,6 +12,17 @@ namespace {
 constexpr std::string_view kClientFirst = "client-first-message";
 constexpr std::string_view kClientFinal = "client-final-message";
 }  // namespace
+
+std::string_view scram_error_sqlstate(const Error& e) {
+  switch (e.code) {
+    case kScramWrongPassword:
+      return sqlstate::kInvalidPassword;
+    case kScramUnsupported:
+      return sqlstate::kFeatureNotSupported;
+    default:
+      return sqlstate::kProtocolViolation;
+  }
+}
 
 bool is_supported_sasl_mechanism(std::string_view mechanism) {
   return mechanism == kScramSha256;

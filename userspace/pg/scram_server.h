@@ -27,6 +27,9 @@ constexpr int kScramWrongPassword = EACCES;
 constexpr int kScramUnsupported = ENOTSUP;
 constexpr int kScramMalformed = EPROTO;
 
+// The SQLSTATE for an error from ScramServer (see the table above).
+std::string_view scram_error_sqlstate(const Error& e);
+
 // True for the one mechanism the proxy offers and accepts ("SCRAM-SHA-256").
 bool is_supported_sasl_mechanism(std::string_view mechanism);
 

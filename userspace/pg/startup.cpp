@@ -5,6 +5,7 @@
 
 #include "pg/protocol.h"
 #include "pg/reader.h"
+#include "pg/sqlstate.h"
 
 namespace helios::pg {
 
@@ -72,6 +73,11 @@ std::string_view to_string(StartupKind kind) {
       return "CancelRequest";
   }
   return "unknown";
+}
+
+std::string_view startup_error_sqlstate(const Error& e) {
+  return e.code == kStartupUnsupportedProtocol ? sqlstate::kFeatureNotSupported
+                                               : sqlstate::kProtocolViolation;
 }
 
 const std::string* StartupPacket::find(std::string_view name) const {

@@ -64,6 +64,10 @@ struct StartupPacket {
   const std::string* find(std::string_view name) const;
 };
 
+// The SQLSTATE to send (in a FATAL ErrorResponse) for an error from this file: 0A000 for
+// kStartupUnsupportedProtocol, 08P01 (protocol_violation) for everything else.
+std::string_view startup_error_sqlstate(const Error& e);
+
 // Parses a whole packet, length field included; packet.size() must equal the declared length.
 // Startup rules: protocol major 3; name/value pairs are NUL-terminated and the list ends with an
 // extra NUL as the last byte; "user" is required and non-empty; a name may appear only once;

@@ -199,11 +199,11 @@ void write_auth_sasl_final(std::string& out, std::string_view data) {
   write_auth(out, kAuthSaslFinal, data);
 }
 
-void write_negotiate_protocol_version(std::string& out, int32_t newest_minor,
+void write_negotiate_protocol_version(std::string& out, int32_t newest_version,
                                       std::span<const std::string> unsupported_options) {
   MessageWriter w(out);
   w.begin(be::kNegotiateProtocolVersion)
-      .put_i32(newest_minor)
+      .put_i32(newest_version)
       .put_i32(int32_t(unsupported_options.size()));
   for (const std::string& o : unsupported_options) w.put_cstring(o);
   w.end();

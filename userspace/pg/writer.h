@@ -74,8 +74,10 @@ void write_auth_sasl(std::string& out, std::span<const std::string_view> mechani
 void write_auth_sasl_continue(std::string& out, std::string_view data);
 void write_auth_sasl_final(std::string& out, std::string_view data);
 
-// NegotiateProtocolVersion 'v': newest minor version supported and the unrecognized options.
-void write_negotiate_protocol_version(std::string& out, int32_t newest_minor,
+// NegotiateProtocolVersion 'v': the newest protocol version supported, as a full version code
+// (kNewestProtocol, as PostgreSQL sends it; a bare minor number 0 would read as "2.0 or older"
+// to libpq 17+), and the unrecognized "_pq_." options.
+void write_negotiate_protocol_version(std::string& out, int32_t newest_version,
                                       std::span<const std::string> unsupported_options);
 
 void write_command_complete(std::string& out, std::string_view tag);

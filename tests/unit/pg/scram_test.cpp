@@ -209,6 +209,7 @@ TEST_CASE("a wrong password is rejected with its own error code") {
   Exchange e = run(server, client);
   REQUIRE_FALSE(e.server_status.ok());
   CHECK(e.server_status.error().code == kScramWrongPassword);
+  CHECK(scram_error_sqlstate(e.server_status.error()) == "28P01");
   CHECK(server.state() == ScramServer::State::Failed);
   CHECK(server.client_key() == ScramKey{});
   // Nothing more is accepted after a failure.
@@ -308,6 +309,7 @@ TEST_CASE("gs2 header: n and y accepted, channel binding and authzid refused cle
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == kScramUnsupported);
     CHECK(r.error().message.find("channel binding") != std::string::npos);
+    CHECK(scram_error_sqlstate(r.error()) == "0A000");
   }
   SUBCASE("authzid is refused") {
     ScramServer server(rfc_secret());
@@ -372,6 +374,7 @@ TEST_CASE("malformed client messages are rejected and end the exchange") {
     auto r = server.client_final(m);
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == kScramMalformed);
+    CHECK(scram_error_sqlstate(r.error()) == "08P01");
     CHECK(server.state() == ScramServer::State::Failed);
   }
 

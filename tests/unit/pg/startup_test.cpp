@@ -76,10 +76,11 @@ TEST_CASE("protocol 3.x with minor > 0 and _pq_ options is accepted and reported
   CHECK(p->find("_pq_.compression") == nullptr);
   CHECK(p->needs_protocol_negotiation());
 
-  // The answer the caller sends: NegotiateProtocolVersion with newest minor 0 and the option.
+  // The answer the caller sends, byte for byte what PostgreSQL 15 sends for the same packet:
+  // NegotiateProtocolVersion with the full version code 3.0 (196608) and the option.
   std::string out;
-  write_negotiate_protocol_version(out, kNewestMinorVersion, p->unsupported_options);
-  CHECK(out == "v\0\0\0\x1d\0\0\0\0\0\0\0\1_pq_.compression\0"sv);
+  write_negotiate_protocol_version(out, kNewestProtocol, p->unsupported_options);
+  CHECK(out == "v\0\0\0\x1d\0\x03\0\0\0\0\0\1_pq_.compression\0"sv);
 }
 
 TEST_CASE("unsupported protocol versions are refused with their own error code") {
@@ -92,6 +93,10 @@ TEST_CASE("unsupported protocol versions are refused with their own error code")
   }
   auto p = parse(packet(make_protocol(2, 0), "user\0u\0\0"sv));
   CHECK(p.error().message == "unsupported frontend protocol 2.0: server supports 3.0 to 3.0");
+  CHECK(startup_error_sqlstate(p.error()) == "0A000");
+  auto layout = parse(packet(kProtocolV3, "user\0u\0"sv));
+  REQUIRE_FALSE(layout.ok());
+  CHECK(startup_error_sqlstate(layout.error()) == "08P01");
 }
 
 TEST_CASE("malformed startup packets get a clear 08P01 message") {

@@ -6,6 +6,7 @@
 
 #include "control/config_reader.h"
 #include "tenant/glob.h"
+#include "tenant/planner.h"
 
 namespace helios::control {
 namespace {
@@ -106,8 +107,8 @@ void check_tiers(const Config& c, ReadContext& ctx) {
                           "tier has one pool)");
     }
     if (t.peak_qps > 0 && t.mean_service_s > 0) {
-      const double steady = t.peak_qps * t.mean_service_s;  // Little's law, L = lambda * W
-      const int64_t floor = ceil_clean(steady);
+      // Little's law: L = peak_qps x mean_service_s connections are busy at steady state.
+      const int64_t floor = tenant::plan_pool_size(t.peak_qps, t.mean_service_s, 1.0);
       if (t.pool_size < floor) {
         ctx.diag().error(line("pool_size"),
                          label + " pool_size " + std::to_string(t.pool_size) +
@@ -115,7 +116,8 @@ void check_tiers(const Config& c, ReadContext& ctx) {
                              std::to_string(floor) +
                              " connections; its queue would grow without bound");
       } else if (t.burst_factor > 0) {
-        const int64_t planned = std::max<int64_t>(1, ceil_clean(steady * t.burst_factor));
+        const int64_t planned =
+            tenant::plan_pool_size(t.peak_qps, t.mean_service_s, t.burst_factor);
         if (t.pool_size < planned) {
           ctx.diag().warn(line("pool_size"),
                           label + " pool_size " + std::to_string(t.pool_size) +
@@ -284,6 +286,15 @@ void check_listeners(const Config& c, ReadContext& ctx) {
     ctx.diag().error(first_line(ctx, {{"[proxy]", "admin_listen_address"}}),
                      "[proxy] admin_listen_address " + p.admin_listen_address.to_string() +
                          " uses the same port as listen_address " + p.listen_address.to_string());
+  }
+  const std::string& admin_host = p.admin_listen_address.host;
+  const bool loopback =
+      admin_host == "localhost" || admin_host == "::1" || admin_host.rfind("127.", 0) == 0;
+  if (!loopback && c.admin.token.empty()) {
+    ctx.diag().warn(first_line(ctx, {{"[proxy]", "admin_listen_address"}}),
+                    "[proxy] admin_listen_address " + p.admin_listen_address.to_string() +
+                        " is not loopback and [admin] has no token: anyone who can reach it "
+                        "can reload and drain the proxy");
   }
   if (!c.metrics.enabled) return;
   const int line = first_line(ctx, {{"[metrics]", "prometheus_port"}});

@@ -162,6 +162,13 @@ TEST_CASE("seed 000 Examples 2, 3 and 4 load with their values") {
   CHECK(e4.tenant_quotas.limits[1].tenant_pattern == "enterprise_*");
   CHECK(e4.tenant_quotas.limits[1].limits.max_connections == 500);
   CHECK(e4.tenant_quotas.limits[1].limits.max_qps == 10000);
+  // Its admin API listens on every interface without a token: worth a warning.
+  bool warned = false;
+  for (const std::string& w : e4.warnings) {
+    warned |= w.find(":5: [proxy] admin_listen_address 0.0.0.0:9090 is not loopback and [admin] "
+                     "has no token") != std::string::npos;
+  }
+  CHECK(warned);
 }
 
 TEST_CASE("seed 003's tiers load as a proxy config and fit the budget") {

@@ -7,6 +7,7 @@
 
 #include "control/config.h"
 #include "tenant/glob.h"
+#include "tenant/planner.h"
 
 using namespace helios;
 using namespace helios::control;
@@ -244,4 +245,35 @@ TEST_CASE("Config compares settings only, so reload can tell when nothing change
   Result<Config> changed = parse_config(replace(toml, "max_qps = 50", "max_qps = 51"), options());
   REQUIRE(changed.ok());
   CHECK_FALSE(*changed == *a);
+}
+
+TEST_CASE("a heliosctl plan snippet pastes into a config and gives the same budget") {
+  tenant::PlanInput input;
+  input.db_max_connections = 200;
+  input.reserved = 20;
+  input.default_pool = 20;
+  for (const char* spec : {"premium:dedicated:120:0.025:2.0:20:4",
+                           "standard:shared:300:0.040:1.5:1:2", "free:shared:200:0.060:1.3:1"}) {
+    Result<tenant::TierInput> tier = tenant::parse_tier_spec(spec);
+    REQUIRE(tier.ok());
+    input.tiers.push_back(*tier);
+  }
+  Result<tenant::Plan> plan = tenant::make_plan(input);
+  REQUIRE(plan.ok());
+  const std::string toml =
+      "[backend]\nuser = \"u\"\nmax_connections = 20\ndb_max_connections = 200\n"
+      "reserved_connections = 20\n\n" +
+      tenant::format_plan_toml(*plan);
+  Result<Config> c = parse_config(toml, options());
+  if (!c) FAIL(c.error().message);
+  CHECK(c->warnings.empty());
+  REQUIRE(c->tiers.size() == 3);
+  CHECK(c->find_tier("premium")->pool_size == 6);
+  CHECK(c->find_tier("premium")->expected_tenants == 20);
+  CHECK(c->find_tier("premium")->weight == 4);
+  CHECK(c->find_tier("standard")->pool_size == 18);
+  CHECK(c->find_tier("free")->pool_size == 16);
+  const ConnectionBudget b = compute_connection_budget(*c);
+  CHECK(static_cast<uint64_t>(b.needed + b.reserved) == plan->total);
+  CHECK(b.fits() == plan->fits);
 }

@@ -24,5 +24,6 @@ struct CtlContext {
 
 void register_check_command(CLI::App& app, CtlContext& ctx);
 void register_plan_command(CLI::App& app, CtlContext& ctx);
+void register_attach_commands(CLI::App&, CtlContext&);
 
 }  // namespace helios::ctl

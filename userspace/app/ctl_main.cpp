@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   // Subcommand groups register here as they are implemented.
   helios::ctl::register_check_command(app, ctx);
   helios::ctl::register_plan_command(app, ctx);
+  helios::ctl::register_attach_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

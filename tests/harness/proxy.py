@@ -448,7 +448,16 @@ class HeliosProxy(Proxy):
         return [str(binary), "--config", str(self.config_path)]
 
     def write_config(self) -> None:
-        self.config_path.write_text(toml_dumps(self.config))
+        """TOML from self.config; a literal [backend] password goes to a password_file (what
+        production configs should do, and it keeps the proxy from warning about it)."""
+        cfg = copy.deepcopy(self.config)
+        b = cfg.get("backend", {})
+        if b.get("password") and "password_file" not in b:
+            pw = self.workdir / "backend.password"
+            pw.write_text(b.pop("password") + "\n")
+            os.chmod(pw, 0o600)
+            b["password_file"] = str(pw)
+        self.config_path.write_text(toml_dumps(cfg))
 
     def admin_get(self, path: str, timeout: float = 5.0):
         import requests
@@ -459,6 +468,45 @@ class HeliosProxy(Proxy):
         import requests
 
         return requests.post(self.admin_url + path, timeout=timeout, **kw)
+
+    @property
+    def metrics_url(self) -> str:
+        m = self.config.get("metrics", {})
+        return f"http://{m.get('prometheus_address', '127.0.0.1')}:{m.get('prometheus_port')}/metrics"
+
+    def metrics(self, timeout: float = 5.0) -> list[tuple[str, dict, float]]:
+        """Scrapes /metrics: [(name, {label: value}, value)] from the Prometheus text format."""
+        import requests
+
+        r = requests.get(self.metrics_url, timeout=timeout)
+        r.raise_for_status()
+        return parse_prometheus(r.text)
+
+    def metric(self, name: str, **labels) -> float:
+        """Sum of the samples of `name` whose labels include `labels` (0.0 if none)."""
+        return sum(v for n, lb, v in self.metrics()
+                   if n == name and all(lb.get(k) == str(x) for k, x in labels.items()))
+
+
+_PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
+_PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text: str) -> list[tuple[str, dict, float]]:
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _PROM_LINE.match(line)
+        if not m:
+            continue
+        labels = {k: v.replace('\\"', '"').replace("\\\\", "\\")
+                  for k, v in _PROM_LABEL.findall(m.group(2) or "")}
+        try:
+            out.append((m.group(1), labels, float(m.group(3))))
+        except ValueError:
+            continue
+    return out
 
 
 class PgBouncerProxy(Proxy):

@@ -88,3 +88,18 @@ def test_parse_pgbench():
     assert r.aborted_clients == [41] and r.run_aborted and len(r.errors) == 2
     assert r.progress == [(1.0, 5156.7, 0), (2.0, 13037.4, 3)]
     assert not r.clean
+
+
+def test_parse_prometheus():
+    from harness.proxy import parse_prometheus
+
+    text = ('# HELP helios_proxy_tenant_connections Client connections per tenant\n'
+            '# TYPE helios_proxy_tenant_connections gauge\n'
+            'helios_proxy_tenant_connections{tenant_id="a\\"b",pool="app/app"} 3\n'
+            'helios_proxy_acquire_latency_seconds_bucket{le="+Inf"} 2.5e3\n'
+            'up 1\n')
+    assert parse_prometheus(text) == [
+        ("helios_proxy_tenant_connections", {"tenant_id": 'a"b', "pool": "app/app"}, 3.0),
+        ("helios_proxy_acquire_latency_seconds_bucket", {"le": "+Inf"}, 2500.0),
+        ("up", {}, 1.0),
+    ]

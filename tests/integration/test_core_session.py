@@ -38,7 +38,7 @@ def test_session_mode_keeps_temp_tables_and_set(proxy_factory):
 
 
 @pytest.mark.parametrize("reset_query", ["DISCARD ALL", ""])
-def test_server_reset_query_runs_when_a_session_client_leaves(proxy_factory, reset_query):
+def test_server_reset_query_runs_when_a_session_client_leaves(proxy_factory, pg, reset_query):
     # One backend, so the second client gets the first client's backend.
     proxy = proxy_factory(mode="session", pool_size=1,
                           connection_pool={"server_reset_query": reset_query})
@@ -53,7 +53,11 @@ def test_server_reset_query_runs_when_a_session_client_leaves(proxy_factory, res
 
     b = _connect(proxy)
     pid_b = b.execute("SELECT pg_backend_pid()").fetchone()[0]
-    assert pid_b == pid_a, "the pool of 1 did not reuse its backend: cannot check the reset"
+    if pid_b != pid_a:
+        fate = "still exists" if pid_a in {x["pid"] for x in pg.backends()} else "was closed"
+        pytest.fail(f"the pool of 1 did not reuse its backend after a session client left "
+                    f"(A had pid {pid_a}, B got {pid_b}; A's backend {fate}): cannot check "
+                    "the reset")
     work_mem = b.execute("SHOW work_mem").fetchone()[0]
     temp = b.execute("SELECT to_regclass('pg_temp.reset_tmp')").fetchone()[0]
     prepared = b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]

@@ -72,6 +72,12 @@ TEST_CASE("wrong types name the expected and the actual type") {
         "proxy.toml:2: [proxy] listen_address: expected a string, got an integer");
   CHECK(refused("backend = 5\n") ==
         "proxy.toml:1: backend must be a section [backend], got an integer");
+  CHECK(refused("[tenant_quotas.limits]\ntenant_pattern = \"a*\"\n") ==
+        "proxy.toml:1: [tenant_quotas] limits: expected an array of tables ([[...]] sections), "
+        "got a table");
+  CHECK(refused("[tiers]\npremium = 6\n") ==
+        "proxy.toml:2: [tiers] premium: a tier is a table: write [tiers.premium] with its keys, "
+        "got an integer");
   CHECK(refused("[pool_mode]\nidle_timeout_secs = \"600s\"\n") ==
         "proxy.toml:2: [pool_mode] idle_timeout_secs: expected an integer, got a string");
 }

@@ -15,7 +15,8 @@ namespace {
 
 std::string repo_path(const std::string& rel) {
   const std::string here = __FILE__;  // <repo>/tests/unit/control/config_examples_test.cpp
-  return here.substr(0, here.rfind("/tests/unit/")) + "/" + rel;
+  const std::string root = here.substr(0, here.rfind("tests/unit/"));  // "" if __FILE__ is relative
+  return (root.empty() ? "./" : root) + rel;
 }
 
 std::string slurp(const std::string& path) {
@@ -165,8 +166,9 @@ TEST_CASE("seed 000 Examples 2, 3 and 4 load with their values") {
   // Its admin API listens on every interface without a token: worth a warning.
   bool warned = false;
   for (const std::string& w : e4.warnings) {
-    warned |= w.find(":5: [proxy] admin_listen_address 0.0.0.0:9090 is not loopback and [admin] "
-                     "has no token") != std::string::npos;
+    warned |= w.find(
+                  ":5: [proxy] admin_listen_address 0.0.0.0:9090 is not loopback and [admin] "
+                  "has no token") != std::string::npos;
   }
   CHECK(warned);
 }

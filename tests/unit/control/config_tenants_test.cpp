@@ -27,7 +27,8 @@ ParseOptions options() {
 
 std::string tiers_toml() {
   const std::string here = __FILE__;
-  std::ifstream in(here.substr(0, here.rfind("/tests/unit/")) + "/config/examples/tiers.toml");
+  const std::string root = here.substr(0, here.rfind("tests/unit/"));  // "" if __FILE__ is relative
+  std::ifstream in((root.empty() ? "./" : root) + "config/examples/tiers.toml");
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();

@@ -1,7 +1,42 @@
 // heliosproxy: the PostgreSQL connection pooler daemon.
+//   heliosproxy -c /etc/helios/proxy.toml
+//   heliosproxy -c proxy.toml --check      validate the config and exit
+#include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 
-int main() {
-  std::puts("heliosproxy: not yet wired");
-  return 1;
+#include "common/log.h"
+#include "control/config.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"heliosproxy: PostgreSQL connection pooler"};
+  std::string config_path;
+  bool check_only = false;
+  if (const char* env = std::getenv("HELIOS_PROXY_CONFIG")) config_path = env;
+  app.add_option("-c,--config", config_path, "config file (env HELIOS_PROXY_CONFIG)");
+  app.add_flag("--check", check_only, "validate the config and exit");
+  app.set_version_flag("--version", HELIOS_VERSION);
+  CLI11_PARSE(app, argc, argv);
+  if (config_path.empty()) {
+    std::fprintf(stderr, "heliosproxy: no config file: use -c FILE or HELIOS_PROXY_CONFIG\n");
+    return 2;
+  }
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  auto cfg = helios::control::load_config_file(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+    return 2;
+  }
+  for (const auto& w : cfg->warnings) helios::log::warn("{}", w);
+  if (check_only) {
+    std::printf("%s: ok\n", config_path.c_str());
+    return 0;
+  }
+  helios::server::Server server(std::move(*cfg), config_path);
+  if (auto s = server.start(); !s) {
+    helios::log::error("cannot start: {}", s.error().message);
+    return 1;
+  }
+  return server.run();
 }

@@ -1,0 +1,218 @@
+// Outgoing bytes of one socket: a FIFO of chunks, each either a range of a provided receive
+// buffer (zero-copy forwarding: the buffer is referenced until the send completes) or bytes the
+// proxy synthesized (owned). One send is in flight per socket, so order is kept without links.
+// Chunks come from a per-worker free list: forwarding allocates nothing.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "io/buffer_ring.h"
+
+namespace helios::io {
+
+struct Chunk {
+  Chunk* next;
+  const uint8_t* data;
+  uint32_t len;
+  int32_t bid;  // >= 0: range of provided buffer `bid`; -1: `data` is owned (malloc)
+};
+
+class ChunkPool {
+ public:
+  explicit ChunkPool(BufferRing* bufs) : bufs_(bufs) {}
+  ~ChunkPool() {
+    for (Chunk* c : blocks_) std::free(c);
+  }
+  ChunkPool(const ChunkPool&) = delete;
+  ChunkPool& operator=(const ChunkPool&) = delete;
+
+  Chunk* borrowed(uint16_t bid, const uint8_t* data, uint32_t len) {
+    bufs_->ref(bid);
+    return make(data, len, bid);
+  }
+  Chunk* owned(std::string_view bytes) {
+    auto* p = static_cast<uint8_t*>(std::malloc(bytes.size() ? bytes.size() : 1));
+    std::memcpy(p, bytes.data(), bytes.size());
+    return make(p, uint32_t(bytes.size()), -1);
+  }
+  void release(Chunk* c) {
+    if (c->bid >= 0)
+      bufs_->unref(uint16_t(c->bid));
+    else
+      std::free(const_cast<uint8_t*>(c->data));
+    c->next = free_;
+    free_ = c;
+  }
+  BufferRing* buffers() { return bufs_; }
+
+ private:
+  Chunk* make(const uint8_t* data, uint32_t len, int32_t bid) {
+    if (!free_) grow();
+    Chunk* c = free_;
+    free_ = c->next;
+    *c = Chunk{nullptr, data, len, bid};
+    return c;
+  }
+  void grow() {
+    constexpr size_t kBlock = 256;
+    auto* block = static_cast<Chunk*>(std::malloc(sizeof(Chunk) * kBlock));
+    blocks_.push_back(block);
+    for (size_t i = 0; i < kBlock; ++i) {
+      block[i].next = free_;
+      free_ = &block[i];
+    }
+  }
+  BufferRing* bufs_;
+  Chunk* free_ = nullptr;
+  std::vector<Chunk*> blocks_;
+};
+
+struct SendOp;
+
+class SendQueue {
+ public:
+  static constexpr int kMaxIov = 32;
+
+  bool empty() const { return head_ == nullptr; }
+  bool in_flight() const { return in_flight_; }
+  uint32_t bytes() const { return bytes_; }
+
+  // Appends a range of a provided buffer; merges with the tail when contiguous.
+  void push_borrowed(ChunkPool& pool, uint16_t bid, const uint8_t* data, uint32_t len) {
+    if (len == 0) return;
+    if (tail_ && tail_->bid == bid && tail_->data + tail_->len == data &&
+        !(in_flight_ && tail_ == last_in_flight_)) {
+      tail_->len += len;
+    } else {
+      append(pool.borrowed(bid, data, len));
+    }
+    bytes_ += len;
+  }
+  void push_owned(ChunkPool& pool, std::string_view bytes) {
+    if (bytes.empty()) return;
+    append(pool.owned(bytes));
+    bytes_ += bytes.size();
+  }
+
+  // Puts synthesized bytes in front of everything queued. Only with nothing in flight.
+  void push_front_owned(ChunkPool& pool, std::string_view bytes) {
+    if (bytes.empty()) return;
+    Chunk* c = pool.owned(bytes);
+    c->next = head_;
+    head_ = c;
+    if (!tail_) tail_ = c;
+    bytes_ += bytes.size();
+  }
+
+  // Fills iov with the chunks to send next; marks them in flight. Returns iov count.
+  int prepare(iovec* iov) {
+    int n = 0;
+    for (Chunk* c = head_; c && n < kMaxIov; c = c->next) {
+      iov[n].iov_base = const_cast<uint8_t*>(c->data);
+      iov[n].iov_len = c->len;
+      last_in_flight_ = c;
+      ++n;
+    }
+    in_flight_ = n > 0;
+    return n;
+  }
+
+  // A send completed with `sent` bytes: releases fully sent chunks, trims a partial one.
+  void complete(ChunkPool& pool, uint32_t sent) {
+    in_flight_ = false;
+    last_in_flight_ = nullptr;
+    bytes_ -= sent;
+    while (sent > 0 && head_) {
+      if (sent >= head_->len) {
+        sent -= head_->len;
+        Chunk* c = head_;
+        head_ = c->next;
+        if (!head_) tail_ = nullptr;
+        pool.release(c);
+      } else {
+        head_->data += sent;
+        head_->len -= sent;
+        sent = 0;
+      }
+    }
+  }
+
+  // Drops everything unless a send is in flight (then the completion releases it).
+  void clear_if_idle(ChunkPool& pool) {
+    if (!in_flight_) clear(pool);
+  }
+
+  // Drops everything (connection closing). Must not be called with a send in flight.
+  void clear(ChunkPool& pool) {
+    while (head_) {
+      Chunk* c = head_;
+      head_ = c->next;
+      pool.release(c);
+    }
+    tail_ = last_in_flight_ = nullptr;
+    bytes_ = 0;
+    in_flight_ = false;
+  }
+
+ private:
+  void append(Chunk* c) {
+    if (tail_)
+      tail_->next = c;
+    else
+      head_ = c;
+    tail_ = c;
+  }
+  Chunk* head_ = nullptr;
+  Chunk* tail_ = nullptr;
+  Chunk* last_in_flight_ = nullptr;
+
+ public:
+  SendOp* op = nullptr;  // msghdr of a multi-chunk send in flight
+
+ private:
+  uint32_t bytes_ = 0;
+  bool in_flight_ = false;
+};
+
+// The msghdr + iovecs of a multi-chunk send, kept alive until its completion. Pooled per worker,
+// so an idle connection holds none and a busy one allocates nothing.
+struct SendOp {
+  msghdr mh;
+  iovec iov[SendQueue::kMaxIov];
+  SendOp* next;
+};
+
+class SendOpPool {
+ public:
+  ~SendOpPool() {
+    while (free_) {
+      SendOp* n = free_->next;
+      delete free_;
+      free_ = n;
+    }
+  }
+  SendOp* get() {
+    SendOp* op = free_ ? free_ : new SendOp;
+    if (free_) free_ = free_->next;
+    op->mh = msghdr{};
+    op->mh.msg_iov = op->iov;
+    return op;
+  }
+  void put(SendOp* op) {
+    if (!op) return;
+    op->next = free_;
+    free_ = op;
+  }
+
+ private:
+  SendOp* free_ = nullptr;
+};
+
+}  // namespace helios::io

@@ -1,0 +1,75 @@
+// A backend: one proxy->PostgreSQL connection. Lives in the global BackendTable; moves between
+// its pool's idle list (any worker may lease it) and a worker that owns it for one lease.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "common/unique_fd.h"
+#include "pg/framer.h"
+#include "pool/pg_conn.h"
+
+namespace helios::pool {
+
+class Pool;
+
+enum class BackendState : uint8_t {
+  kIdle,     // in its pool's idle list; no I/O outstanding
+  kLeased,   // paired with a client; the client's worker does all I/O on it
+  kCleanup,  // its client left: a worker is rolling back / resetting it before it returns
+  kClosed,   // slot free
+};
+
+const char* to_string(BackendState s);
+
+struct Backend {
+  uint32_t index = 0;  // slot in the BackendTable
+  uint32_t gen = 0;    // bumped when the slot is reused: stale completions are detected
+  UniqueFd fd;
+  BackendState state = BackendState::kClosed;
+  Pool* pool = nullptr;
+  int32_t process_id = 0;  // PostgreSQL's BackendKeyData, for cancels
+  int32_t secret_key = 0;
+  Nanos created_at = 0;
+  Nanos expires_at = 0;  // created_at + max_lifetime - jitter
+  Nanos idle_since = 0;
+
+  // Lease ownership (kLeased / kCleanup): which worker and which client.
+  uint16_t worker = 0;
+  uint32_t client_slot = 0;
+  uint32_t client_gen = 0;
+  Nanos lease_started = 0;
+  // Bumped at every lease start; a cancel captured under one lease is dropped under another.
+  std::atomic<uint64_t> lease_seq{0};
+
+  // What to do with the backend once no I/O is outstanding on it.
+  enum class Finish : uint8_t { kNone, kRelease, kDiscard, kCleanup };
+
+  // Data-path state, touched only by the owning worker.
+  uint32_t inflight = 0;  // io_uring operations outstanding on fd (recv + sends)
+  uint32_t sends_inflight = 0;
+  Finish finish = Finish::kNone;
+  bool cancel_issued = false;  // an ASYNC_CANCEL for the armed recv was submitted
+  bool cleanup_rollback = false;
+  bool cleanup_reset = false;
+  std::string control_out;   // proxy-internal queries sent while no client is attached
+  uint16_t swallow_rfq = 0;  // proxy-internal queries whose responses the client never sees
+  char tx_status = 'I';
+  bool recv_armed = false;
+  bool recv_paused = false;  // client's outgoing queue is full: backpressure
+  bool broken = false;       // I/O error or protocol violation: close instead of reuse
+  pg::StreamFramer framer;   // backend -> client direction
+  ParamList params;          // session parameters as the server reports / as the proxy set them
+  std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches
+
+  // Idle list links (pool lock).
+  Backend* idle_prev = nullptr;
+  Backend* idle_next = nullptr;
+
+  void reset_for_reuse();
+};
+
+}  // namespace helios::pool

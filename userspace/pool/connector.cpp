@@ -1,0 +1,73 @@
+#include "pool/connector.h"
+
+namespace helios::pool {
+
+Connector::Connector(ConnectorSettings settings, MessengerFactory make_messenger, int threads)
+    : make_messenger_(std::move(make_messenger)), settings_(std::move(settings)) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+}
+
+Connector::~Connector() {
+  stop();
+}
+
+void Connector::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void Connector::request(Pool* pool) {
+  run([this, pool](Messenger& m) { connect_one(pool, m); });
+}
+
+void Connector::run(Job job) {
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void Connector::apply_settings(ConnectorSettings s) {
+  std::lock_guard lock(mu_);
+  settings_ = std::move(s);
+}
+
+ConnectorSettings Connector::settings() const {
+  std::lock_guard lock(mu_);
+  return settings_;
+}
+
+void Connector::loop() {
+  std::unique_ptr<Messenger> messenger = make_messenger_();
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job(*messenger);
+  }
+}
+
+void Connector::connect_one(Pool* pool, Messenger& m) {
+  ConnectorSettings s = settings();
+  Nanos deadline = monotonic_now() + s.connection_timeout;
+  auto session = pg_login(s.address, pool->key().user, pool->key().database, s.extra_params,
+                          pool->login_secret(), deadline);
+  if (!session) {
+    pool->on_connect_failed(session.error(), m);
+    return;
+  }
+  pool->on_connected(std::move(*session), m, monotonic_now());
+}
+
+}  // namespace helios::pool

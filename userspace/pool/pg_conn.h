@@ -1,0 +1,62 @@
+// A small blocking PostgreSQL client for control-plane work off the data path: logging a new
+// backend in (the connector threads), running auth_query, sending CancelRequests. Every wait
+// is bounded by a deadline.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "pg/scram_crypto.h"
+#include "pg/scram_secret.h"
+
+namespace helios::pool {
+
+// Where PostgreSQL listens. A host starting with '/' is a unix socket directory.
+struct ServerAddress {
+  std::string host = "localhost";
+  uint16_t port = 5432;
+  bool operator==(const ServerAddress&) const = default;
+};
+
+// What the proxy knows that lets it log in as a user, best first.
+struct LoginSecret {
+  std::optional<std::string> password;          // plaintext (auth file, [backend] password)
+  std::optional<pg::ScramKey> client_key;       // recovered from a client's SCRAM login
+  std::optional<pg::ScramSecret> scram_secret;  // stored secret: verifies the server's signature
+  std::optional<std::string> md5_hash;          // "md5..." as stored by PostgreSQL
+};
+
+using ParamList = std::vector<std::pair<std::string, std::string>>;
+
+struct ServerSession {
+  UniqueFd fd;
+  int32_t process_id = 0;
+  int32_t secret_key = 0;
+  ParamList params;  // ParameterStatus values reported at login
+};
+
+// Connects, logs in (trust, cleartext, md5 or SCRAM-SHA-256) and reads until ReadyForQuery.
+// Errors from the server keep their SQLSTATE in Error::message as "SQLSTATE: message".
+Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& user,
+                               const std::string& database, const ParamList& extra_params,
+                               const LoginSecret& secret, Nanos deadline);
+
+using Row = std::vector<std::optional<std::string>>;
+
+// Runs one statement with text parameters over the extended protocol (no SQL quoting needed)
+// and returns its rows. The session stays usable afterwards unless an I/O error occurred.
+Result<std::vector<Row>> pg_query(ServerSession& s, const std::string& sql,
+                                  const std::vector<std::string>& params, Nanos deadline);
+
+// Sends a CancelRequest for (process_id, secret_key) on a new connection.
+Status pg_cancel(const ServerAddress& addr, int32_t process_id, int32_t secret_key, Nanos deadline);
+
+// Opens a non-blocking-capable TCP or unix stream to the server (blocking connect with deadline).
+Result<UniqueFd> connect_server(const ServerAddress& addr, Nanos deadline);
+
+}  // namespace helios::pool

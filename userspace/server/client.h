@@ -1,0 +1,75 @@
+// A client: one application connection to the proxy, owned by the worker that accepted it.
+// Its state machine is explicit (ClientState); Worker::set_state() is the one place that moves
+// a client between states and the worker's per-state timer lists.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/clock.h"
+#include "io/send_queue.h"
+#include "pg/framer.h"
+#include "pool/pool.h"
+#include "server/params.h"
+
+namespace helios::tenant {
+class TenantState;
+}
+
+namespace helios::server {
+
+enum class ClientState : uint8_t {
+  kStartup,     // reading the startup packet (again after answering SSLRequest/GSSENCRequest)
+  kAuthLookup,  // waiting for the user's secret (auth_query on a connector thread)
+  kAuthSasl,    // SCRAM-SHA-256 exchange
+  kAuthMd5,     // waiting for the md5 PasswordMessage
+  kWelcome,     // authenticated; waiting for a first backend to learn the server's parameters
+  kIdle,        // between transactions, no backend
+  kQueued,      // has work for a backend; waiting in its pool's fair queue
+  kActive,      // leased: paired with a backend
+  kClosing,     // no more input; flushing what is queued, then closing
+  kFree,        // slot unused
+};
+
+const char* to_string(ClientState s);
+
+struct StartupState;  // startup/auth scratch, freed once the client is authenticated
+
+struct Client {
+  uint32_t slot = 0;
+  uint32_t gen = 0;
+  int fd = -1;
+  ClientState state = ClientState::kFree;
+  bool recv_armed = false;      // multishot recv outstanding
+  bool recv_paused = false;     // stopped reading: backend queue full (backpressure)
+  bool recv_starved = false;    // multishot ended for lack of buffers; re-arm when some return
+  bool unsynced = false;        // forwarded extended-protocol messages not yet followed by Sync
+  bool terminate = false;       // client sent Terminate
+  bool fatal_sent = false;      // an error was queued; close once flushed
+  bool counted = false;         // counted in the global client connection limit
+  bool tenant_counted = false;  // counted in its tenant's max_connections
+  bool skip_to_sync = false;    // a refused extended-protocol message: discard until Sync
+  uint16_t inflight = 0;        // io_uring ops outstanding that reference this slot
+  uint32_t outstanding = 0;     // ReadyForQuery messages the client still expects
+  uint32_t cancel_key = 0;      // secret half of the BackendKeyData the proxy issued
+
+  Nanos state_since = 0;
+  Nanos deadline = 0;            // of the current timed state (startup, queued, transaction)
+  Client* timer_prev = nullptr;  // per-state timer list of the worker
+  Client* timer_next = nullptr;
+
+  pool::Waiter waiter;  // while kQueued / kWelcome
+  pool::Pool* pool = nullptr;
+  pool::Backend* backend = nullptr;     // while kActive
+  pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
+  tenant::TenantState* tenant = nullptr;
+  ParamSetPtr params;  // session parameters the client wants (lower-case names)
+  std::unique_ptr<StartupState> startup;
+
+  pg::StreamFramer framer;  // client -> backend direction
+  io::SendQueue to_backend;
+  io::SendQueue to_client;
+};
+
+}  // namespace helios::server

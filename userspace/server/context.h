@@ -1,0 +1,55 @@
+// What the workers share: the backend table, pools, connector threads, auth lookups, interned
+// parameter sets, global limits and the directory of workers. Owned by Server, passed by
+// reference (no globals).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "control/config.h"
+#include "pool/backend_table.h"
+#include "pool/connector.h"
+#include "server/auth_service.h"
+#include "server/params.h"
+#include "server/pool_manager.h"
+#include "tenant/tenant_registry.h"
+
+namespace helios::server {
+
+class Worker;
+struct Client;
+using RuntimeConfig = control::Config;
+
+struct SharedContext {
+  pool::BackendTable backends;
+  std::unique_ptr<pool::Connector> connector;
+  std::unique_ptr<PoolManager> pools;
+  std::unique_ptr<AuthService> auth;
+  ParamInterner params;
+  std::vector<Worker*> workers;
+  std::atomic<int64_t> client_connections{0};
+  std::atomic<uint64_t> cancel_requests{0};
+  // A messenger for threads that are not workers (connector, control thread).
+  std::function<std::unique_ptr<pool::Messenger>()> make_messenger;
+  tenant::TenantRegistry tenants;
+  std::atomic<bool> quotas_enabled{false};
+
+  // ---- tenant hooks called by workers (server/context.cpp)
+  // Identifies the client's tenant and applies its connection limit.
+  Status admit_client(Client* c, const std::string& tenant, const control::Config& cfg);
+  void on_client_closed(Client* c);
+  // The pool group of the client's tenant: "" (default pool), or its tier pool.
+  std::string pool_group_for(const Client* c, const control::Config& cfg) const;
+  // Fair-queue identity of a client about to wait: tenant index and weight.
+  void fill_waiter(Client* c) const;
+  void on_lease_start(Client* c, Nanos waited);
+  void on_lease_end(Client* c);
+};
+
+// Tenant rules and default limits from the config, as the tenant layer wants them.
+std::vector<tenant::TenantRule> tenant_rules_from(const control::Config& cfg);
+tenant::TenantLimits default_tenant_limits_from(const control::Config& cfg);
+
+}  // namespace helios::server

@@ -1,0 +1,66 @@
+#include "server/params.h"
+
+#include <algorithm>
+
+namespace helios::server {
+
+const std::string* ParamSet::find(std::string_view name) const {
+  for (const auto& [k, v] : pairs_)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+namespace {
+std::string key_of(const ParamPairs& p) {
+  std::string k;
+  for (const auto& [n, v] : p) {
+    k += n;
+    k += '\0';
+    k += v;
+    k += '\0';
+  }
+  return k;
+}
+}  // namespace
+
+ParamSetPtr ParamInterner::intern(ParamPairs pairs) {
+  std::sort(pairs.begin(), pairs.end());
+  std::string key = key_of(pairs);
+  std::lock_guard lock(mu_);
+  auto& slot = sets_[key];
+  if (auto existing = slot.lock()) return existing;
+  auto made = std::make_shared<const ParamSet>(std::move(pairs));
+  slot = made;
+  // Drop entries whose sets died, now and then, so the table doesn't grow without bound.
+  if (sets_.size() > 1024 && sets_.size() % 1024 == 0)
+    std::erase_if(sets_, [](const auto& kv) { return kv.second.expired(); });
+  return made;
+}
+
+ParamSetPtr ParamInterner::with(const ParamSetPtr& base, std::string_view name,
+                                const std::string* value) {
+  ParamPairs p = base ? base->pairs() : ParamPairs{};
+  std::erase_if(p, [&](const auto& kv) { return kv.first == name; });
+  if (value) p.emplace_back(std::string(name), *value);
+  return intern(std::move(p));
+}
+
+size_t ParamInterner::size() const {
+  std::lock_guard lock(mu_);
+  return sets_.size();
+}
+
+bool is_tracked_parameter(std::string_view n) {
+  return n == "application_name" || n == "client_encoding" || n == "datestyle" ||
+         n == "intervalstyle" || n == "timezone" || n == "standard_conforming_strings" ||
+         n == "default_transaction_read_only";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return out;
+}
+
+}  // namespace helios::server

@@ -1,0 +1,241 @@
+#include "server/server.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <future>
+
+#include "common/log.h"
+#include "io/listener.h"
+#include "server/messenger.h"
+
+namespace helios::server {
+namespace {
+
+pool::ConnectorSettings connector_settings(const control::Config& cfg) {
+  pool::ConnectorSettings s;
+  s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
+  s.connection_timeout = cfg.backend.connection_timeout;
+  s.extra_params.emplace_back("application_name", "heliosproxy");
+  if (cfg.connection_pool.statement_timeout > 0)
+    s.extra_params.emplace_back(
+        "options", "-c statement_timeout=" +
+                       std::to_string(cfg.connection_pool.statement_timeout / kNanosPerMilli));
+  return s;
+}
+
+void set_log_level(control::LogLevel l) {
+  switch (l) {
+    case control::LogLevel::kTrace:
+      spdlog::set_level(spdlog::level::trace);
+      break;
+    case control::LogLevel::kDebug:
+      spdlog::set_level(spdlog::level::debug);
+      break;
+    case control::LogLevel::kInfo:
+      spdlog::set_level(spdlog::level::info);
+      break;
+    case control::LogLevel::kWarn:
+      spdlog::set_level(spdlog::level::warn);
+      break;
+    case control::LogLevel::kError:
+      spdlog::set_level(spdlog::level::err);
+      break;
+    case control::LogLevel::kOff:
+      spdlog::set_level(spdlog::level::off);
+      break;
+  }
+}
+
+}  // namespace
+
+Server::Server(control::Config cfg, std::string config_path)
+    : config_path_(std::move(config_path)),
+      cfg_(std::make_shared<const control::Config>(std::move(cfg))) {}
+
+Server::~Server() {
+  if (!threads_.empty()) {
+    Nanos now = monotonic_now();
+    for (auto& w : workers_)
+      w->post([now](Worker& wk) { wk.begin_drain(now); }, *control_messenger_);
+    for (auto& t : threads_) t.join();
+  }
+  if (ctx_.connector) ctx_.connector->stop();
+}
+
+std::shared_ptr<const control::Config> Server::config() const {
+  std::lock_guard lock(cfg_mu_);
+  return cfg_;
+}
+
+ReloadOutcome Server::last_reload() const {
+  std::lock_guard lock(cfg_mu_);
+  return last_reload_;
+}
+
+Status Server::start() {
+  auto cfg = config();
+  set_log_level(cfg->proxy.log_level);
+  // Signals are read from a signalfd by the control loop: block them in every thread.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ctx_.make_messenger = [this] { return std::make_unique<ThreadMessenger>(ctx_); };
+  ctx_.connector =
+      std::make_unique<pool::Connector>(connector_settings(*cfg), ctx_.make_messenger, 4);
+  ctx_.pools = std::make_unique<PoolManager>(ctx_.backends, *ctx_.connector);
+  ctx_.auth = std::make_unique<AuthService>(*ctx_.connector);
+  if (auto s = ctx_.auth->configure(*cfg); !s) return s;
+  if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*cfg), default_tenant_limits_from(*cfg),
+                                         monotonic_now());
+      !s)
+    return s;
+  ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
+
+  int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : int(std::thread::hardware_concurrency());
+  if (n < 1) n = 1;
+  if (n > 64) n = 64;
+  io::HostPort hp{cfg->proxy.listen_address.host, cfg->proxy.listen_address.port};
+  std::vector<UniqueFd> listeners;
+  for (int i = 0; i < n; ++i) {
+    auto listener = io::listen_tcp(hp, /*reuse_port=*/true);
+    if (!listener) return listener.error();
+    listeners.push_back(std::move(*listener));
+    auto w = std::make_unique<Worker>(uint16_t(i), ctx_);
+    w->on_config(cfg);
+    ctx_.workers.push_back(w.get());
+    workers_.push_back(std::move(w));
+  }
+  control_messenger_ = std::make_unique<ThreadMessenger>(ctx_);
+  // Each ring is created on the thread that will submit to it (IORING_SETUP_SINGLE_ISSUER).
+  std::vector<std::promise<Status>> inits(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([wp = workers_[size_t(i)].get(), l = std::move(listeners[size_t(i)]),
+                           &init = inits[size_t(i)]]() mutable {
+      Status s = wp->init(std::move(l));
+      bool ok = s.ok();
+      init.set_value(std::move(s));
+      if (ok) wp->run();
+    });
+  }
+  Status failed;
+  for (auto& p : inits) {
+    Status s = p.get_future().get();
+    if (!s && failed) failed = s;
+  }
+  if (!failed) {
+    Nanos now = monotonic_now();
+    for (size_t i = 0; i < workers_.size(); ++i)
+      if (workers_[i]->initialized())
+        workers_[i]->post([now](Worker& wk) { wk.begin_drain(now); }, *control_messenger_);
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return failed;
+  }
+  ready_.store(true, std::memory_order_release);
+  log::info("heliosproxy {} listening on {} ({} workers, {} mode, {} data path)", HELIOS_VERSION,
+            cfg->proxy.listen_address.to_string(), n, control::to_string(cfg->proxy.mode),
+            control::to_string(cfg->proxy.data_path));
+  return {};
+}
+
+void Server::apply(std::shared_ptr<const control::Config> cfg) {
+  set_log_level(cfg->proxy.log_level);
+  ctx_.connector->apply_settings(connector_settings(*cfg));
+  ctx_.pools->apply(*cfg);
+  ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
+  {
+    std::lock_guard lock(cfg_mu_);
+    cfg_ = cfg;
+  }
+  for (auto& w : workers_) w->post([cfg](Worker& wk) { wk.on_config(cfg); }, *control_messenger_);
+}
+
+ReloadOutcome Server::reload() {
+  std::lock_guard guard(control_mu_);
+  Nanos start = monotonic_now();
+  ReloadOutcome out;
+  auto loaded = control::load_config_file(config_path_);
+  if (!loaded) {
+    out.error = loaded.error().message;
+  } else if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*loaded),
+                                                default_tenant_limits_from(*loaded), start);
+             !s) {
+    out.error = s.error().message;
+  } else if (auto a = ctx_.auth->configure(*loaded); !a) {
+    out.error = a.error().message;
+  } else {
+    apply(std::make_shared<const control::Config>(std::move(*loaded)));
+    out.ok = true;
+  }
+  out.took = monotonic_now() - start;
+  if (out.ok)
+    log::info("reloaded {} in {:.2f} ms", config_path_, double(out.took) / 1e6);
+  else
+    log::error("reload refused, keeping the running config: {}", out.error);
+  std::lock_guard lock(cfg_mu_);
+  last_reload_ = out;
+  return out;
+}
+
+void Server::drain() {
+  std::lock_guard guard(control_mu_);
+  if (draining_.exchange(true)) return;
+  auto cfg = config();
+  Nanos deadline = monotonic_now() + cfg->proxy.drain_timeout;
+  ready_.store(false, std::memory_order_release);
+  log::info("draining: no new connections; open transactions have {} s to finish",
+            cfg->proxy.drain_timeout / kNanosPerSec);
+  for (auto& w : workers_)
+    w->post([deadline](Worker& wk) { wk.begin_drain(deadline); }, *control_messenger_);
+}
+
+void Server::upkeep(Nanos now) {
+  for (pool::Pool* p : ctx_.pools->all()) p->upkeep(*control_messenger_, now);
+}
+
+int Server::run() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  Nanos next_upkeep = monotonic_now() + kNanosPerSec;
+  while (true) {
+    pollfd p{sfd, POLLIN, 0};
+    ::poll(&p, 1, 200);
+    signalfd_siginfo si;
+    while (::read(sfd, &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGHUP)
+        reload();
+      else
+        drain();
+    }
+    Nanos now = monotonic_now();
+    if (now >= next_upkeep) {
+      upkeep(now);
+      next_upkeep = now + kNanosPerSec;
+    }
+    if (draining_.load()) {
+      bool all_done = true;
+      for (auto& w : workers_) all_done &= w->stats().clients.load() == 0 && w->finished();
+      if (all_done) break;
+    }
+  }
+  ::close(sfd);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  ctx_.connector->stop();
+  log::info("drained; exiting");
+  return 0;
+}
+
+}  // namespace helios::server

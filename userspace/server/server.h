@@ -1,0 +1,66 @@
+// The proxy process: shared context, worker threads, connector threads, and the control loop
+// (signals through signalfd, pool upkeep once a second, reload, drain).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "control/config.h"
+#include "server/context.h"
+#include "server/worker.h"
+
+namespace helios::server {
+
+class ThreadMessenger;
+
+struct ReloadOutcome {
+  bool ok = false;
+  std::string error;  // why the new config was refused (the old one stays)
+  Nanos took = 0;     // from reading the file to every worker running with it
+};
+
+class Server {
+ public:
+  Server(control::Config cfg, std::string config_path);
+  ~Server();
+
+  Status start();
+  // Runs the control loop on the calling thread until the proxy has drained or stopped.
+  int run();
+
+  // Thread-safe entry points for the control plane (admin API, signals).
+  ReloadOutcome reload();
+  void drain();
+  std::shared_ptr<const control::Config> config() const;
+  SharedContext& context() { return ctx_; }
+  const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+  ReloadOutcome last_reload() const;
+
+ private:
+  void apply(std::shared_ptr<const control::Config> cfg);
+  void upkeep(Nanos now);
+
+  std::string config_path_;
+  mutable std::mutex cfg_mu_;
+  std::shared_ptr<const control::Config> cfg_;
+  ReloadOutcome last_reload_;
+
+  SharedContext ctx_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<ThreadMessenger> control_messenger_;
+  std::mutex control_mu_;  // serializes reload/drain from signal and admin threads
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> reload_requested_{false};
+};
+
+}  // namespace helios::server

@@ -1,0 +1,32 @@
+// Scratch a client needs only until it is authenticated: the startup packet being read, the
+// parsed startup, and the authentication exchange. Freed at the welcome, so an idle
+// authenticated client carries none of it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "pg/credential.h"
+#include "pg/md5.h"
+#include "pg/scram_server.h"
+#include "pg/startup.h"
+#include "server/params.h"
+
+namespace helios::server {
+
+struct StartupState {
+  std::string packet;  // bytes of the (untyped) startup packet gathered so far
+  std::string user;
+  std::string database;
+  ParamPairs params;   // session parameters asked for at startup (lower-case names)
+  std::string tenant;  // tenant id derived from the startup parameters
+  std::optional<pg::Credential> credential;
+  bool credential_cached = false;  // came from the auth cache: refetch once if it fails
+  bool retried_lookup = false;
+  std::optional<pg::ScramServer> scram;
+  bool sasl_started = false;
+  pg::Md5Salt md5_salt{};
+  std::string md5_hash;
+};
+
+}  // namespace helios::server

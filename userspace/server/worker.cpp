@@ -1,0 +1,520 @@
+#include "server/worker.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "io/listener.h"
+#include "pg/sqlstate.h"
+#include "pg/writer.h"
+#include "server/startup_state.h"
+
+namespace helios::server {
+namespace {
+constexpr Nanos kTick = 20 * kNanosPerMilli;
+constexpr uint16_t kBufferGroup = 1;
+}  // namespace
+
+const char* to_string(ClientState s) {
+  switch (s) {
+    case ClientState::kStartup:
+      return "startup";
+    case ClientState::kAuthLookup:
+      return "auth_lookup";
+    case ClientState::kAuthSasl:
+      return "auth_sasl";
+    case ClientState::kAuthMd5:
+      return "auth_md5";
+    case ClientState::kWelcome:
+      return "welcome";
+    case ClientState::kIdle:
+      return "idle";
+    case ClientState::kQueued:
+      return "queued";
+    case ClientState::kActive:
+      return "active";
+    case ClientState::kClosing:
+      return "closing";
+    case ClientState::kFree:
+      return "free";
+  }
+  return "?";
+}
+
+Worker::Worker(uint16_t id, SharedContext& ctx) : id_(id), ctx_(ctx) {}
+
+Worker::~Worker() = default;
+
+Status Worker::init(UniqueFd listener) {
+  auto ring = io::Ring::create({});
+  if (!ring) return ring.error();
+  ring_ = std::move(*ring);
+  const auto& dp = cfg_->proxy;
+  (void)dp;
+  auto bufs = io::BufferRing::create(ring_->raw(), kBufferGroup, 4096, 16 * 1024);
+  if (!bufs) return bufs.error();
+  bufs_ = std::move(*bufs);
+  chunks_ = std::make_unique<io::ChunkPool>(bufs_.get());
+  listener_ = std::move(listener);
+  log::debug("worker {}: io_uring {} ({} buffers of {} KiB)", id_, ring_->setup_description(),
+             bufs_->count(), bufs_->buffer_size() / 1024);
+  return {};
+}
+
+// ---------------------------------------------------------------------------------- loop
+
+void Worker::run() {
+  arm_accept();
+  next_tick_ = monotonic_now() + kTick;
+  while (true) {
+    if (bufs_->publish() && !starved_.empty()) {
+      auto starved = std::move(starved_);
+      starved_.clear();
+      for (Client* c : starved) {
+        c->recv_starved = false;
+        if (c->state != ClientState::kFree && c->state != ClientState::kClosing) arm_client_recv(c);
+      }
+    }
+    Nanos now = monotonic_now();
+    int rc = ring_->submit_and_wait(next_tick_ > now ? next_tick_ - now : 1);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
+      log::error("worker {}: io_uring_enter: {}", id_, std::strerror(-rc));
+    ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
+    if (mail_flagged_.load(std::memory_order_acquire)) drain_mail();
+    run_deferred();
+    now = monotonic_now();
+    if (now >= next_tick_) {
+      on_tick(now);
+      next_tick_ = now + kTick;
+    }
+    if (stopping_ && stats_.clients.load(std::memory_order_relaxed) == 0 && !accept_armed_) break;
+  }
+  ring_->submit();
+  finished_.store(true, std::memory_order_release);
+}
+
+void Worker::dispatch(const io_uring_cqe& cqe) {
+  uint64_t ud = cqe.user_data;
+  switch (op_of(ud)) {
+    case Op::kAccept:
+      on_accept(cqe.res, cqe.flags);
+      return;
+    case Op::kClientRecv: {
+      Client* c = client_at(slot_of(ud), gen_of(ud));
+      if (!c) {
+        if (cqe.flags & IORING_CQE_F_BUFFER)
+          bufs_->unref(uint16_t(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        return;
+      }
+      on_client_recv(c, cqe.res, cqe.flags);
+      return;
+    }
+    case Op::kClientSend: {
+      Client* c = client_at(slot_of(ud), gen_of(ud));
+      if (c) on_client_send(c, cqe.res);
+      return;
+    }
+    case Op::kBackendRecv: {
+      pool::Backend* b = ctx_.backends.find(slot_of(ud), gen_of(ud));
+      if (!b) {
+        if (cqe.flags & IORING_CQE_F_BUFFER) {
+          uint16_t bid = uint16_t(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+          bufs_->on_delivered(bid);
+          bufs_->unref(bid);
+        }
+        return;
+      }
+      on_backend_recv(b, cqe.res, cqe.flags);
+      return;
+    }
+    case Op::kBackendSend: {
+      Client* c = client_at(slot_of(ud), gen_of(ud));
+      if (c) on_backend_send(c, cqe.res);
+      return;
+    }
+    case Op::kGrant:
+      on_grant(slot_of(ud), gen_of(ud), uint32_t(cqe.res));
+      return;
+    case Op::kFail:
+      on_wait_failed(slot_of(ud), gen_of(ud), pool::WaitFailure(cqe.res));
+      return;
+    case Op::kMail:
+      drain_mail();
+      return;
+    case Op::kControlSend: {
+      pool::Backend* b = ctx_.backends.find(slot_of(ud), gen_of(ud));
+      if (b) on_control_send(b, cqe.res);
+      return;
+    }
+    case Op::kCancelOp:
+      return;
+    case Op::kMsgSent:
+      log::error("worker {}: msg_ring failed: {}", id_, std::strerror(-cqe.res));
+      return;
+  }
+  log::error("worker {}: completion with unknown op {}", id_, int(op_of(ud)));
+}
+
+void Worker::post(std::function<void(Worker&)> fn, pool::Messenger& via) {
+  {
+    std::lock_guard lock(mail_mu_);
+    mail_.push_back(std::move(fn));
+  }
+  if (!mail_flagged_.exchange(true, std::memory_order_acq_rel)) via.mail(id_);
+}
+
+void Worker::send_msg(uint16_t worker, uint32_t res, uint64_t user_data) {
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_msg_ring(sqe, ctx_.workers[worker]->ring_fd(), res, user_data, 0);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  sqe->user_data = pack(Op::kMsgSent, 0, 0);
+}
+
+void Worker::mail(uint16_t worker) {
+  if (worker != id_) send_msg(worker, 0, pack(Op::kMail, 0, 0));
+  // Mail to ourselves is drained at the end of this loop iteration.
+}
+
+void Worker::drain_mail() {
+  mail_flagged_.store(false, std::memory_order_release);
+  std::vector<std::function<void(Worker&)>> mail;
+  {
+    std::lock_guard lock(mail_mu_);
+    mail.swap(mail_);
+  }
+  for (auto& fn : mail) fn(*this);
+}
+
+void Worker::grant(const pool::Waiter& w, pool::Backend* b) {
+  if (w.worker == id_) {
+    deferred_grants_.emplace_back(w, b);
+    return;
+  }
+  send_msg(w.worker, b->index, pack(Op::kGrant, w.slot, w.gen));
+}
+
+void Worker::fail(const pool::Waiter& w, pool::WaitFailure why) {
+  if (w.worker == id_) {
+    on_wait_failed(w.slot, w.gen, why);
+    return;
+  }
+  send_msg(w.worker, uint32_t(why), pack(Op::kFail, w.slot, w.gen));
+}
+
+void Worker::run_deferred() {
+  while (!deferred_grants_.empty()) {
+    auto grants = std::move(deferred_grants_);
+    deferred_grants_.clear();
+    for (auto& [w, b] : grants) on_grant(w.slot, w.gen, b->index);
+  }
+}
+
+void Worker::on_config(std::shared_ptr<const RuntimeConfig> cfg) {
+  cfg_ = std::move(cfg);
+}
+
+// ---------------------------------------------------------------------------------- accept
+
+void Worker::arm_accept() {
+  if (!accepting_ || accept_armed_) return;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_multishot_accept(sqe, listener_.get(), nullptr, nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+  sqe->user_data = pack(Op::kAccept, 0, 0);
+  accept_armed_ = true;
+}
+
+void Worker::on_accept(int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+  if (res >= 0) {
+    if (!accepting_) {
+      ::close(res);
+    } else {
+      io::tune_stream_socket(res);
+      if (!new_client(res)) ::close(res);
+    }
+  } else if (res != -ECANCELED) {
+    log::warn("worker {}: accept: {}", id_, std::strerror(-res));
+  }
+  if (!accept_armed_ && accepting_) arm_accept();
+}
+
+// ---------------------------------------------------------------------------------- clients
+
+Client* Worker::client_at(uint32_t slot, uint32_t gen) {
+  if (slot >= slots_used_) return nullptr;
+  Client* c = &client_chunks_[slot / kClientChunkSize][slot % kClientChunkSize];
+  return c->gen == gen && c->state != ClientState::kFree ? c : nullptr;
+}
+
+Client* Worker::new_client(int fd) {
+  uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    if (slots_used_ >= (1u << 24)) return nullptr;
+    if (slots_used_ % kClientChunkSize == 0)
+      client_chunks_.push_back(std::make_unique<Client[]>(kClientChunkSize));
+    slot = slots_used_++;
+  }
+  Client* c = &client_chunks_[slot / kClientChunkSize][slot % kClientChunkSize];
+  uint32_t gen = c->gen + 1;
+  *c = Client{};
+  c->slot = slot;
+  c->gen = gen;
+  c->fd = fd;
+  c->startup = std::make_unique<StartupState>();
+  stats_.clients.fetch_add(1, std::memory_order_relaxed);
+  Nanos now = monotonic_now();
+  c->state = ClientState::kFree;  // set_state links it into the startup list
+  set_state(c, ClientState::kStartup, now);
+  c->deadline = now + cfg_->proxy.startup_timeout;
+  arm_client_recv(c);
+  return c;
+}
+
+Worker::TimerList* Worker::list_for(ClientState s) {
+  switch (s) {
+    case ClientState::kStartup:
+    case ClientState::kAuthLookup:
+    case ClientState::kAuthSasl:
+    case ClientState::kAuthMd5:
+      return &startup_list_;
+    case ClientState::kQueued:
+    case ClientState::kWelcome:
+      return &queued_list_;
+    case ClientState::kActive:
+      return &active_list_;
+    default:
+      return nullptr;
+  }
+}
+
+void Worker::set_state(Client* c, ClientState s, Nanos now) {
+  TimerList* from = list_for(c->state);
+  TimerList* to = list_for(s);
+  if (from != to) {
+    if (from) {  // unlink
+      if (c->timer_prev)
+        c->timer_prev->timer_next = c->timer_next;
+      else
+        from->head = c->timer_next;
+      if (c->timer_next)
+        c->timer_next->timer_prev = c->timer_prev;
+      else
+        from->tail = c->timer_prev;
+      c->timer_prev = c->timer_next = nullptr;
+    }
+    if (to) {  // append: lists stay ordered by entry time
+      c->timer_prev = to->tail;
+      c->timer_next = nullptr;
+      if (to->tail)
+        to->tail->timer_next = c;
+      else
+        to->head = c;
+      to->tail = c;
+    }
+    c->state_since = now;
+  }
+  c->state = s;
+}
+
+void Worker::arm_client_recv(Client* c) {
+  if (c->recv_armed || c->recv_paused || c->recv_starved) return;
+  io_uring_sqe* sqe = ring_->sqe();
+  io_uring_prep_recv_multishot(sqe, c->fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = bufs_->group_id();
+  sqe->user_data = pack(Op::kClientRecv, c->slot, c->gen);
+  c->recv_armed = true;
+  ++c->inflight;
+}
+
+void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    c->recv_armed = false;
+    --c->inflight;
+  }
+  if (res > 0) {
+    uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
+    bufs_->on_delivered(bid);
+    stats_.bytes_from_clients.fetch_add(uint64_t(res), std::memory_order_relaxed);
+    if (c->state != ClientState::kClosing) {
+      if (c->startup && c->state != ClientState::kWelcome)
+        on_startup_bytes(c, bufs_->data(bid), uint32_t(res));
+      else
+        on_client_data(c, bid, bufs_->data(bid), uint32_t(res));
+    }
+    bufs_->unref(bid);
+    if (!c->recv_armed && c->state != ClientState::kClosing && c->state != ClientState::kFree)
+      arm_client_recv(c);
+    maybe_free(c);
+    return;
+  }
+  if (res == -ENOBUFS) {  // every receive buffer is in use: retry when some come back
+    if (!c->recv_armed && !c->recv_starved) {
+      c->recv_starved = true;
+      starved_.push_back(c);
+    }
+    return;
+  }
+  if (res == -ECANCELED && c->recv_paused) {
+    maybe_free(c);
+    return;
+  }
+  // EOF or error: the client is gone.
+  if (c->state != ClientState::kClosing) {
+    c->terminate = true;
+    close_client(c);
+  }
+  maybe_free(c);
+}
+
+void Worker::queue_to_client(Client* c, std::string_view bytes) {
+  c->to_client.push_owned(*chunks_, bytes);
+  flush_client(c);
+}
+
+void Worker::submit_send(io::SendQueue& q, int fd, uint64_t user_data) {
+  io::SendOp* op = send_ops_.get();
+  int n = q.prepare(op->iov);
+  io_uring_sqe* sqe = ring_->sqe();
+  if (n == 1) {
+    io_uring_prep_send(sqe, fd, op->iov[0].iov_base, op->iov[0].iov_len, MSG_NOSIGNAL);
+    send_ops_.put(op);
+  } else {
+    op->mh.msg_iovlen = size_t(n);
+    q.op = op;
+    io_uring_prep_sendmsg(sqe, fd, &op->mh, MSG_NOSIGNAL);
+  }
+  sqe->user_data = user_data;
+}
+
+void Worker::complete_send(io::SendQueue& q, int res) {
+  send_ops_.put(q.op);
+  q.op = nullptr;
+  q.complete(*chunks_, res > 0 ? uint32_t(res) : 0);
+}
+
+void Worker::flush_client(Client* c) {
+  if (c->to_client.in_flight() || c->to_client.empty()) return;
+  submit_send(c->to_client, c->fd, pack(Op::kClientSend, c->slot, c->gen));
+  ++c->inflight;
+}
+
+void Worker::on_client_send(Client* c, int res) {
+  --c->inflight;
+  complete_send(c->to_client, res);
+  if (res < 0) {
+    c->to_client.clear(*chunks_);
+    if (c->state != ClientState::kClosing) {
+      c->terminate = true;
+      close_client(c);
+    }
+    maybe_free(c);
+    return;
+  }
+  if (c->state == ClientState::kClosing && c->fatal_sent && c->to_client.empty()) {
+    ::shutdown(c->fd, SHUT_RDWR);
+  }
+  flush_client(c);
+  // Backpressure: resume reading from the backend once the client caught up.
+  if (c->backend && c->backend->recv_paused && c->to_client.bytes() < kResumeBytes) {
+    c->backend->recv_paused = false;
+    arm_backend_recv(c->backend);
+  }
+  maybe_free(c);
+}
+
+void Worker::send_error(Client* c, bool fatal, std::string_view sqlstate, std::string_view message,
+                        std::string_view detail) {
+  std::string out;
+  pg::write_error_response(out, fatal ? "FATAL" : "ERROR", sqlstate, message, detail);
+  if (!fatal) {
+    pg::write_ready_for_query(out, 'I');
+  }
+  queue_to_client(c, out);
+  if (fatal) {
+    c->fatal_sent = true;
+    close_client(c);
+  }
+}
+
+void Worker::close_client(Client* c) {
+  if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
+  Nanos now = monotonic_now();
+  if (c->state == ClientState::kQueued || c->state == ClientState::kWelcome) {
+    if (c->pool) c->pool->cancel_wait(&c->waiter);
+    // If the pool had already granted us a backend, the grant finds the client gone and
+    // returns the backend itself.
+  }
+  detach_backend_on_close(c);
+  set_state(c, ClientState::kClosing, now);
+  c->startup.reset();
+  c->to_backend.clear_if_idle(*chunks_);
+  if (c->counted) {
+    c->counted = false;
+    ctx_.client_connections.fetch_sub(1, std::memory_order_relaxed);
+    ctx_.on_client_closed(c);
+  }
+  if (c->to_client.empty() || !c->fatal_sent) {
+    // Nothing worth flushing (or the peer is gone): shut the socket so outstanding recv and send
+    // complete now.
+    ::shutdown(c->fd, SHUT_RDWR);
+  }
+  maybe_free(c);
+}
+
+void Worker::abort_client(Client* c) {
+  c->fatal_sent = false;
+  close_client(c);
+}
+
+void Worker::maybe_free(Client* c) {
+  if (c->state != ClientState::kClosing || c->inflight > 0) return;
+  if (c->to_backend.in_flight() || c->to_client.in_flight()) return;
+  c->to_client.clear(*chunks_);
+  c->to_backend.clear(*chunks_);
+  c->framer.reset();
+  c->framer.release_scratch();
+  ::close(c->fd);
+  c->fd = -1;
+  c->params.reset();
+  set_state(c, ClientState::kFree, monotonic_now());
+  free_slots_.push_back(c->slot);
+  stats_.clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------------- timers
+
+void Worker::on_tick(Nanos now) {
+  // Startup and auth must finish within startup_timeout.
+  while (Client* c = startup_list_.head) {
+    if (now < c->deadline) break;
+    fail_startup(c, pg::sqlstate::kProtocolViolation,
+                 "startup and authentication did not complete within startup_timeout");
+    if (startup_list_.head == c) set_state(c, ClientState::kClosing, now);  // defensive
+  }
+  // Waiting clients: acquire_timeout.
+  while (Client* c = queued_list_.head) {
+    if (now < c->deadline) break;
+    on_acquire_timeout(c);
+    if (queued_list_.head == c) {  // a grant is in flight: it will arrive; stop looking
+      c->deadline = now + kTick;
+      break;
+    }
+  }
+  if (drain_deadline_ && now >= drain_deadline_) {
+    // Drain deadline passed: cancel what still runs and close everyone.
+    for (auto& chunk : client_chunks_)
+      for (uint32_t i = 0; i < kClientChunkSize; ++i) {
+        Client* c = &chunk[i];
+        if (c->state != ClientState::kFree && c->state != ClientState::kClosing)
+          send_error(c, true, pg::sqlstate::kAdminShutdown,
+                     "the proxy is shutting down (drain_timeout passed)");
+      }
+  }
+}
+
+}  // namespace helios::server

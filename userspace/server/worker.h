@@ -1,0 +1,182 @@
+// A worker: one thread, one io_uring, one SO_REUSEPORT listener, and the clients it accepted.
+// Everything a client does happens here: startup and auth, queueing for a backend, moving the
+// bytes of its leases (the user-space data path), timeouts and close. Backends are global; a
+// worker owns a backend only for the length of one of its clients' leases.
+//
+// Cross-thread input arrives as msg_ring completions: grants and failures from pools, and
+// "mail" (closures run on this thread: auth results, cancels, reloads, drain).
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "io/buffer_ring.h"
+#include "io/ring.h"
+#include "io/send_queue.h"
+#include "pg/credential.h"
+#include "server/client.h"
+#include "server/context.h"
+#include "server/ops.h"
+
+namespace helios::server {
+
+// Backpressure: stop reading a peer while the other side has this much queued; resume below
+// the lower mark.
+constexpr uint32_t kPauseBytes = 512 * 1024;
+constexpr uint32_t kResumeBytes = 128 * 1024;
+
+class Worker final : public pool::Messenger {
+ public:
+  Worker(uint16_t id, SharedContext& ctx);
+  ~Worker() override;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Creates the ring, the buffer ring and the listener. Called before run().
+  Status init(UniqueFd listener);
+  void run();  // thread body; returns after stop() once every client is gone
+
+  // Any thread: queue a closure to run on this worker, and wake it.
+  void post(std::function<void(Worker&)> fn, pool::Messenger& via);
+  int ring_fd() const { return ring_->fd(); }
+  uint16_t id() const { return id_; }
+
+  // Messenger (pool decisions made on this thread).
+  void grant(const pool::Waiter& w, pool::Backend* b) override;
+  void fail(const pool::Waiter& w, pool::WaitFailure why) override;
+  void mail(uint16_t worker) override;
+
+  // Mail handlers (run on this thread).
+  void on_config(std::shared_ptr<const RuntimeConfig> cfg);
+  void on_cancel(uint32_t slot, uint32_t key);
+  void begin_drain(Nanos deadline);
+  bool initialized() const { return ring_ != nullptr; }
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+
+  struct Stats {
+    std::atomic<int64_t> clients{0};
+    std::atomic<uint64_t> bytes_from_clients{0};
+    std::atomic<uint64_t> bytes_from_backends{0};
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  friend struct ClientHandler;
+  friend struct BackendHandler;
+  friend struct StartupHandler;
+
+  void send_msg(uint16_t worker, uint32_t res, uint64_t user_data);
+
+  // ---- loop
+  void dispatch(const io_uring_cqe& cqe);
+  void on_tick(Nanos now);
+  void drain_mail();
+  void run_deferred();
+
+  // ---- accept and client lifecycle
+  void arm_accept();
+  void on_accept(int res, uint32_t flags);
+  Client* client_at(uint32_t slot, uint32_t gen);
+  Client* new_client(int fd);
+  void set_state(Client* c, ClientState s, Nanos now);
+  void close_client(Client* c);  // stop input, flush output, then free
+  void abort_client(Client* c);  // drop everything now
+  void maybe_free(Client* c);    // frees once no I/O references the slot
+  void detach_backend_on_close(Client* c);
+
+  // ---- client I/O
+  void arm_client_recv(Client* c);
+  void on_client_recv(Client* c, int res, uint32_t flags);
+  void submit_send(io::SendQueue& q, int fd, uint64_t user_data);
+  void complete_send(io::SendQueue& q, int res);
+  void flush_client(Client* c);
+  void on_client_send(Client* c, int res);
+  void queue_to_client(Client* c, std::string_view bytes);
+  void send_error(Client* c, bool fatal, std::string_view sqlstate, std::string_view message,
+                  std::string_view detail = {});
+
+  // ---- startup and auth (server/worker_startup.cpp)
+  void on_startup_bytes(Client* c, const uint8_t* data, uint32_t len);
+  void on_startup_packet(Client* c, std::string_view packet);
+  void on_credential(Client* c, Result<pg::Credential> secret);
+  void on_auth_message(Client* c, char type, std::string_view body);
+  void on_authenticated(Client* c, pool::LoginSecret login);
+  void send_welcome(Client* c);
+  void fail_startup(Client* c, std::string_view sqlstate, std::string_view message);
+
+  // ---- relay: the user-space data path (server/worker_relay.cpp)
+  void on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len);
+  void on_backend_data(pool::Backend* b, uint16_t bid, const uint8_t* data, uint32_t len);
+  void flush_backend(Client* c);
+  void on_backend_send(Client* c, int res);
+  void arm_backend_recv(pool::Backend* b);
+  void on_backend_recv(pool::Backend* b, int res, uint32_t flags);
+  void on_backend_recv_unattached(pool::Backend* b, bool had_data);
+  void on_control_send(pool::Backend* b, int res);
+  void pause_client_input(Client* c);
+  void resume_client_input(Client* c);
+
+  // ---- leases (server/worker_lease.cpp)
+  void need_backend(Client* c);
+  void on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index);
+  void on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why);
+  void start_lease(Client* c, pool::Backend* b);
+  void maybe_end_lease(Client* c);
+  void end_lease(Client* c);
+  void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
+  void begin_cleanup(pool::Backend* b, bool rollback, bool reset);
+  void on_acquire_timeout(Client* c);
+  // Fails the statements a queued client is waiting to run (or the client, if it can't).
+  void fail_pending(Client* c, std::string_view sqlstate, std::string_view message);
+
+  uint16_t id_;
+  SharedContext& ctx_;
+  std::shared_ptr<const RuntimeConfig> cfg_;
+  std::unique_ptr<io::Ring> ring_;
+  std::unique_ptr<io::BufferRing> bufs_;
+  std::unique_ptr<io::ChunkPool> chunks_;
+  io::SendOpPool send_ops_;
+  UniqueFd listener_;
+  bool accept_armed_ = false;
+  bool accepting_ = true;
+  bool stopping_ = false;
+  Nanos drain_deadline_ = 0;
+  std::atomic<bool> finished_{false};
+
+  static constexpr uint32_t kClientChunkSize = 1024;
+  // Client slab: stable addresses, slots reused through a free list.
+  std::vector<std::unique_ptr<Client[]>> client_chunks_;
+  std::vector<uint32_t> free_slots_;
+  uint32_t slots_used_ = 0;
+
+  // Per-state timer lists (FIFO by entry time, so deadlines are checked from the head).
+  struct TimerList {
+    Client* head = nullptr;
+    Client* tail = nullptr;
+  };
+  TimerList startup_list_, queued_list_, active_list_;
+  TimerList* list_for(ClientState s);
+
+  std::vector<Client*> starved_;  // multishot recv ended with ENOBUFS
+  std::vector<std::pair<pool::Waiter, pool::Backend*>> deferred_grants_;
+
+  std::mutex mail_mu_;
+  std::vector<std::function<void(Worker&)>> mail_;
+  std::atomic<bool> mail_flagged_{false};
+
+  std::mt19937 rng_{std::random_device{}()};  // cancel keys
+  Nanos next_tick_ = 0;
+  Stats stats_;
+};
+
+}  // namespace helios::server

@@ -1,0 +1,360 @@
+// Leases: getting a backend for a client, starting and ending the pairing, and returning the
+// backend clean — rolled back and reset when its client leaves mid-transaction or ends a
+// session, closed when that is not possible.
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "pg/sqlstate.h"
+#include "pg/writer.h"
+#include "server/worker.h"
+
+namespace helios::server {
+namespace {
+
+bool ieq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string* find_ci(pool::ParamList& l, std::string_view name) {
+  for (auto& [k, v] : l)
+    if (ieq(k, name)) return &v;
+  return nullptr;
+}
+
+const std::string* find_ci(const pool::ParamList& l, std::string_view name) {
+  for (const auto& [k, v] : l)
+    if (ieq(k, name)) return &v;
+  return nullptr;
+}
+
+std::string quote_ident(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+std::string quote_literal(std::string_view s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("''") : std::string(1, ch);
+  return out + "'";
+}
+
+// Parameters the client may not set on a pooled backend (the server reports them; they are
+// properties of the connection, not of the session).
+bool settable(std::string_view lower_name) {
+  return lower_name != "server_version" && lower_name != "server_encoding" &&
+         lower_name != "is_superuser" && lower_name != "session_authorization" &&
+         lower_name != "integer_datetimes" && lower_name != "in_hot_standby" &&
+         lower_name != "fallback_application_name";
+}
+
+}  // namespace
+
+// Queues the SET/RESET statements that make the backend's session parameters what the client
+// expects; their replies are swallowed. Cheap when nothing differs (the common case: clients
+// share interned parameter sets, and a backend remembers the set it was last synced to).
+static void sync_parameters(Worker& w, io::ChunkPool& chunks, Client* c, pool::Backend* b,
+                            const pool::ParamList& defaults) {
+  (void)w;
+  if (b->synced_params == c->params && c->params) return;
+  std::string out;
+  uint16_t n = 0;
+  auto add = [&](const std::string& sql) {
+    pg::write_query(out, sql);
+    ++n;
+  };
+  if (c->params) {
+    for (const auto& [name, value] : c->params->pairs()) {
+      if (!settable(name)) continue;
+      std::string* cur = find_ci(b->params, name);
+      if (cur && *cur == value) continue;
+      add("SET " + quote_ident(name) + " TO " + quote_literal(value));
+      if (cur)
+        *cur = value;
+      else
+        b->params.emplace_back(name, value);
+    }
+  }
+  for (auto it = b->params.begin(); it != b->params.end();) {
+    std::string name = lower(it->first);
+    if ((c->params && c->params->find(name)) || !settable(name)) {
+      ++it;
+      continue;
+    }
+    const std::string* def = find_ci(defaults, name);
+    if (def) {
+      if (*def != it->second) {
+        add("SET " + quote_ident(name) + " TO " + quote_literal(*def));
+        it->second = *def;
+      }
+      ++it;
+    } else {
+      add("RESET " + quote_ident(name));
+      it = b->params.erase(it);
+    }
+  }
+  b->synced_params = c->params;
+  if (n == 0) return;
+  b->swallow_rfq += n;
+  c->to_backend.push_front_owned(chunks, out);
+}
+
+void Worker::need_backend(Client* c) {
+  Nanos now = monotonic_now();
+  if (c->state == ClientState::kIdle) {
+    set_state(c, ClientState::kQueued, now);
+    c->deadline = now + cfg_->connection_pool.acquire_timeout;
+  }
+  c->waiter.worker = id_;
+  c->waiter.slot = c->slot;
+  c->waiter.gen = c->gen;
+  c->waiter.since = now;
+  ctx_.fill_waiter(c);
+  if (pool::Backend* b = c->pool->acquire(&c->waiter, now)) start_lease(c, b);
+}
+
+void Worker::on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index) {
+  pool::Backend* b = ctx_.backends.at(backend_index);
+  Client* c = client_at(slot, gen);
+  if (!c || (c->state != ClientState::kQueued && c->state != ClientState::kWelcome)) {
+    // The client left (or timed out) while the grant was on its way: pass the backend on.
+    b->pool->release(b, *this, monotonic_now());
+    return;
+  }
+  start_lease(c, b);
+}
+
+void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view message) {
+  bool clean = c->framer.at_boundary() && !c->unsynced && c->outstanding > 0;
+  if (!clean || c->state == ClientState::kWelcome) {
+    send_error(c, true, sqlstate, message);
+    return;
+  }
+  // Every statement that was waiting fails with the reason; the client can go on.
+  c->to_backend.clear_if_idle(*chunks_);
+  std::string out;
+  for (uint32_t i = 0; i < c->outstanding; ++i) {
+    pg::write_error_response(out, "ERROR", sqlstate, message);
+    pg::write_ready_for_query(out, 'I');
+  }
+  c->outstanding = 0;
+  set_state(c, ClientState::kIdle, monotonic_now());
+  queue_to_client(c, out);
+  if (c->recv_paused) resume_client_input(c);
+}
+
+void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) {
+  Client* c = client_at(slot, gen);
+  if (!c || (c->state != ClientState::kQueued && c->state != ClientState::kWelcome)) return;
+  (void)why;
+  fail_pending(c, pg::sqlstate::kConnectionFailure,
+               "the proxy could not connect to the database for pool " + c->pool->name() + ": " +
+                   c->pool->last_connect_error());
+}
+
+void Worker::on_acquire_timeout(Client* c) {
+  if (!c->pool->cancel_wait(&c->waiter)) return;  // a grant is on its way
+  auto s = c->pool->settings();
+  fail_pending(c, pg::sqlstate::kTooManyConnections,
+               "no backend connection available in pool " + c->pool->name() + " within " +
+                   std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) +
+                   " ms (acquire_timeout): all " + std::to_string(s.max_connections) +
+                   " connections (max_connections) are in use");
+}
+
+void Worker::start_lease(Client* c, pool::Backend* b) {
+  Nanos now = monotonic_now();
+  b->worker = id_;
+  b->client_slot = c->slot;
+  b->client_gen = c->gen;
+  b->lease_started = now;
+  b->lease_seq.fetch_add(1, std::memory_order_relaxed);
+  b->framer.reset();
+  b->recv_paused = false;
+  b->finish = pool::Backend::Finish::kNone;
+  b->cancel_issued = false;
+  ctx_.on_lease_start(c, now - c->state_since);
+  if (c->state == ClientState::kWelcome) {
+    // We only needed a first backend to learn the server's parameters.
+    send_welcome(c);
+    b->lease_started = 0;
+    ctx_.on_lease_end(c);
+    c->pool->release(b, *this, now);
+    return;
+  }
+  c->backend = b;
+  set_state(c, ClientState::kActive, now);
+  sync_parameters(*this, *chunks_, c, b, c->pool->server_params_ref());
+  arm_backend_recv(b);
+  flush_backend(c);
+}
+
+void Worker::maybe_end_lease(Client* c) {
+  pool::Backend* b = c->backend;
+  if (!b || c->pool->mode() == control::PoolMode::kSession) return;
+  if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
+      b->swallow_rfq > 0)
+    return;
+  if (b->tx_status != 'I') {
+    if (c->pool->mode() == control::PoolMode::kStatement) {
+      // A statement left a transaction open (e.g. "SELECT 1; BEGIN"): not allowed here.
+      c->backend = nullptr;
+      begin_cleanup(b, /*rollback=*/true, /*reset=*/false);
+      send_error(c, true, pg::sqlstate::kFeatureNotSupported,
+                 "transaction blocks are not allowed in statement pooling mode");
+    }
+    return;
+  }
+  end_lease(c);
+}
+
+void Worker::end_lease(Client* c) {
+  pool::Backend* b = c->backend;
+  c->backend = nullptr;
+  c->framer.release_scratch();
+  ctx_.on_lease_end(c);
+  set_state(c, ClientState::kIdle, monotonic_now());
+  b->finish = pool::Backend::Finish::kRelease;
+  finish_backend(b);
+}
+
+void Worker::finish_backend(pool::Backend* b) {
+  if (b->recv_armed && !b->cancel_issued && b->finish != pool::Backend::Finish::kCleanup) {
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel64(sqe, pack(Op::kBackendRecv, b->index, b->gen), 0);
+    sqe->user_data = pack(Op::kCancelOp, b->index, b->gen);
+    b->cancel_issued = true;
+  }
+  if (b->finish == pool::Backend::Finish::kCleanup) {
+    if (b->sends_inflight > 0) return;  // the client's last bytes must reach the server first
+    b->finish = pool::Backend::Finish::kNone;
+    std::string out;
+    if (b->cleanup_rollback) {
+      pg::write_query(out, "ROLLBACK");
+      ++b->swallow_rfq;
+    }
+    std::string reset = b->cleanup_reset ? b->pool->reset_query() : std::string();
+    if (!reset.empty()) {
+      pg::write_query(out, reset);
+      ++b->swallow_rfq;
+    }
+    if (out.empty()) {
+      b->finish = pool::Backend::Finish::kRelease;
+    } else {
+      b->control_out = std::move(out);
+      io_uring_sqe* sqe = ring_->sqe();
+      io_uring_prep_send(sqe, b->fd.get(), b->control_out.data(), b->control_out.size(),
+                         MSG_NOSIGNAL);
+      sqe->user_data = pack(Op::kControlSend, b->index, b->gen);
+      ++b->inflight;
+      ++b->sends_inflight;
+      arm_backend_recv(b);
+      return;
+    }
+  }
+  if (b->inflight > 0) return;  // called again as the last operation completes
+  auto action = b->finish;
+  b->finish = pool::Backend::Finish::kNone;
+  b->control_out.clear();
+  if (action == pool::Backend::Finish::kRelease && !b->broken) {
+    b->pool->release(b, *this, monotonic_now());
+  } else {
+    b->pool->discard(b, *this);
+  }
+}
+
+void Worker::on_control_send(pool::Backend* b, int res) {
+  --b->inflight;
+  --b->sends_inflight;
+  if (res < 0 || size_t(res) < b->control_out.size()) {
+    b->broken = true;
+    b->finish = pool::Backend::Finish::kDiscard;
+    ::shutdown(b->fd.get(), SHUT_RDWR);
+  }
+  if (b->finish != pool::Backend::Finish::kNone) finish_backend(b);
+}
+
+void Worker::begin_cleanup(pool::Backend* b, bool rollback, bool reset) {
+  b->state = pool::BackendState::kCleanup;
+  b->cleanup_rollback = rollback;
+  b->cleanup_reset = reset;
+  b->finish = pool::Backend::Finish::kCleanup;
+  finish_backend(b);
+}
+
+void Worker::detach_backend_on_close(Client* c) {
+  pool::Backend* b = c->backend;
+  if (!b) return;
+  c->backend = nullptr;
+  ctx_.on_lease_end(c);
+  bool quiet = c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() &&
+               b->swallow_rfq == 0 && !b->broken;
+  bool session = c->pool->mode() == control::PoolMode::kSession;
+  if (!quiet) {
+    // A statement is still running or a message was cut: we cannot know the session's state.
+    b->broken = true;
+    b->finish = pool::Backend::Finish::kDiscard;
+    ::shutdown(b->fd.get(), SHUT_RDWR);
+    finish_backend(b);
+    return;
+  }
+  if (b->tx_status == 'I' && !session) {
+    b->finish = pool::Backend::Finish::kRelease;
+    finish_backend(b);
+    return;
+  }
+  begin_cleanup(b, b->tx_status != 'I', session);
+}
+
+void Worker::on_cancel(uint32_t slot, uint32_t key) {
+  if (slot >= slots_used_) return;
+  Client* c = &client_chunks_[slot / kClientChunkSize][slot % kClientChunkSize];
+  if (c->state == ClientState::kFree || c->cancel_key != key) return;
+  if (c->state == ClientState::kQueued) {
+    if (!c->pool->cancel_wait(&c->waiter)) return;
+    fail_pending(c, pg::sqlstate::kQueryCanceled, "canceling statement due to user request");
+    return;
+  }
+  pool::Backend* b = c->backend;
+  if (c->state != ClientState::kActive || !b) return;  // nothing running: a late cancel is a no-op
+  uint64_t seq = b->lease_seq.load(std::memory_order_relaxed);
+  int32_t pid = b->process_id, secret = b->secret_key;
+  auto* table = &ctx_.backends;
+  uint32_t index = b->index;
+  ctx_.connector->run([this, table, index, seq, pid, secret](pool::Messenger&) {
+    pool::Backend* bb = table->at(index);
+    // The lease may have ended while this job waited: then the cancel must not hit whatever
+    // runs on that backend now.
+    if (!bb || bb->lease_seq.load(std::memory_order_relaxed) != seq) return;
+    auto st = pool::pg_cancel(ctx_.connector->settings().address, pid, secret,
+                              monotonic_now() + 5 * kNanosPerSec);
+    if (!st) log::warn("cancel for backend pid {} failed: {}", pid, st.error().message);
+  });
+}
+
+void Worker::begin_drain(Nanos deadline) {
+  accepting_ = false;
+  stopping_ = true;
+  drain_deadline_ = deadline;
+  if (accept_armed_) {
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel64(sqe, pack(Op::kAccept, 0, 0), 0);
+    sqe->user_data = pack(Op::kCancelOp, 0, 0);
+  }
+  // Idle clients have nothing running: tell them and close now. Busy ones finish first.
+  for (auto& chunk : client_chunks_)
+    for (uint32_t i = 0; i < kClientChunkSize; ++i) {
+      Client* c = &chunk[i];
+      if (c->state == ClientState::kIdle || c->state == ClientState::kStartup)
+        send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
+    }
+}
+
+}  // namespace helios::server

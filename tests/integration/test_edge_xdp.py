@@ -2,9 +2,10 @@
 (heliosctl attach, native mode) to the server-side veth, a real PostgreSQL in the server
 namespace behind the VIP, clients in the other namespace.
 
-Target behind the VIP: PostgreSQL itself, listening on all addresses of the server namespace (the
-VIP is a `local` route there). HELIOS_EDGE_TARGET=proxy is reserved for heliosproxy once it
-serves PostgreSQL; see the module's skip message.
+The main test runs once per target behind the VIP (the VIP is a `local` route in the server
+namespace, so a listener on all addresses receives VIP traffic):
+  postgres   PostgreSQL itself, listening on 0.0.0.0
+  proxy      heliosproxy (userspace data path) on 0.0.0.0:6432, in front of that PostgreSQL
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import edge_helpers as eh  # noqa: E402
-from harness import APP_USER, ROLES, ConnInfo, PgCluster, psql  # noqa: E402
+from harness import (APP_USER, ROLES, ConnInfo, PgCluster, helios_binary, psql,  # noqa: E402
+                     start_proxy)
 
 pytestmark = pytest.mark.skipif(eh.why_no_netns() is not None,
                                 reason=f"edge XDP tests: {eh.why_no_netns()}")
@@ -53,19 +55,43 @@ def server_pg(topo, request):
     return cluster
 
 
-def vip_conninfo(pg: PgCluster) -> ConnInfo:
-    return ConnInfo(host=eh.VIP, port=pg.port, user=APP_USER,
+PROXY_PORT = 6432
+
+
+@pytest.fixture(params=["postgres", "proxy"])
+def vip_target(request, topo, server_pg):
+    """(kind, port) of what listens behind the VIP in the server namespace."""
+    if request.param == "postgres":
+        return "postgres", server_pg.port
+    if not helios_binary().exists():
+        pytest.skip(f"SKIP: {helios_binary()} not built")
+    overrides = {"proxy": {"listen_address": f"0.0.0.0:{PROXY_PORT}"},
+                 "backend": {"host": "127.0.0.1"}}
+    with eh.in_netns(topo.server):
+        p = start_proxy(server_pg, overrides)
+
+    def stop():
+        try:
+            p.stop(expect_exit=None)
+        finally:
+            p.cleanup()
+    request.addfinalizer(stop)
+    return "proxy", PROXY_PORT
+
+
+def vip_conninfo(port: int) -> ConnInfo:
+    return ConnInfo(host=eh.VIP, port=port, user=APP_USER,
                     password=ROLES[APP_USER].password, dbname="app",
                     extra={"connect_timeout": "5"})
 
 
-def psql_from_client(topo: eh.EdgeTopology, pg: PgCluster, sql: str):
+def psql_from_client(topo: eh.EdgeTopology, port: int, sql: str):
     with eh.in_netns(topo.client):
-        return psql(vip_conninfo(pg), sql, timeout=20)
+        return psql(vip_conninfo(port), sql, timeout=20)
 
 
-def attach_guard(topo: eh.EdgeTopology, pg: PgCluster, *extra: str):
-    cp = topo.attach("--vip", f"{eh.VIP}:{pg.port}",
+def attach_guard(topo: eh.EdgeTopology, port: int, *extra: str):
+    cp = topo.attach("--vip", f"{eh.VIP}:{port}",
                      "--tenant", f"tenant_a={eh.TENANT_A_CIDR}:{A_RATE}:{A_BURST}",
                      "--tenant", f"tenant_b={eh.TENANT_B_CIDR}:{B_RATE}:{B_BURST}", *extra,
                      check=False)
@@ -76,26 +102,29 @@ def attach_guard(topo: eh.EdgeTopology, pg: PgCluster, *extra: str):
 
 
 @pytest.mark.timeout(240)
-def test_guard_throttles_one_tenant_storm_and_spares_the_other(topo, server_pg):
-    pg = server_pg
+def test_guard_throttles_one_tenant_storm_and_spares_the_other(topo, server_pg, vip_target):
+    kind, port = vip_target
     # Without the guard the VIP works.
-    r = psql_from_client(topo, pg, "SELECT inet_client_addr(), inet_server_addr()")
+    r = psql_from_client(topo, port, "SELECT inet_client_addr(), inet_server_addr()")
     assert r.ok, r.stderr
-    assert r.rows == [[eh.TENANT_B_IP, eh.VIP]]
+    if kind == "postgres":
+        assert r.rows == [[eh.TENANT_B_IP, eh.VIP]]
+    else:  # the proxy's backend connection is local to the server namespace
+        assert r.rows == [["127.0.0.1", "127.0.0.1"]]
 
-    cp = attach_guard(topo, pg)
+    cp = attach_guard(topo, port)
     assert "xdp mode: native" in cp.stdout
     assert "single program" in cp.stdout or "dispatcher" in cp.stdout
     prog = topo.xdp_prog_on_link()
     assert prog is not None, "no XDP program on the server veth"
 
     # psql through the VIP, guarded.
-    r = psql_from_client(topo, pg, "SELECT 42")
+    r = psql_from_client(topo, port, "SELECT 42")
     assert r.ok, r.stderr
     assert r.rows == [["42"]]
 
     # Storm: 2,000 connects from tenant A inside 1.5 s; its bucket admits ~burst + rate x time.
-    a = eh.storm(topo, eh.TENANT_A_IP, pg.port, STORM, window=1.5)
+    a = eh.storm(topo, eh.TENANT_A_IP, port, STORM, window=1.5)
     print("storm A:", a)
     assert a["attempted"] == STORM
     admitted_max = A_BURST + A_RATE * (a["elapsed_s"] + 0.5) + 5
@@ -103,10 +132,10 @@ def test_guard_throttles_one_tenant_storm_and_spares_the_other(topo, server_pg):
     assert a["pending"] >= STORM - admitted_max - a["refused"], a
 
     # Tenant B, right after A's storm (A's bucket is empty): every connect succeeds.
-    b = eh.storm(topo, eh.TENANT_B_IP, pg.port, 100, window=3.0)
+    b = eh.storm(topo, eh.TENANT_B_IP, port, 100, window=3.0)
     print("connects B:", b)
     assert b["connected"] == 100, b
-    r = psql_from_client(topo, pg, "SELECT 'b still served'")
+    r = psql_from_client(topo, port, "SELECT 'b still served'")
     assert r.ok, r.stderr
 
     # bpftool reads the pinned per-CPU counters with named fields.
@@ -130,11 +159,11 @@ def test_guard_throttles_one_tenant_storm_and_spares_the_other(topo, server_pg):
     assert rows["tenant_a"]["syn_dropped"] == ca["syn_dropped"]
 
     # Hot update: raise A's budget without detaching; A's connects now succeed.
-    cp = topo.attach("--update", "--vip", f"{eh.VIP}:{pg.port}",
+    cp = topo.attach("--update", "--vip", f"{eh.VIP}:{port}",
                      "--tenant", f"tenant_a={eh.TENANT_A_CIDR}:5000:5000",
                      "--tenant", f"tenant_b={eh.TENANT_B_CIDR}:{B_RATE}:{B_BURST}")
     assert topo.xdp_prog_on_link() == prog, "update must not reload the program"
-    a2 = eh.storm(topo, eh.TENANT_A_IP, pg.port, 200, window=3.0)
+    a2 = eh.storm(topo, eh.TENANT_A_IP, port, 200, window=3.0)
     assert a2["connected"] == 200, a2
 
     # Detach leaves no program and no pin.
@@ -143,20 +172,20 @@ def test_guard_throttles_one_tenant_storm_and_spares_the_other(topo, server_pg):
     assert not topo.pin_dir.exists()
     progs = eh.sh(["bpftool", "-j", "prog", "show"]).stdout
     assert f'"id":{prog},' not in progs.replace(" ", "")
-    r = psql_from_client(topo, pg, "SELECT 1")
+    r = psql_from_client(topo, port, "SELECT 1")
     assert r.ok, r.stderr
 
 
 @pytest.mark.timeout(120)
 def test_skb_mode_and_detach_leaves_nothing(topo, server_pg):
-    pg = server_pg
-    cp = attach_guard(topo, pg, "--mode", "skb")
+    port = server_pg.port
+    cp = attach_guard(topo, port, "--mode", "skb")
     assert "xdp mode: skb" in cp.stdout
     assert topo.xdp_prog_on_link() is not None
-    r = psql_from_client(topo, pg, "SELECT 1")
+    r = psql_from_client(topo, port, "SELECT 1")
     assert r.ok, r.stderr
     # A second attach of the same instance is refused, the first one keeps running.
-    again = topo.attach("--vip", f"{eh.VIP}:{pg.port}", check=False)
+    again = topo.attach("--vip", f"{eh.VIP}:{port}", check=False)
     assert again.returncode == 1 and "already attached" in again.stderr
     topo.detach()
     assert topo.xdp_prog_on_link() is None

@@ -1,14 +1,18 @@
 // EdgeGuard end to end on a veth pair in a private network namespace: attach (native and skb),
 // pins, open_pinned + update, detach leaves no program and no pin; missing privileges give a
 // missing-feature error (the proxy's fallback signal).
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <linux/capability.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "bpf/bpf_error.h"
 #include "bpf/edge_guard.h"
+#include "bpf/vip_steering.h"
 #include "bpf/xdp_attach.h"
+#include "common/unique_fd.h"
 #include "guard_fixture.h"
 #include "netns_thread.h"
 
@@ -146,6 +150,39 @@ TEST_SUITE("edge_guard" * doctest::skip(skip_guard_tests())) {
     t.join();
     CHECK_MESSAGE(missing, msg);
     CHECK(msg.find("missing privilege") != std::string::npos);
+  }
+
+  TEST_CASE("guard and VIP steering of one instance share the pin directory") {
+    std::string instance = "edge-share-" + std::to_string(getpid());
+    std::string dir = std::string(HELIOS_PIN_ROOT) + "/" + instance;
+    std::string err = in_new_netns([&]() -> std::string {
+      if (auto e = make_veth(); !e.empty()) return e;
+      UniqueFd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (bind(lfd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 ||
+          listen(lfd.get(), 8) != 0)
+        return "listener";
+      {
+        auto vip = VipSteering::attach("10.9.9.9", 5432, lfd.get(), instance);
+        if (!vip) return "vip: " + vip.error().message;
+        {
+          auto g = EdgeGuard::attach(spec_for(instance));
+          if (!g) return "attach next to the VIP: " + g.error().message;
+          if (!exists(dir + "/" + HELIOS_MAP_VIP_STATS)) return "vip_stats pin missing";
+        }
+        if (!exists(dir + "/" + HELIOS_MAP_VIP_STATS)) return "guard teardown removed vip_stats";
+        if (exists(dir + "/" + HELIOS_MAP_TENANT_COUNTERS)) return "guard pins left behind";
+      }
+      if (exists(dir)) return "pin directory left behind";
+      return "";
+    });
+    if (err.rfind("SKIP:", 0) == 0) {
+      MESSAGE(err);
+      return;
+    }
+    CHECK_MESSAGE(err.empty(), err);
   }
 
 }  // TEST_SUITE

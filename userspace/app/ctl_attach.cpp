@@ -1,7 +1,7 @@
 // heliosctl attach / detach / edge-counters: the XDP edge guard from the command line.
 //   heliosctl attach --dev IFACE --vip ADDR:PORT [--mode native|skb] [--instance NAME]
 //                    [--config FILE] [--tenant NAME=CIDR[,CIDR]:RATE[:BURST]]... [--global-rate R]
-//                    [--global-burst B] [--drop-fragments] [--update]
+//                    [--global-burst B] [--drop-fragments] [--update] [--probe]
 //   heliosctl detach --dev IFACE [--instance NAME]
 //   heliosctl edge-counters [--instance NAME]
 // attach leaves the guard running (pinned under /sys/fs/bpf/helios/<instance>/) and prints which
@@ -17,6 +17,7 @@
 #include "bpf/bpf_error.h"
 #include "bpf/edge_config.h"
 #include "bpf/edge_guard.h"
+#include "bpf/feature_probe.h"
 #include "control/config.h"
 
 namespace helios::ctl {
@@ -26,7 +27,7 @@ struct AttachArgs {
   std::string dev, vip, mode, instance = "default", config;
   std::vector<std::string> tenants;
   double global_rate = -1, global_burst = -1;
-  bool drop_fragments = false, update = false, verbose = false;
+  bool drop_fragments = false, update = false, verbose = false, probe = false;
 };
 
 int fail(const std::string& what, const Error& e) {
@@ -64,8 +65,28 @@ Result<bpf::EdgeSpec> build_spec(const AttachArgs& a) {
   return s;
 }
 
+// --probe: what this kernel and process can do, without attaching anything.
+int run_probe(const CtlContext& ctx) {
+  bpf::KernelFeatures f = bpf::probe_kernel_features();
+  Status guard = bpf::require_edge_guard(f);
+  Status vip = bpf::require_vip_steering(f);
+  if (ctx.output == "json") {
+    std::cout << nlohmann::json{{"features", bpf::describe(f)},
+                                {"edge_guard", guard.ok() ? "ok" : guard.error().message},
+                                {"vip_steering", vip.ok() ? "ok" : vip.error().message}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << bpf::describe(f) << "\n"
+              << "edge guard: " << (guard.ok() ? "ok" : guard.error().message) << "\n"
+              << "vip steering: " << (vip.ok() ? "ok" : vip.error().message) << "\n";
+  }
+  return guard.ok() ? kExitOk : kExitFailed;
+}
+
 int run_attach(const AttachArgs& a, const CtlContext& ctx) {
   set_log_level(a.verbose);
+  if (a.probe) return run_probe(ctx);
   auto spec = build_spec(a);
   if (!spec) return fail("attach", spec.error());
   const bool json = ctx.output == "json";
@@ -88,8 +109,7 @@ int run_attach(const AttachArgs& a, const CtlContext& ctx) {
   auto g = bpf::EdgeGuard::attach(*spec);
   if (!g) {
     int rc = fail("attach", g.error());
-    if (bpf::is_missing_feature(g.error()))
-      std::cerr << "heliosctl attach: nothing was attached\n";
+    if (bpf::is_missing_feature(g.error())) std::cerr << "heliosctl attach: nothing was attached\n";
     return rc;
   }
   g->release();  // keep running after heliosctl exits
@@ -190,6 +210,7 @@ void register_attach_commands(CLI::App& app, CtlContext& ctx) {
   attach->add_flag("--drop-fragments", args->drop_fragments, "drop IP fragments to a VIP address");
   attach->add_flag("--update", args->update, "rewrite rates/CIDRs of a running guard (no detach)");
   attach->add_flag("-v,--verbose", args->verbose, "libbpf/libxdp debug output");
+  attach->add_flag("--probe", args->probe, "only report which kernel features are present");
   attach->callback([args, &ctx] { ctx.exit_code = run_attach(*args, ctx); });
 
   auto det = std::make_shared<AttachArgs>();

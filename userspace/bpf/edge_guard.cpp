@@ -14,6 +14,17 @@
 
 namespace helios::bpf {
 
+namespace {
+// Everything the guard pins in its instance directory.
+const std::vector<std::string>& guard_pins() {
+  static const std::vector<std::string> names = {
+      HELIOS_MAP_GUARD_CONFIG,    HELIOS_MAP_VIP_TABLE,   HELIOS_MAP_TENANT_CIDRS,
+      HELIOS_MAP_TENANT_RULES,    HELIOS_MAP_SYN_BUCKETS, HELIOS_MAP_GLOBAL_BUCKET,
+      HELIOS_MAP_TENANT_COUNTERS, HELIOS_MAP_GUARD_STATS, HELIOS_PIN_XDP_PROG};
+  return names;
+}
+}  // namespace
+
 struct EdgeGuard::Loaded {
   Skeleton<xdp_guard> skel;
   XdpProgram prog;
@@ -66,7 +77,7 @@ void EdgeGuard::teardown() {
     owns_attachment_ = false;
     if (auto s = detach_xdp(ifindex_, prog_id_, "xdp_guard"); !s)
       log::warn("edge: detaching instance {}: {}", pins_.instance(), s.error().message);
-    if (auto s = pins_.remove(); !s)
+    if (auto s = pins_.remove(guard_pins()); !s)
       log::warn("edge: unpinning instance {}: {}", pins_.instance(), s.error().message);
   }
   loaded_.reset();
@@ -85,13 +96,13 @@ Result<EdgeGuard> EdgeGuard::attach(const EdgeSpec& spec) {
   if (!ifindex) return ifindex.error();
   KernelFeatures feats = probe_kernel_features();
   if (auto s = require_edge_guard(feats); !s) return s.error();
-  if (pins->exists())
+  if (pins->has(HELIOS_MAP_GUARD_CONFIG) || pins->has(HELIOS_PIN_XDP_PROG))
     return Error{EEXIST, "edge: instance '" + spec.instance + "' is already attached (pins at " +
                              pins->path() + "); run heliosctl detach first"};
   if (auto s = pins->create(); !s) return s.error();
 
   auto fail = [&](Error e) -> Result<EdgeGuard> {
-    (void)pins->remove();  // best effort: the original error is the one to report
+    (void)pins->remove(guard_pins());  // best effort: the original error is the one to report
     return e;
   };
   auto loaded = std::make_unique<Loaded>();
@@ -162,7 +173,7 @@ Status EdgeGuard::detach(const std::string& interface, const std::string& instan
     char name[IF_NAMESIZE] = {};
     if (pinned_ifindex && !if_indextoname(pinned_ifindex, name)) {
       // The interface is gone (and the program with it): only the pins are left to remove.
-      return pins->remove();
+      return pins->remove(guard_pins());
     }
     return ifindex.error();
   }
@@ -183,7 +194,7 @@ Status EdgeGuard::detach(const std::string& interface, const std::string& instan
   }
   // Without the pin (a half-removed instance) fall back to the program's name.
   Status st = detach_xdp(*ifindex, prog_id, "xdp_guard");
-  Status un = pins->remove();
+  Status un = pins->remove(guard_pins());
   if (!st) return st;
   return un;
 }

@@ -1,6 +1,5 @@
 #include "bpf/pin_dir.h"
 
-#include <dirent.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -64,23 +63,20 @@ bool PinDir::exists() const {
   return stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-Status PinDir::remove() const {
-  DIR* d = opendir(path_.c_str());
-  if (!d) {
-    if (errno == ENOENT) return {};
-    return Error::from_errno("bpf: opening pin directory " + path_);
-  }
+bool PinDir::has(const std::string& name) const {
+  struct stat st {};
+  return stat(file(name).c_str(), &st) == 0;
+}
+
+Status PinDir::remove(const std::vector<std::string>& names) const {
   Status st;
-  while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n == "." || n == "..") continue;
+  for (const auto& n : names) {
     if (unlink(file(n).c_str()) != 0 && errno != ENOENT && st.ok())
       st = Error::from_errno("bpf: unpinning " + file(n));
   }
-  closedir(d);
-  if (rmdir(path_.c_str()) != 0 && errno != ENOENT && st.ok())
-    st = Error::from_errno("bpf: removing " + path_);
-  rmdir(root_.c_str());  // only succeeds when no other instance is pinned
+  // Both only succeed when empty: another user's pins keep the directory.
+  rmdir(path_.c_str());
+  rmdir(root_.c_str());
   return st;
 }
 

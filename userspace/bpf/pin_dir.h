@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -23,8 +24,10 @@ class PinDir {
   // not on a bpffs mount.
   Status create() const;
   bool exists() const;
-  // Unlinks every pin in the directory and removes it (and the root, if now empty).
-  Status remove() const;
+  bool has(const std::string& name) const;
+  // Unlinks the named pins, then removes the directory (and the root) if nothing else is pinned
+  // there: the edge guard and the VIP steering of one instance share the directory.
+  Status remove(const std::vector<std::string>& names) const;
 
  private:
   PinDir(std::string root, std::string instance, std::string path)

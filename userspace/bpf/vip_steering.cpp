@@ -49,11 +49,9 @@ VipSteering::~VipSteering() {
 
 void VipSteering::teardown() {
   if (loaded_) {
-    if (!loaded_->stats_pin.empty()) {
-      unlink(loaded_->stats_pin.c_str());
+    if (!loaded_->stats_pin.empty())
       if (auto pins = PinDir::for_instance(instance_); pins)
-        rmdir(pins->path().c_str());  // only if nothing else of this instance is pinned
-    }
+        (void)pins->remove({HELIOS_MAP_VIP_STATS});  // keeps the dir if the guard shares it
     loaded_.reset();  // destroys the link: the program leaves the namespace
   }
   if (route_created_) {

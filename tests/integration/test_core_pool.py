@@ -102,7 +102,7 @@ def test_client_gone_mid_transaction_leaves_no_dirty_backend(proxy_factory, pg, 
 KILL_SCRIPT = """\\set aid random(1, 100000)
 BEGIN;
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
-SELECT pg_sleep(0.02);
+SELECT pg_sleep(0.05);
 END;
 """
 
@@ -117,8 +117,10 @@ def test_backend_killed_mid_load_only_hurts_its_client(proxy_factory, pg):
     killed = []
     time.sleep(3)
     for _ in range(2):
+        # A backend in the middle of a client's transaction (leased, not idle in the pool).
         busy = [b for b in pg.backends(BENCH_USER)
-                if b["state"] in ("active", "idle in transaction")]
+                if b["state"] == "active" and "pg_sleep" in (b["query"] or "")] or \
+               [b for b in pg.backends(BENCH_USER) if b["state"] == "idle in transaction"]
         assert busy, f"no busy {BENCH_USER} backend to kill: {pg.backends(BENCH_USER)}"
         assert pg.terminate(busy[0]["pid"])
         killed.append(busy[0]["pid"])

@@ -35,6 +35,12 @@ TENANT_A_IP = "10.77.1.2"
 TENANT_A_CIDR = "10.77.1.0/24"
 TENANT_B_IP = "10.77.2.2"
 TENANT_B_CIDR = "10.77.2.0/24"
+# IPv6 twins (no DAD, so the addresses work at once).
+VIP6 = "fd77:100::1"
+SERVER_IP6 = "fd77::1"
+CLIENT_IP6 = "fd77::2"
+TENANT_A6_IP = "fd77:1::2"
+TENANT_A6_CIDR = "fd77:1::/64"
 
 
 def build_dir() -> Path:
@@ -131,6 +137,12 @@ class EdgeTopology:
         c(["ip", "addr", "add", f"{TENANT_A_IP}/32", "dev", self.cli_if])
         c(["ip", "addr", "add", f"{TENANT_B_IP}/32", "dev", self.cli_if])
         c(["ip", "route", "add", f"{VIP}/32", "via", SERVER_IP, "src", TENANT_B_IP])
+        s(["ip", "-6", "addr", "add", f"{SERVER_IP6}/64", "dev", self.srv_if, "nodad"])
+        s(["ip", "-6", "route", "add", TENANT_A6_CIDR, "dev", self.srv_if])
+        s(["ip", "-6", "route", "add", "local", f"{VIP6}/128", "dev", "lo"])
+        c(["ip", "-6", "addr", "add", f"{CLIENT_IP6}/64", "dev", self.cli_if, "nodad"])
+        c(["ip", "-6", "addr", "add", f"{TENANT_A6_IP}/128", "dev", self.cli_if, "nodad"])
+        c(["ip", "-6", "route", "add", f"{VIP6}/128", "via", SERVER_IP6, "src", CLIENT_IP6])
         # A storm leaves thousands of sockets in TIME_WAIT/SYN_SENT; keep ports available.
         c(["sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=10000 65000"])
         s(["sysctl", "-q", "-w", "net.ipv4.tcp_max_syn_backlog=8192"])
@@ -214,11 +226,12 @@ class EdgeTopology:
 STORM_SCRIPT = textwrap.dedent(r"""
     import errno, json, selectors, socket, sys, time
     src, dst, port, n, window = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    fam = socket.AF_INET6 if ":" in src else socket.AF_INET
     sel = selectors.DefaultSelector()
     socks = []
     t0 = time.monotonic()
     for i in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         s.setblocking(False)
         s.bind((src, 0))

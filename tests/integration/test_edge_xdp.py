@@ -44,13 +44,15 @@ def topo(request):
 @pytest.fixture
 def server_pg(topo, request):
     """PostgreSQL inside the server namespace, on every address (so VIP:port reaches it)."""
-    cluster = PgCluster(host="0.0.0.0", max_connections=300)
+    cluster = PgCluster(host="0.0.0.0", max_connections=300,
+                        settings={"listen_addresses": "*"})  # IPv4 and IPv6
     request.addfinalizer(cluster.stop)
     with eh.in_netns(topo.server):
         cluster.start(databases=("app",))
     hba = cluster.datadir / "pg_hba.conf"
     with open(hba, "a") as f:
         f.write("host all all 10.77.0.0/16 scram-sha-256\n")
+        f.write("host all all fd77::/16 scram-sha-256\n")
     cluster.query("SELECT pg_reload_conf()")
     return cluster
 
@@ -205,3 +207,29 @@ def test_attach_without_privileges_says_what_is_missing(topo):
     assert direct.returncode == 1, direct
     assert "missing privilege" in direct.stderr
     assert topo.xdp_prog_on_link() is None
+
+
+@pytest.mark.timeout(120)
+def test_ipv6_vip_and_tenant_prefix(topo, server_pg):
+    port = server_pg.port
+    cp = topo.attach("--vip", f"{eh.VIP}:{port},[{eh.VIP6}]:{port}",
+                     "--tenant", f"tenant_a6={eh.TENANT_A6_CIDR}:{A_RATE}:{A_BURST}", check=False)
+    if cp.returncode != 0 and "missing" in cp.stderr:
+        pytest.skip(f"SKIP: kernel refuses the guard: {cp.stderr.strip()}")
+    assert cp.returncode == 0, cp.stderr
+    # psql over the IPv6 VIP (source fd77::2: no tenant, only counted as "(unmatched)").
+    with eh.in_netns(topo.client):
+        r = psql(ConnInfo(host=eh.VIP6, port=port, user=APP_USER,
+                          password=ROLES[APP_USER].password, dbname="app",
+                          extra={"connect_timeout": "5"}), "SELECT inet_server_addr()")
+    assert r.ok, r.stderr
+    assert r.rows == [[eh.VIP6]]
+    a = eh.storm(topo, eh.TENANT_A6_IP, port, 1000, window=2.5, dst=eh.VIP6)
+    admitted_max = A_BURST + A_RATE * (a["elapsed_s"] + 0.5) + 5
+    assert 0 < a["connected"] <= admitted_max, a
+    ids = topo.tenant_ids()
+    c = topo.counters_from_bpftool()
+    assert c[ids["tenant_a6"]]["syn_dropped"] >= 1000 - admitted_max
+    assert c[0]["syn_passed"] >= 1 and c[0]["syn_dropped"] == 0  # the psql session
+    topo.detach()
+    assert not topo.pin_dir.exists()

@@ -33,7 +33,7 @@ void Backend::reset_for_reuse() {
   control_out.clear();
   swallow_rfq = 0;
   tx_status = 'I';
-  recv_armed = recv_paused = broken = false;
+  recv_armed = recv_paused = broken = forward_body = false;
   framer.reset();
   params.clear();
   synced_params.reset();

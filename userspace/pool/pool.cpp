@@ -172,6 +172,7 @@ void Pool::on_connected(ServerSession session, Messenger& m, Nanos now) {
     has_params_.store(true, std::memory_order_release);
   }
   last_error_.clear();
+  last_error_sqlstate_.clear();
   ++total_;
   if (auto* node = waiters_.pop()) {
     waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
@@ -188,7 +189,13 @@ void Pool::on_connect_failed(const Error& e, Messenger& m) {
   std::lock_guard lock(mu_);
   --connecting_;
   counters_.connect_failures.fetch_add(1, std::memory_order_relaxed);
+  // pg_login reports server errors as "SQLSTATE: message".
   last_error_ = e.message;
+  last_error_sqlstate_.clear();
+  if (e.message.size() > 7 && e.message[5] == ':' && e.message[6] == ' ') {
+    last_error_sqlstate_ = e.message.substr(0, 5);
+    last_error_ = e.message.substr(7);
+  }
   log::warn("pool {}: cannot open a backend: {}", name_, e.message);
   // With no backend at all, nobody would ever wake the waiters: fail them now with the reason.
   // Otherwise they keep waiting for a release (bounded by acquire_timeout).
@@ -255,6 +262,11 @@ PoolSettings Pool::settings() const {
 ParamList Pool::server_params() const {
   std::lock_guard lock(mu_);
   return server_params_;
+}
+
+std::string Pool::last_connect_sqlstate() const {
+  std::lock_guard lock(mu_);
+  return last_error_sqlstate_;
 }
 
 std::string Pool::last_connect_error() const {

@@ -132,6 +132,8 @@ class Pool {
   const ParamList& server_params_ref() const { return server_params_; }
   bool has_server_params() const { return has_params_.load(std::memory_order_acquire); }
   std::string last_connect_error() const;
+  // The SQLSTATE PostgreSQL gave for the last failed login ("" if it never answered).
+  std::string last_connect_sqlstate() const;
 
   // Credentials used to open backends; set by the auth flow (e.g. a SCRAM ClientKey).
   void set_login_secret(const LoginSecret& s);
@@ -172,6 +174,7 @@ class Pool {
   ParamList server_params_;
   std::atomic<bool> has_params_{false};
   std::string last_error_;
+  std::string last_error_sqlstate_;
   LoginSecret secret_;
   bool has_secret_ = false;
   PoolCounters counters_;

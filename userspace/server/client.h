@@ -49,10 +49,12 @@ struct Client {
   bool fatal_sent = false;      // an error was queued; close once flushed
   bool counted = false;         // counted in the global client connection limit
   bool tenant_counted = false;  // counted in its tenant's max_connections
-  bool skip_to_sync = false;    // a refused extended-protocol message: discard until Sync
-  uint16_t inflight = 0;        // io_uring ops outstanding that reference this slot
-  uint32_t outstanding = 0;     // ReadyForQuery messages the client still expects
-  uint32_t cancel_key = 0;      // secret half of the BackendKeyData the proxy issued
+  bool skip_to_sync = false;
+  bool forward_body = false;  // the body of the message being read goes to the backend    // a
+                              // refused extended-protocol message: discard until Sync
+  uint16_t inflight = 0;      // io_uring ops outstanding that reference this slot
+  uint32_t outstanding = 0;   // ReadyForQuery messages the client still expects
+  uint32_t cancel_key = 0;    // secret half of the BackendKeyData the proxy issued
 
   Nanos state_since = 0;
   Nanos deadline = 0;            // of the current timed state (startup, queued, transaction)

@@ -34,6 +34,7 @@ struct SharedContext {
   // A messenger for threads that are not workers (connector, control thread).
   std::function<std::unique_ptr<pool::Messenger>()> make_messenger;
   tenant::TenantRegistry tenants;
+  std::string mock_scram_key;  // random per process: mock secrets for unknown users
   std::atomic<bool> quotas_enabled{false};
 
   // ---- tenant hooks called by workers (server/context.cpp)

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "io/listener.h"
+#include "pg/scram_crypto.h"
 #include "server/messenger.h"
 
 namespace helios::server {
@@ -78,6 +79,9 @@ ReloadOutcome Server::last_reload() const {
 Status Server::start() {
   auto cfg = config();
   set_log_level(cfg->proxy.log_level);
+  if (cfg->proxy.data_path == control::DataPathMode::kKernel)
+    return Error{ENOTSUP,
+                 "data_path \"kernel\" unavailable: this build has no kernel data path yet"};
   // Signals are read from a signalfd by the control loop: block them in every thread.
   sigset_t set;
   sigemptyset(&set);
@@ -87,6 +91,7 @@ Status Server::start() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (auto key = pg::scram_crypto::random_bytes(32)) ctx_.mock_scram_key = *key;
   ctx_.make_messenger = [this] { return std::make_unique<ThreadMessenger>(ctx_); };
   ctx_.connector =
       std::make_unique<pool::Connector>(connector_settings(*cfg), ctx_.make_messenger, 4);

@@ -90,6 +90,7 @@ void Worker::run() {
     if (stopping_ && stats_.clients.load(std::memory_order_relaxed) == 0 && !accept_armed_) break;
   }
   ring_->submit();
+  listener_.reset();
   finished_.store(true, std::memory_order_release);
 }
 

@@ -154,9 +154,16 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
   Client* c = client_at(slot, gen);
   if (!c || (c->state != ClientState::kQueued && c->state != ClientState::kWelcome)) return;
   (void)why;
-  fail_pending(c, pg::sqlstate::kConnectionFailure,
-               "the proxy could not connect to the database for pool " + c->pool->name() + ": " +
-                   c->pool->last_connect_error());
+  // PostgreSQL's own refusal (unknown database, no such role, too many connections...) goes
+  // to the client as PostgreSQL said it; a network failure is reported as 08006.
+  std::string sqlstate = c->pool->last_connect_sqlstate();
+  std::string error = c->pool->last_connect_error();
+  if (!sqlstate.empty())
+    fail_pending(c, sqlstate, error);
+  else
+    fail_pending(
+        c, pg::sqlstate::kConnectionFailure,
+        "the proxy could not connect to the database for pool " + c->pool->name() + ": " + error);
 }
 
 void Worker::on_acquire_timeout(Client* c) {
@@ -226,15 +233,9 @@ void Worker::end_lease(Client* c) {
 }
 
 void Worker::finish_backend(pool::Backend* b) {
-  if (b->recv_armed && !b->cancel_issued && b->finish != pool::Backend::Finish::kCleanup) {
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_cancel64(sqe, pack(Op::kBackendRecv, b->index, b->gen), 0);
-    sqe->user_data = pack(Op::kCancelOp, b->index, b->gen);
-    b->cancel_issued = true;
-  }
-  if (b->finish == pool::Backend::Finish::kCleanup) {
+  using F = pool::Backend::Finish;
+  if (b->finish == F::kCleanup) {
     if (b->sends_inflight > 0) return;  // the client's last bytes must reach the server first
-    b->finish = pool::Backend::Finish::kNone;
     std::string out;
     if (b->cleanup_rollback) {
       pg::write_query(out, "ROLLBACK");
@@ -246,8 +247,11 @@ void Worker::finish_backend(pool::Backend* b) {
       ++b->swallow_rfq;
     }
     if (out.empty()) {
-      b->finish = pool::Backend::Finish::kRelease;
+      b->finish = F::kRelease;  // nothing to run: return it as it is
     } else {
+      // Replies are read by on_backend_recv_unattached, which releases the backend after the
+      // last one.
+      b->finish = F::kNone;
       b->control_out = std::move(out);
       io_uring_sqe* sqe = ring_->sqe();
       io_uring_prep_send(sqe, b->fd.get(), b->control_out.data(), b->control_out.size(),
@@ -259,11 +263,17 @@ void Worker::finish_backend(pool::Backend* b) {
       return;
     }
   }
+  if (b->recv_armed && !b->cancel_issued) {
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel64(sqe, pack(Op::kBackendRecv, b->index, b->gen), 0);
+    sqe->user_data = pack(Op::kCancelOp, b->index, b->gen);
+    b->cancel_issued = true;
+  }
   if (b->inflight > 0) return;  // called again as the last operation completes
   auto action = b->finish;
-  b->finish = pool::Backend::Finish::kNone;
+  b->finish = F::kNone;
   b->control_out.clear();
-  if (action == pool::Backend::Finish::kRelease && !b->broken) {
+  if (action == F::kRelease && !b->broken) {
     b->pool->release(b, *this, monotonic_now());
   } else {
     b->pool->discard(b, *this);
@@ -348,6 +358,9 @@ void Worker::begin_drain(Nanos deadline) {
     io_uring_prep_cancel64(sqe, pack(Op::kAccept, 0, 0), 0);
     sqe->user_data = pack(Op::kCancelOp, 0, 0);
   }
+  // Leave the SO_REUSEPORT group now: new connections go to the other listeners (a successor
+  // process during an online restart) instead of waiting in this one's backlog.
+  ::shutdown(listener_.get(), SHUT_RD);
   // Idle clients have nothing running: tell them and close now. Busy ones finish first.
   for (auto& chunk : client_chunks_)
     for (uint32_t i = 0; i < kClientChunkSize; ++i) {

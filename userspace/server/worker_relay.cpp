@@ -58,7 +58,7 @@ struct ClientHandler {
   Client* c;
   uint16_t bid;
   const uint8_t* data;
-  bool forward = false;
+  bool& forward;  // per connection: a message body continues across receive buffers
   const char* violation = nullptr;
   std::string refusal;  // statement mode: why a message was refused
 
@@ -153,7 +153,7 @@ struct ClientHandler {
 };
 
 void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len) {
-  ClientHandler h{*this, c, bid, data};
+  ClientHandler h{*this, c, bid, data, c->forward_body};
   c->framer.feed(data, len, h);
   if (h.violation) {
     send_error(c, true, pg::sqlstate::kProtocolViolation,
@@ -236,7 +236,7 @@ struct BackendHandler {
   Client* c;  // nullptr while the backend is being cleaned up after its client left
   uint16_t bid;
   const uint8_t* data;
-  bool forward = false;
+  bool& forward;  // per backend: a message body continues across receive buffers
   bool lease_may_end = false;
 
   uint32_t prefix_wanted(char type, uint32_t length) {
@@ -334,7 +334,8 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
     bufs_->on_delivered(bid);
     stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
-    BackendHandler h{*this, b, c, bid, bufs_->data(bid)};
+    if (!c) b->forward_body = false;
+    BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
     b->framer.feed(bufs_->data(bid), uint32_t(res), h);
     bufs_->unref(bid);
     if (c) {
@@ -399,7 +400,8 @@ void Worker::on_backend_recv_unattached(pool::Backend* b, bool had_data) {
       b->finish = b->tx_status == 'I' ? F::kRelease : F::kDiscard;
     }
   }
-  if (b->finish == F::kNone || (had_data && b->finish == F::kRelease)) {
+  bool cleaning = b->state == pool::BackendState::kCleanup;
+  if (b->finish == F::kNone || (had_data && !cleaning && b->finish == F::kRelease)) {
     b->broken = true;  // spoke while nobody asked: don't trust it with another client
     b->finish = F::kDiscard;
   }

@@ -174,7 +174,7 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
   }
   std::string out;
   if (parsed->needs_protocol_negotiation())
-    pg::write_negotiate_protocol_version(out, 0, parsed->unsupported_options);
+    pg::write_negotiate_protocol_version(out, pg::kNewestProtocol, parsed->unsupported_options);
   st.user = parsed->user;
   st.database = parsed->database;
   for (auto& [k, v] : parsed->parameters) {
@@ -245,17 +245,16 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
 
 void Worker::on_credential(Client* c, Result<pg::Credential> secret) {
   StartupState& st = *c->startup;
+  if (!secret && secret.error().code == ENOENT) {
+    // Unknown user: run the same exchange against a mock secret, so the answer (28P01 after
+    // the proof) and its timing don't reveal which users exist.
+    secret = pg::Credential(
+        pg::ScramCredential{pg::make_mock_scram_secret(st.user, ctx_.mock_scram_key)});
+    st.credential_cached = false;
+  }
   if (!secret) {
-    if (secret.error().code == ENOENT) {
-      // Same answer as for a wrong password: don't reveal which users exist.
-      set_state(c, ClientState::kAuthSasl, monotonic_now());
-      fail_startup(c, pg::sqlstate::kInvalidPassword,
-                   "password authentication failed for user \"" + st.user + "\"");
-    } else {
-      fail_startup(
-          c, pg::sqlstate::kConnectionFailure,
-          "the proxy could not look up user \"" + st.user + "\": " + secret.error().message);
-    }
+    fail_startup(c, pg::sqlstate::kConnectionFailure,
+                 "the proxy could not look up user \"" + st.user + "\": " + secret.error().message);
     return;
   }
   st.credential = std::move(*secret);

@@ -124,3 +124,53 @@ TEST_CASE("VipSteering rejects bad input") {
   REQUIRE(!r.ok());
   CHECK(r.error().message.find("not a listening socket") != std::string::npos);
 }
+
+TEST_CASE("a SO_REUSEPORT group behind the VIP still shares the connections" *
+          doctest::skip(skip_vip_tests())) {
+  // The proxy runs one listener per worker in a reuseport group and hands one of them to
+  // VipSteering: the kernel must keep balancing across the whole group.
+  std::string err = in_new_netns([&]() -> std::string {
+    UniqueFd l[2];
+    uint16_t port = 0;
+    for (auto& fd : l) {
+      fd = UniqueFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      int one = 1;
+      setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(port);
+      inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+      if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) return "bind";
+      if (listen(fd.get(), 64) != 0) return "listen";
+      socklen_t len = sizeof(sa);
+      getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+      port = ntohs(sa.sin_port);
+    }
+    auto vip =
+        VipSteering::attach("10.250.0.2", 5432, l[0].get(), "vip-rp-" + std::to_string(getpid()));
+    if (!vip) return "attach: " + vip.error().message;
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 32; i++) {
+      UniqueFd c(connect_v4("10.250.0.2", 5432));
+      if (!c) return "connect";
+      clients.push_back(std::move(c));
+    }
+    int got[2] = {0, 0};
+    for (int i = 0; i < 2; i++)
+      while (true) {
+        UniqueFd a(accept(l[i].get(), nullptr, nullptr));
+        if (!a) break;
+        got[i]++;
+      }
+    if (got[0] + got[1] != 32) return "accepted " + std::to_string(got[0] + got[1]) + " of 32";
+    if (got[0] == 0 || got[1] == 0)
+      return "one listener got everything: " + std::to_string(got[0]) + "/" +
+             std::to_string(got[1]);
+    return "";
+  });
+  if (err.rfind("SKIP:", 0) == 0) {
+    MESSAGE(err);
+    return;
+  }
+  CHECK_MESSAGE(err.empty(), err);
+}

@@ -92,7 +92,8 @@ class StreamFramer {
         have_ = 0;
         if (!scratch_) scratch_.reset(new uint8_t[kHeaderSize + kMaxPrefixBody]);
       }
-      uint32_t n = want_ - have_ < len - pos ? want_ - have_ : len - pos;
+      uint32_t gap = uint32_t(want_ - have_);
+      uint32_t n = gap < len - pos ? gap : len - pos;
       std::memcpy(scratch_.get() + have_, data + pos, n);
       have_ += n;
       pos += n;

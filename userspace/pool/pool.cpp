@@ -15,7 +15,8 @@ std::string PoolKey::to_string() const {
   return s;
 }
 
-Pool::Pool(PoolKey key, PoolSettings settings, BackendTable& table, Connector& connector)
+Pool::Pool(PoolKey key, PoolSettings settings, BackendTable& table, Connector& connector,
+           const std::vector<double>& histogram_buckets)
     : key_(std::move(key)),
       name_(key_.to_string()),
       table_(table),
@@ -23,6 +24,7 @@ Pool::Pool(PoolKey key, PoolSettings settings, BackendTable& table, Connector& c
       settings_(settings),
       reset_query_(settings.reset_query),
       mode_(settings.mode),
+      counters_(histogram_buckets),
       rng_(uint64_t(monotonic_now()) ^ uint64_t(uintptr_t(this))) {}
 
 Pool::~Pool() {
@@ -119,6 +121,7 @@ void Pool::release(Backend* b, Messenger& m, Nanos now) {
   counters_.releases.fetch_add(1, std::memory_order_relaxed);
   if (b->lease_started) {
     counters_.lease_ns_total.fetch_add(uint64_t(now - b->lease_started), std::memory_order_relaxed);
+    counters_.lease_duration.observe(now - b->lease_started);
     b->lease_started = 0;
   }
   std::lock_guard lock(mu_);

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/atomic_histogram.h"
 #include "common/clock.h"
 #include "control/config.h"
 #include "pool/backend.h"
@@ -69,6 +70,10 @@ class Messenger {
 };
 
 struct PoolCounters {
+  explicit PoolCounters(const std::vector<double>& buckets)
+      : acquire_latency(buckets), lease_duration(buckets) {}
+  AtomicHistogram acquire_latency;  // time a client waited for a backend
+  AtomicHistogram lease_duration;   // time a backend stayed leased
   std::atomic<uint64_t> acquires{0};
   std::atomic<uint64_t> releases{0};
   std::atomic<uint64_t> lease_ns_total{0};
@@ -91,7 +96,8 @@ struct PoolSnapshot {
 
 class Pool {
  public:
-  Pool(PoolKey key, PoolSettings settings, BackendTable& table, Connector& connector);
+  Pool(PoolKey key, PoolSettings settings, BackendTable& table, Connector& connector,
+       const std::vector<double>& histogram_buckets);
   ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;

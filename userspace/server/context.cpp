@@ -72,7 +72,7 @@ void SharedContext::fill_waiter(Client* c) const {
 }
 
 void SharedContext::on_lease_start(Client* c, Nanos waited) {
-  (void)waited;
+  c->pool->counters().acquire_latency.observe(waited);
   if (c->tenant) c->tenant->record_transaction();
 }
 

@@ -25,7 +25,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -33,17 +32,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import edge_helpers as eh  # noqa: E402
 
-SERVER_SCRIPT = textwrap.dedent(r"""
-    import socket, sys
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[1])))
-    s.listen(65535)
-    print("ready", flush=True)
-    while True:
-        c, _ = s.accept()
-        c.close()
-""")
+def build_storm() -> Path:
+    """Compiles bench/edge/storm.c (C: a Python client would be the bottleneck)."""
+    out = Path(tempfile.gettempdir()) / f"helios-edge-storm-{os.getpid()}"
+    eh.sh(["cc", "-O2", "-Wall", "-o", str(out), str(Path(__file__).with_name("storm.c"))])
+    return out
 
 
 def frame(src: str, dst: str, dport: int, flags: int) -> bytes:
@@ -91,39 +84,68 @@ def bench_pps(repeat: int) -> dict:
         topo.close()
 
 
+def veth_drops(topo: eh.EdgeTopology) -> int:
+    """Drops on the veth pair: server rx plus client tx (a full XDP ring of the receiving veth
+    is counted on the sender's side)."""
+    srv = json.loads(topo.srv(["ip", "-s", "-j", "link", "show", "dev", topo.srv_if]).stdout)
+    cli = json.loads(topo.cli(["ip", "-s", "-j", "link", "show", "dev", topo.cli_if]).stdout)
+    return (int(srv[0]["stats64"]["rx"]["dropped"]) + int(cli[0]["stats64"]["tx"]["dropped"]))
+
+
 def bench_storm(n: int) -> dict:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    want = n + 1000
-    if hard != resource.RLIM_INFINITY and hard < want:
-        n = hard - 1000
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY
-                                                else min(want, hard), hard))
+    if hard != resource.RLIM_INFINITY and hard < n + 200:
+        n = hard - 200
+    storm_bin = build_storm()
     topo = eh.EdgeTopology("s")
     server = None
     try:
         topo.create()
+        topo.srv(["sysctl", "-q", "-w", "net.core.somaxconn=65535"])
+        topo.srv(["sysctl", "-q", "-w", "net.ipv4.tcp_max_syn_backlog=65535"])
         port = 7000
-        server = subprocess.Popen(["nsenter", f"--net=/run/netns/{topo.server}", sys.executable,
-                                   "-c", SERVER_SCRIPT, str(port)], stdout=subprocess.PIPE,
-                                  text=True)
+        server = subprocess.Popen(["nsenter", f"--net=/run/netns/{topo.server}", str(storm_bin),
+                                   "serve", str(port)], stdout=subprocess.PIPE, text=True)
         assert server.stdout.readline().strip() == "ready"
         results = {}
 
-        def run(label: str) -> None:
-            time.sleep(0.5)
-            r = eh.storm(topo, eh.TENANT_A_IP, port, n, window=3.0)
-            span = r["last_ok_s"] or r["elapsed_s"]
-            r["connects_per_s"] = round(r["connected"] / span) if span else 0
-            results[label] = r
+        def run(label: str, reps: int = 3) -> None:
+            """Median of `reps` storms (the machine is shared; single runs are noisy)."""
+            runs = []
+            for _ in range(reps):
+                time.sleep(0.5)
+                drops0 = veth_drops(topo)
+                cp = topo.cli([str(storm_bin), "connect", eh.TENANT_A_IP, eh.VIP, str(port),
+                               str(n), "3.0"], timeout=60)
+                r = json.loads(cp.stdout)
+                span = r["last_ok_s"] or r["elapsed_s"]
+                r["connects_per_s"] = round(r["connected"] / span) if span else 0
+                r["veth_rx_dropped"] = veth_drops(topo) - drops0
+                runs.append(r)
+            runs.sort(key=lambda r: r["connects_per_s"])
+            med = dict(runs[len(runs) // 2])
+            med["all_connects_per_s"] = [r["connects_per_s"] for r in runs]
+            results[label] = med
 
         run("no_guard")
         topo.attach("--vip", f"{eh.VIP}:{port}",
                     "--tenant", f"storm={eh.TENANT_A_CIDR}:1000000:1000000")
         run("guard_not_limiting")
+        topo.detach()
+        topo.attach("--mode", "skb", "--vip", f"{eh.VIP}:{port}",
+                    "--tenant", f"storm={eh.TENANT_A_CIDR}:1000000:1000000")
+        run("guard_not_limiting_skb_mode")
+        topo.detach()
+        # Control: native XDP, but the storm is not for the guarded VIP (program: ~60 ns, PASS).
+        topo.attach("--vip", f"{eh.VIP}:{port + 1}")
+        run("native_xdp_storm_not_for_vip")
+        topo.detach()
+        topo.attach("--vip", f"{eh.VIP}:{port}",
+                    "--tenant", f"storm={eh.TENANT_A_CIDR}:1000000:1000000")
         topo.attach("--update", "--vip", f"{eh.VIP}:{port}",
                     "--tenant", f"storm={eh.TENANT_A_CIDR}:100:100")
         time.sleep(1.0)  # the bucket refills to its burst
-        run("guard_tenant_100_per_s")
+        run("guard_tenant_100_per_s", reps=1)
         topo.detach()
         return results
     finally:
@@ -131,13 +153,14 @@ def bench_storm(n: int) -> dict:
             server.kill()
             server.wait()
         topo.close()
+        storm_bin.unlink(missing_ok=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="?", default="all", choices=["pps", "storm", "all"])
     ap.add_argument("--repeat", type=int, default=5_000_000)
-    ap.add_argument("--connects", type=int, default=10000)
+    ap.add_argument("--connects", type=int, default=15000)
     ap.add_argument("--json", help="write results here too")
     args = ap.parse_args()
     why = eh.why_no_netns()
@@ -153,8 +176,9 @@ def main() -> int:
     if args.what in ("storm", "all"):
         res["storm"] = bench_storm(args.connects)
         for k, v in res["storm"].items():
-            print(f"storm {k:24s} {v['connected']:6d}/{v['attempted']} connected, "
-                  f"{v['connects_per_s']:7d} connects/s (last at {v['last_ok_s'] or 0:.3f} s)")
+            print(f"storm {k:28s} {v['connected']:6d}/{v['attempted']} connected, "
+                  f"{v['connects_per_s']:7d} connects/s median of {v['all_connects_per_s']} "
+                  f"(last at {v['last_ok_s'] or 0:.3f} s, veth rx drops {v['veth_rx_dropped']})")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0

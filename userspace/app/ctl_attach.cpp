@@ -129,6 +129,9 @@ int run_attach(const AttachArgs& a, const CtlContext& ctx) {
               << "  program id: " << g->prog_id() << "\n"
               << "  pins: " << g->pin_path() << "/\n"
               << "  tenants: " << spec->tenants.size() << "\n";
+    if (!spec->skb_mode && bpf::interface_driver(spec->interface) == "veth")
+      std::cout << "  note: native XDP on a veth drops packets when a burst overflows its "
+                   "256-slot ring (see bench/edge/README.md); --mode skb avoids that\n";
   }
   return kExitOk;
 }

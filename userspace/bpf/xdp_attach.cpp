@@ -1,7 +1,12 @@
 #include "bpf/xdp_attach.h"
 
 #include <bpf/bpf.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <xdp/libxdp.h>
 
 #include <cerrno>
@@ -97,6 +102,20 @@ Result<int> interface_index(const std::string& name) {
   unsigned idx = if_nametoindex(name.c_str());
   if (idx == 0) return Error::from_errno("xdp: no interface '" + name + "'");
   return int(idx);
+}
+
+std::string interface_driver(const std::string& name) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  ethtool_drvinfo info{};
+  info.cmd = ETHTOOL_GDRVINFO;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_data = reinterpret_cast<char*>(&info);
+  std::string out;
+  if (ioctl(fd, SIOCETHTOOL, &ifr) == 0) out = info.driver;
+  close(fd);
+  return out;
 }
 
 Result<uint32_t> attached_prog_id(int ifindex) {

@@ -52,6 +52,9 @@ class XdpProgram {
 // Interface name -> ifindex, with a readable error.
 Result<int> interface_index(const std::string& name);
 
+// The interface's driver name ("veth", "mlx5_core", ...), or "" when it cannot be told.
+std::string interface_driver(const std::string& name);
+
 // Removes the XDP program with id `prog_id` (or, when 0, any program named `prog_name`) from the
 // interface, whether it sits behind the dispatcher or alone. Ok if nothing of ours is attached.
 Status detach_xdp(int ifindex, uint32_t prog_id, const std::string& prog_name);

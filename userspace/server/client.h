@@ -26,6 +26,7 @@ enum class ClientState : uint8_t {
   kAuthMd5,     // waiting for the md5 PasswordMessage
   kWelcome,     // authenticated; waiting for a first backend to learn the server's parameters
   kIdle,        // between transactions, no backend
+  kThrottled,   // has statements to run but its tenant is over max_qps: waiting for tokens
   kQueued,      // has work for a backend; waiting in its pool's fair queue
   kActive,      // leased: paired with a backend
   kClosing,     // no more input; flushing what is queued, then closing
@@ -50,13 +51,22 @@ struct Client {
   bool counted = false;         // counted in the global client connection limit
   bool tenant_counted = false;  // counted in its tenant's max_connections
   bool skip_to_sync = false;
-  bool forward_body = false;  // the body of the message being read goes to the backend    // a
-                              // refused extended-protocol message: discard until Sync
-  uint16_t inflight = 0;      // io_uring ops outstanding that reference this slot
-  uint32_t outstanding = 0;   // ReadyForQuery messages the client still expects
-  uint32_t cancel_key = 0;    // secret half of the BackendKeyData the proxy issued
+  bool forward_body = false;        // the body of the message being read goes to the backend
+  bool active_held = false;         // counted in its tenant's active leases (max_active)
+  bool gate_waiting = false;        // queued at its tenant's max_active gate
+  bool throttled = false;           // statements held until the tenant's QPS bucket has tokens
+  bool duration_cancelled = false;  // its transaction ran past max_transaction_duration
+  control::PoolMode mode = control::PoolMode::kTransaction;  // of the current / next lease
+  uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket    // a
+                                 // refused extended-protocol message: discard until Sync
+  uint16_t inflight = 0;         // io_uring ops outstanding that reference this slot
+  uint32_t outstanding = 0;      // ReadyForQuery messages the client still expects
+  uint32_t cancel_key = 0;       // secret half of the BackendKeyData the proxy issued
 
   Nanos state_since = 0;
+  Nanos throttle_since = 0;      // when the held statements started waiting for QPS tokens
+  Nanos txn_started = 0;         // start of the transaction in progress (0 = none)
+  Nanos query_started = 0;       // when the oldest unanswered statement was sent
   Nanos deadline = 0;            // of the current timed state (startup, queued, transaction)
   Client* timer_prev = nullptr;  // per-state timer list of the worker
   Client* timer_next = nullptr;

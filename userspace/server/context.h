@@ -14,6 +14,7 @@
 #include "server/auth_service.h"
 #include "server/params.h"
 #include "server/pool_manager.h"
+#include "server/tenant_gates.h"
 #include "tenant/tenant_registry.h"
 
 namespace helios::server {
@@ -34,6 +35,7 @@ struct SharedContext {
   // A messenger for threads that are not workers (connector, control thread).
   std::function<std::unique_ptr<pool::Messenger>()> make_messenger;
   tenant::TenantRegistry tenants;
+  TenantGates gates{tenant::TenantRegistry::kDefaultMaxTenants};
   std::string mock_scram_key;  // random per process: mock secrets for unknown users
   std::atomic<bool> quotas_enabled{false};
 

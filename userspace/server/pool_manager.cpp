@@ -30,9 +30,8 @@ pool::Pool* PoolManager::get(const pool::PoolKey& key, const control::Config& cf
   std::lock_guard lock(mu_);
   for (auto& p : pools_)
     if (p->key() == key) return p.get();
-  pools_.push_back(
-      std::make_unique<pool::Pool>(key, pool_settings_for(cfg, key.group), table_, connector_,
-                                   cfg.metrics.histogram_buckets));
+  pools_.push_back(std::make_unique<pool::Pool>(key, pool_settings_for(cfg, key.group), table_,
+                                                connector_, cfg.metrics.histogram_buckets));
   return pools_.back().get();
 }
 

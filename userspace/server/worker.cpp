@@ -79,6 +79,7 @@ void Worker::run() {
     int rc = ring_->submit_and_wait(next_tick_ > now ? next_tick_ - now : 1);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
       log::error("worker {}: io_uring_enter: {}", id_, std::strerror(-rc));
+    now_ = monotonic_now();
     ring_->drain([this](const io_uring_cqe& cqe) { dispatch(cqe); });
     if (mail_flagged_.load(std::memory_order_acquire)) drain_mail();
     run_deferred();
@@ -287,6 +288,8 @@ Worker::TimerList* Worker::list_for(ClientState s) {
       return &queued_list_;
     case ClientState::kActive:
       return &active_list_;
+    case ClientState::kThrottled:
+      return &throttled_list_;
     default:
       return nullptr;
   }
@@ -446,11 +449,17 @@ void Worker::close_client(Client* c) {
   if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
   Nanos now = monotonic_now();
   if (c->state == ClientState::kQueued || c->state == ClientState::kWelcome) {
-    if (c->pool) c->pool->cancel_wait(&c->waiter);
-    // If the pool had already granted us a backend, the grant finds the client gone and
-    // returns the backend itself.
+    if (c->gate_waiting) {
+      // A slot already handed to us is given back by on_gate_open when it finds us gone.
+      if (ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) c->gate_waiting = false;
+    } else if (c->pool) {
+      // If the pool had already granted us a backend, the grant finds the client gone and
+      // returns the backend itself.
+      c->pool->cancel_wait(&c->waiter);
+    }
   }
   detach_backend_on_close(c);
+  release_active(c);
   set_state(c, ClientState::kClosing, now);
   c->startup.reset();
   c->to_backend.clear_if_idle(*chunks_);
@@ -505,6 +514,19 @@ void Worker::on_tick(Nanos now) {
       c->deadline = now + kTick;
       break;
     }
+  }
+  // Statements waiting for QPS tokens.
+  for (Client* c = throttled_list_.head; c;) {
+    Client* next = c->timer_next;
+    check_throttled(c, now);
+    c = next;
+  }
+  // Leases: throttled statements inside a transaction, and max_transaction_duration.
+  for (Client* c = active_list_.head; c;) {
+    Client* next = c->timer_next;
+    if (c->throttled) check_throttled(c, now);
+    if (c->state == ClientState::kActive) check_transaction_duration(c, now);
+    c = next;
   }
   if (drain_deadline_ && now >= drain_deadline_) {
     // Drain deadline passed: cancel what still runs and close everyone.

@@ -59,6 +59,7 @@ class Worker final : public pool::Messenger {
   // Mail handlers (run on this thread).
   void on_config(std::shared_ptr<const RuntimeConfig> cfg);
   void on_cancel(uint32_t slot, uint32_t key);
+  void on_gate_open(uint32_t slot, uint32_t gen, tenant::TenantState* t);
   void begin_drain(Nanos deadline);
   bool initialized() const { return ring_ != nullptr; }
   bool finished() const { return finished_.load(std::memory_order_acquire); }
@@ -126,6 +127,15 @@ class Worker final : public pool::Messenger {
   void pause_client_input(Client* c);
   void resume_client_input(Client* c);
 
+  // ---- tenant quotas (server/worker_quota.cpp)
+  bool admit_queries(Client* c, Nanos now);  // QPS tokens for the statements received
+  void check_throttled(Client* c, Nanos now);
+  void check_transaction_duration(Client* c, Nanos now);
+  void release_active(Client* c);          // gives back the client's max_active slot
+  void pass_gate(tenant::TenantState* t);  // a slot of t is free: wake its next waiter
+  control::PoolMode lease_mode(const Client* c) const;
+  void follow_tenant(Client* c, const std::string& name);  // session mode SET application_name
+
   // ---- leases (server/worker_lease.cpp)
   void need_backend(Client* c);
   void on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index);
@@ -164,7 +174,7 @@ class Worker final : public pool::Messenger {
     Client* head = nullptr;
     Client* tail = nullptr;
   };
-  TimerList startup_list_, queued_list_, active_list_;
+  TimerList startup_list_, queued_list_, active_list_, throttled_list_;
   TimerList* list_for(ClientState s);
 
   std::vector<Client*> starved_;  // multishot recv ended with ENOBUFS
@@ -176,6 +186,10 @@ class Worker final : public pool::Messenger {
 
   std::mt19937 rng_{std::random_device{}()};  // cancel keys
   Nanos next_tick_ = 0;
+  Nanos now_ = 0;
+  std::string tenant_parameter_;  // lower-case startup parameter naming the tenant  // clock read
+                                  // once per loop iteration, for data-path timestamps
+  std::vector<std::pair<Client*, std::string>> tenant_changes_;  // applied after a feed
   Stats stats_;
 };
 

@@ -106,11 +106,30 @@ static void sync_parameters(Worker& w, io::ChunkPool& chunks, Client* c, pool::B
   c->to_backend.push_front_owned(chunks, out);
 }
 
+control::PoolMode Worker::lease_mode(const Client* c) const {
+  if (c->tenant && ctx_.quotas_enabled.load(std::memory_order_relaxed)) {
+    int8_t o = c->tenant->pool_mode_override();
+    if (o >= 0) return control::PoolMode(o);
+  }
+  return c->pool->mode();
+}
+
 void Worker::need_backend(Client* c) {
   Nanos now = monotonic_now();
-  if (c->state == ClientState::kIdle) {
+  if (c->state == ClientState::kIdle || c->state == ClientState::kThrottled) {
     set_state(c, ClientState::kQueued, now);
     c->deadline = now + cfg_->connection_pool.acquire_timeout;
+  }
+  if (c->state != ClientState::kWelcome) {
+    c->mode = lease_mode(c);
+    // max_active: wait at the tenant's gate first (FIFO within the tenant).
+    if (!c->active_held && c->tenant && ctx_.quotas_enabled.load(std::memory_order_relaxed)) {
+      if (!ctx_.gates.enter(c->tenant, {id_, c->slot, c->gen})) {
+        c->gate_waiting = true;
+        return;
+      }
+      c->active_held = true;
+    }
   }
   c->waiter.worker = id_;
   c->waiter.slot = c->slot;
@@ -132,6 +151,7 @@ void Worker::on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index) {
 }
 
 void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view message) {
+  release_active(c);
   bool clean = c->framer.at_boundary() && !c->unsynced && c->outstanding > 0;
   if (!clean || c->state == ClientState::kWelcome) {
     send_error(c, true, sqlstate, message);
@@ -167,7 +187,13 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
 }
 
 void Worker::on_acquire_timeout(Client* c) {
-  if (!c->pool->cancel_wait(&c->waiter)) return;  // a grant is on its way
+  if (c->gate_waiting) {
+    if (!ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) return;  // let through already
+    c->gate_waiting = false;
+  } else if (!c->pool->cancel_wait(&c->waiter)) {
+    return;  // a grant is on its way
+  }
+  if (c->tenant) c->tenant->record_rejection(tenant::Rejection::kAcquireTimeout);
   auto s = c->pool->settings();
   fail_pending(c, pg::sqlstate::kTooManyConnections,
                "no backend connection available in pool " + c->pool->name() + " within " +
@@ -205,12 +231,12 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
 
 void Worker::maybe_end_lease(Client* c) {
   pool::Backend* b = c->backend;
-  if (!b || c->pool->mode() == control::PoolMode::kSession) return;
+  if (!b || c->mode == control::PoolMode::kSession) return;
   if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
       b->swallow_rfq > 0)
     return;
   if (b->tx_status != 'I') {
-    if (c->pool->mode() == control::PoolMode::kStatement) {
+    if (c->mode == control::PoolMode::kStatement) {
       // A statement left a transaction open (e.g. "SELECT 1; BEGIN"): not allowed here.
       c->backend = nullptr;
       begin_cleanup(b, /*rollback=*/true, /*reset=*/false);
@@ -227,6 +253,7 @@ void Worker::end_lease(Client* c) {
   c->backend = nullptr;
   c->framer.release_scratch();
   ctx_.on_lease_end(c);
+  release_active(c);
   set_state(c, ClientState::kIdle, monotonic_now());
   b->finish = pool::Backend::Finish::kRelease;
   finish_backend(b);
@@ -306,7 +333,7 @@ void Worker::detach_backend_on_close(Client* c) {
   ctx_.on_lease_end(c);
   bool quiet = c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() &&
                b->swallow_rfq == 0 && !b->broken;
-  bool session = c->pool->mode() == control::PoolMode::kSession;
+  bool session = c->mode == control::PoolMode::kSession;
   if (!quiet) {
     // A statement is still running or a message was cut: we cannot know the session's state.
     b->broken = true;
@@ -328,7 +355,12 @@ void Worker::on_cancel(uint32_t slot, uint32_t key) {
   Client* c = &client_chunks_[slot / kClientChunkSize][slot % kClientChunkSize];
   if (c->state == ClientState::kFree || c->cancel_key != key) return;
   if (c->state == ClientState::kQueued) {
-    if (!c->pool->cancel_wait(&c->waiter)) return;
+    if (c->gate_waiting) {
+      if (!ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) return;
+      c->gate_waiting = false;
+    } else if (!c->pool->cancel_wait(&c->waiter)) {
+      return;
+    }
     fail_pending(c, pg::sqlstate::kQueryCanceled, "canceling statement due to user request");
     return;
   }
@@ -365,7 +397,8 @@ void Worker::begin_drain(Nanos deadline) {
   for (auto& chunk : client_chunks_)
     for (uint32_t i = 0; i < kClientChunkSize; ++i) {
       Client* c = &chunk[i];
-      if (c->state == ClientState::kIdle || c->state == ClientState::kStartup)
+      if (c->state == ClientState::kIdle || c->state == ClientState::kStartup ||
+          c->state == ClientState::kThrottled)
         send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
     }
 }

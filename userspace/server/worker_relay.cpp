@@ -60,7 +60,8 @@ struct ClientHandler {
   const uint8_t* data;
   bool& forward;  // per connection: a message body continues across receive buffers
   const char* violation = nullptr;
-  std::string refusal;  // statement mode: why a message was refused
+  std::string refusal;   // statement mode: why a message was refused
+  uint16_t queries = 0;  // statements (Query, Execute, FunctionCall) in this input
 
   uint32_t prefix_wanted(char type, uint32_t) {
     return type == pg::fe::kQuery || type == pg::fe::kParse ? 128 : 0;
@@ -85,21 +86,27 @@ struct ClientHandler {
         return;
       case pg::fe::kQuery:
       case pg::fe::kParse:
-        if (c->pool->mode() == control::PoolMode::kStatement && refuse_transaction(m)) return;
+        if (c->mode == control::PoolMode::kStatement && refuse_transaction(m)) return;
         if (m.type == pg::fe::kQuery) {
           ++c->outstanding;
+          ++queries;
           c->unsynced = false;
         } else {
           c->unsynced = true;
         }
         break;
-      case pg::fe::kSync:
       case pg::fe::kFunctionCall:
+        ++queries;
+        [[fallthrough]];
+      case pg::fe::kSync:
         ++c->outstanding;
         c->unsynced = false;
         break;
-      case pg::fe::kBind:
       case pg::fe::kExecute:
+        ++queries;
+        c->unsynced = true;
+        break;
+      case pg::fe::kBind:
       case pg::fe::kDescribe:
       case pg::fe::kClose:
         c->unsynced = true;
@@ -168,9 +175,20 @@ void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32
     close_client(c);
     return;
   }
+  if (h.queries) {
+    // QPS quota: statements wait for tokens before they reach a backend.
+    c->pending_queries = uint16_t(c->pending_queries + h.queries);
+    if (!admit_queries(c, now_) && !c->throttled) {
+      c->throttled = true;
+      c->throttle_since = now_;
+      if (c->state == ClientState::kIdle) set_state(c, ClientState::kThrottled, now_);
+    }
+  }
   switch (c->state) {
     case ClientState::kIdle:
       if (!c->to_backend.empty()) need_backend(c);
+      break;
+    case ClientState::kThrottled:
       break;
     case ClientState::kActive:
       flush_backend(c);
@@ -184,7 +202,9 @@ void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32
 
 void Worker::flush_backend(Client* c) {
   pool::Backend* b = c->backend;
-  if (!b || c->to_backend.in_flight() || c->to_backend.empty()) return;
+  if (!b || c->throttled || c->to_backend.in_flight() || c->to_backend.empty()) return;
+  if (!c->txn_started) c->txn_started = now_;
+  if (!c->query_started) c->query_started = now_;
   submit_send(c->to_backend, b->fd.get(), pack(Op::kBackendSend, c->slot, c->gen));
   ++c->inflight;
   ++b->inflight;
@@ -263,6 +283,14 @@ struct BackendHandler {
         } else if (c) {
           if (c->outstanding > 0) --c->outstanding;
           lease_may_end = true;
+          if (c->tenant && c->query_started) {
+            c->tenant->record_query(w.now_, w.now_ - c->query_started);
+            c->query_started = c->outstanding > 0 ? w.now_ : 0;
+          }
+          if (b->tx_status == 'I' && c->outstanding == 0) {
+            c->txn_started = 0;
+            c->duration_cancelled = false;
+          }
         }
         break;
       case pg::be::kParameterStatus:
@@ -277,6 +305,10 @@ struct BackendHandler {
             if (c && !internal && is_tracked_parameter(lower(name))) {
               std::string value(ps->value);
               c->params = w.ctx_.params.with(c->params, lower(name), &value);
+              // Session mode follows a tenant named by SET application_name (applied after
+              // this input is relayed).
+              if (c->mode == control::PoolMode::kSession && lower(name) == w.tenant_parameter_)
+                w.tenant_changes_.emplace_back(c, value);
             }
           }
         }
@@ -288,6 +320,19 @@ struct BackendHandler {
           if (internal)
             log::warn("backend pid {}: proxy-internal query failed: {}: {}", b->process_id,
                       f->sqlstate, f->message);
+          // A statement we cancelled for max_transaction_duration: say why, not "user request".
+          if (c && !internal && c->duration_cancelled && m.complete() &&
+              f->sqlstate == pg::sqlstate::kQueryCanceled) {
+            std::string out;
+            pg::write_error_response(
+                out, "ERROR", pg::sqlstate::kQueryCanceled,
+                "canceling statement: the transaction exceeded max_transaction_duration of " +
+                    std::to_string(c->tenant->max_transaction_duration() / kNanosPerMilli) +
+                    " ms for tenant \"" + std::string(c->tenant->name()) + "\"");
+            c->to_client.push_owned(*w.chunks_, out);
+            forward = false;
+            return;
+          }
         }
         break;
       default:
@@ -340,6 +385,12 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     bufs_->unref(bid);
     if (c) {
       flush_client(c);
+      if (!tenant_changes_.empty()) {
+        auto changes = std::move(tenant_changes_);
+        tenant_changes_.clear();
+        for (auto& [cl, name] : changes) follow_tenant(cl, name);
+        if (c->state == ClientState::kClosing) return;
+      }
       if (c->to_client.bytes() > kPauseBytes) b->recv_paused = true;
       if (b->broken) {
         // The server said FATAL (e.g. terminated by an administrator): the client has the

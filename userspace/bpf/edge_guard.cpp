@@ -1,6 +1,7 @@
 #include "bpf/edge_guard.h"
 
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <net/if.h>
 #include <unistd.h>
 
@@ -23,6 +24,35 @@ const std::vector<std::string>& guard_pins() {
       HELIOS_MAP_TENANT_COUNTERS, HELIOS_MAP_GUARD_STATS, HELIOS_PIN_XDP_PROG};
   return names;
 }
+// Id of the program pinned at `path`, 0 if none.
+uint32_t pinned_prog_id(const std::string& path) {
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) return 0;
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  uint32_t id = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+  close(fd);
+  return id;
+}
+
+// The instance whose pinned guard program has id `prog_id`, or "".
+std::string instance_owning(uint32_t prog_id) {
+  std::string owner;
+  DIR* d = opendir(HELIOS_PIN_ROOT);
+  if (!d) return owner;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (pinned_prog_id(std::string(HELIOS_PIN_ROOT) + "/" + n + "/" + HELIOS_PIN_XDP_PROG) ==
+        prog_id) {
+      owner = n;
+      break;
+    }
+  }
+  closedir(d);
+  return owner;
+}
+
 }  // namespace
 
 struct EdgeGuard::Loaded {
@@ -151,13 +181,7 @@ Result<EdgeGuard> EdgeGuard::open_pinned(const std::string& instance) {
   EdgeGuard g(*pins, std::move(*maps));
   g.mode_ = static_cast<edge_attach_mode>(cfg->attach_mode);
   g.ifindex_ = int(cfg->ifindex);
-  int pfd = bpf_obj_get(pins->file(HELIOS_PIN_XDP_PROG).c_str());
-  if (pfd >= 0) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(pfd, &info, &len) == 0) g.prog_id_ = info.id;
-    close(pfd);
-  }
+  g.prog_id_ = pinned_prog_id(pins->file(HELIOS_PIN_XDP_PROG));
   return g;
 }
 
@@ -184,15 +208,18 @@ Status EdgeGuard::detach(const std::string& interface, const std::string& instan
                           (n ? std::string(n) : "ifindex " + std::to_string(pinned_ifindex)) +
                           ", not " + interface);
   }
-  uint32_t prog_id = 0;
-  int pfd = bpf_obj_get(pins->file(HELIOS_PIN_XDP_PROG).c_str());
-  if (pfd >= 0) {
-    bpf_prog_info info{};
-    uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(pfd, &info, &len) == 0) prog_id = info.id;
-    close(pfd);
+  uint32_t prog_id = pinned_prog_id(pins->file(HELIOS_PIN_XDP_PROG));
+  if (prog_id == 0) {
+    // No pin (a half-removed instance): the guard on the interface is only ours to remove by
+    // name if no other instance has it pinned.
+    auto on_link = attached_prog_id(*ifindex);
+    if (on_link && *on_link != 0) {
+      std::string owner = instance_owning(*on_link);
+      if (!owner.empty() && owner != instance)
+        return Error::invalid("edge: the guard on " + interface + " belongs to instance '" + owner +
+                              "', not '" + instance + "'");
+    }
   }
-  // Without the pin (a half-removed instance) fall back to the program's name.
   Status st = detach_xdp(*ifindex, prog_id, "xdp_guard");
   Status un = pins->remove(guard_pins());
   if (!st) return st;

@@ -8,7 +8,7 @@
          namespaces: no guard, guard with a budget that does not bind, guard throttling the
          tenant to a small budget.
 
-  bench/edge/edge_bench.py [pps|storm|all] [--json FILE] [--repeat N] [--connects N]
+  bench/edge/edge_bench.py [pps|storm|all] [--json FILE] [--repeat N] [--connects N] [--quick]
 
 Uses the namespace topology of tests/integration/edge_helpers.py and cleans everything up.
 """
@@ -92,7 +92,7 @@ def veth_drops(topo: eh.EdgeTopology) -> int:
     return (int(srv[0]["stats64"]["rx"]["dropped"]) + int(cli[0]["stats64"]["tx"]["dropped"]))
 
 
-def bench_storm(n: int) -> dict:
+def bench_storm(n: int, reps: int = 3) -> dict:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     if hard != resource.RLIM_INFINITY and hard < n + 200:
         n = hard - 200
@@ -109,7 +109,7 @@ def bench_storm(n: int) -> dict:
         assert server.stdout.readline().strip() == "ready"
         results = {}
 
-        def run(label: str, reps: int = 3) -> None:
+        def run(label: str, reps: int = reps) -> None:
             """Median of `reps` storms (the machine is shared; single runs are noisy)."""
             runs = []
             for _ in range(reps):
@@ -162,7 +162,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5_000_000)
     ap.add_argument("--connects", type=int, default=15000)
     ap.add_argument("--json", help="write results here too")
+    ap.add_argument("--quick", action="store_true", help="smoke run: small repeat and storms")
     args = ap.parse_args()
+    if args.quick:
+        args.repeat, args.connects = min(args.repeat, 200_000), min(args.connects, 3000)
     why = eh.why_no_netns()
     if why:
         print(f"edge bench: SKIP: {why}", file=sys.stderr)
@@ -174,7 +177,7 @@ def main() -> int:
             print(f"pps  {k:18s} {v['verdict']:9s} {v['ns_per_packet']:6.0f} ns/pkt "
                   f"{v['mpps']:6.2f} Mpps (BPF_PROG_TEST_RUN repeat {v['repeat']})")
     if args.what in ("storm", "all"):
-        res["storm"] = bench_storm(args.connects)
+        res["storm"] = bench_storm(args.connects, reps=1 if args.quick else 3)
         for k, v in res["storm"].items():
             print(f"storm {k:28s} {v['connected']:6d}/{v['attempted']} connected, "
                   f"{v['connects_per_s']:7d} connects/s median of {v['all_connects_per_s']} "

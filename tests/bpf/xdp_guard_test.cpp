@@ -2,6 +2,9 @@
 // verdicts, hot rate updates. See guard_fixture.h for how skips are reported.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include "common/clock.h"
 #include "guard_fixture.h"
 
 using namespace helios::bpf;
@@ -288,6 +291,32 @@ TEST_SUITE("xdp_guard" * doctest::skip(skip_guard_tests())) {
     len = sizeof(after);
     REQUIRE(bpf_obj_get_info_by_fd(g.prog_fd(), &after, &len) == 0);
     CHECK(after.id == before.id);
+  }
+
+  TEST_CASE("buckets refill at the configured rate in real time") {
+    GuardFixture g;
+    EdgeSpec spec = basic_spec();
+    spec.tenants[0].syn_rate = 1000;  // one SYN per millisecond
+    spec.tenants[0].syn_burst = 1000;
+    g.apply(spec);
+    TcpPacket syn;
+    int drained = 0;
+    while (g.verdict(syn) == kPass) drained++;
+    CHECK(drained >= 1000);  // the full burst (plus what trickled in meanwhile)
+    helios::Nanos empty_at = helios::monotonic_now();
+    usleep(100 * 1000);
+    helios::Nanos first = helios::monotonic_now();
+    int admitted = 0;
+    for (int i = 0; i < 400; i++) admitted += g.verdict(syn) == kPass;
+    helios::Nanos last = helios::monotonic_now();
+    // Tokens earned between the bucket running dry and the last SYN, at 1 per ms.
+    double lower = double(first - empty_at) / 1e6 - 1;
+    double upper = double(last - empty_at) / 1e6 + 2;
+    CAPTURE(admitted);
+    CAPTURE(lower);
+    CAPTURE(upper);
+    CHECK(admitted >= lower);
+    CHECK(admitted <= upper);
   }
 
   TEST_CASE("tenant slots: ids are stable, removed tenants are cleared, new tenants start fresh") {

@@ -25,5 +25,6 @@ struct CtlContext {
 void register_check_command(CLI::App& app, CtlContext& ctx);
 void register_plan_command(CLI::App& app, CtlContext& ctx);
 void register_attach_commands(CLI::App&, CtlContext&);
+void register_admin_commands(CLI::App& app, CtlContext& ctx);
 
 }  // namespace helios::ctl

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   helios::ctl::register_check_command(app, ctx);
   helios::ctl::register_plan_command(app, ctx);
   helios::ctl::register_attach_commands(app, ctx);
+  helios::ctl::register_admin_commands(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "control/config.h"
+#include "control/ops_server.h"
 #include "server/server.h"
 
 int main(int argc, char** argv) {
@@ -38,5 +39,12 @@ int main(int argc, char** argv) {
     helios::log::error("cannot start: {}", s.error().message);
     return 1;
   }
-  return server.run();
+  auto ops = helios::control::OpsServer::start(server);
+  if (!ops) {
+    helios::log::error("cannot start the admin API: {}", ops.error().message);
+    return 1;
+  }
+  int rc = server.run();
+  (*ops)->stop();
+  return rc;
 }

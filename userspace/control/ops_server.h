@@ -1,0 +1,92 @@
+// Operations endpoints of a running proxy: the admin HTTP API on [proxy] admin_listen_address
+// and, when [metrics] enabled, the Prometheus exposer on prometheus_address:prometheus_port.
+// Both read the proxy's state at request time (take_snapshot); nothing is pushed from the data
+// path except the MetricsCounters it bumps.
+//
+// Online restart: while a predecessor still holds the admin or metrics port (it is draining),
+// binding is retried in the background every 250 ms; the proxy serves clients meanwhile.
+//
+// Threads: httplib's listener + 4 handler threads, the exposer's 2 civetweb threads, and one
+// upkeep thread (bind retries, quota-rejection samples for quota_rejections_1h).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/result.h"
+#include "control/admin_api.h"
+#include "control/metrics_collector.h"
+#include "control/metrics_counters.h"
+#include "control/metrics_window.h"
+
+namespace prometheus {
+class Exposer;
+}
+namespace helios::server {
+class Server;
+}
+
+namespace helios::control {
+
+class OpsServer final : public AdminTarget {
+ public:
+  // Call after Server::start(). `counters`: the MetricsCounters the data path updates; nullptr
+  // = the OpsServer keeps its own (then only what reads server state is reported).
+  // Fails only when the admin address cannot be used at all (not merely busy).
+  static Result<std::unique_ptr<OpsServer>> start(server::Server& server,
+                                                  MetricsCounters* counters = nullptr);
+  ~OpsServer() override;
+  OpsServer(const OpsServer&) = delete;
+  OpsServer& operator=(const OpsServer&) = delete;
+
+  // Stops both endpoints and the upkeep thread (idempotent).
+  void stop();
+
+  MetricsCounters& counters() { return *counters_; }
+  uint16_t admin_port() const { return admin_bound_.load() ? admin_.port() : 0; }
+  bool metrics_serving() const { return exposer_ready_.load(); }
+
+  // AdminTarget
+  ProxySnapshot snapshot() override;
+  bool ready() override;
+  bool draining() override;
+  uint64_t quota_rejections_1h(const ProxySnapshot& s) override;
+  ReloadSample reload() override;
+  void drain() override;
+  std::string admin_token() override;
+
+ private:
+  OpsServer(server::Server& server, MetricsCounters* counters);
+  Status try_bind_admin();
+  Status try_start_exposer();
+  void upkeep_loop();
+  uint64_t total_rejections() const;
+
+  server::Server& server_;
+  std::unique_ptr<MetricsCounters> own_counters_;
+  MetricsCounters* counters_;
+  const Nanos started_;
+
+  AdminApi admin_;
+  std::thread admin_thread_;
+  std::atomic<bool> admin_bound_{false};
+
+  std::shared_ptr<MetricsCollector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::atomic<bool> exposer_ready_{false};
+  bool metrics_enabled_ = false;
+  std::string metrics_address_;
+
+  std::mutex window_mu_;
+  CounterWindow rejections_window_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread upkeep_;
+};
+
+}  // namespace helios::control

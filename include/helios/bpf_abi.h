@@ -203,7 +203,290 @@ struct vip_lookup_stats {
 HELIOS_ABI_ASSERT(sizeof(struct vip_lookup_stats) == 32, "vip_lookup_stats size");
 
 /* ------------------------------------------------------------------------------------------
- * Kernel data path (sockmap, issue 6): to be added here, same conventions.
+ * Kernel data path (issue 6). Documented in docs/datapath.md.
+ *
+ * Same-host bypass (bpf/sockops_bypass.bpf.c): a sockops program on a cgroup v2 puts the
+ * proxy's own local TCP connections (by endpoint, see bypass_endpoints) into a SOCKHASH keyed
+ * by the socket's 4-tuple; an sk_msg program on that SOCKHASH delivers every send() straight
+ * into the peer socket's receive queue (bpf_msg_redirect_hash + BPF_F_INGRESS), skipping the
+ * loopback TCP stack. Sockets whose endpoints are not listed are never added.
  * ------------------------------------------------------------------------------------------ */
+
+#define HELIOS_SOCK_BYPASS_MAX_ENDPOINTS 64
+#define HELIOS_SOCK_BYPASS_MAX_SOCKETS 65536
+
+#define HELIOS_MAP_BYPASS_SOCKS "bypass_socks"         /* SOCKHASH sock_tuple_key -> socket */
+#define HELIOS_MAP_BYPASS_ENDPOINTS "bypass_endpoints" /* HASH endpoint -> role */
+#define HELIOS_MAP_BYPASS_STATS "bypass_stats"         /* PERCPU_ARRAY [1] */
+
+/* One TCP socket's 4-tuple as that socket sees it. The peer socket on this host has the same
+ * key with local and remote swapped: that is how sk_msg finds where to deliver. */
+struct sock_tuple_key {
+  __u8 local_addr[HELIOS_ADDR_LEN];  /* network order, IPv4-mapped for IPv4 */
+  __u8 remote_addr[HELIOS_ADDR_LEN]; /* network order, IPv4-mapped for IPv4 */
+  __u16 local_port;                  /* HOST order */
+  __u16 remote_port;                 /* HOST order */
+  __u32 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct sock_tuple_key) == 40, "sock_tuple_key size");
+
+/* Hash "bypass_endpoints": the endpoints whose connections may be bypassed: the proxy's
+ * listen address(es) and the database address(es). An all-zero addr matches any address with
+ * that port (a proxy listening on 0.0.0.0). A socket qualifies when its local or its remote
+ * endpoint is listed AND its peer is on this host (loopback, or remote address == local). */
+enum sock_bypass_role {
+  BYPASS_ROLE_PROXY_LISTEN = 1, /* app <-> proxy hop (sidecar) */
+  BYPASS_ROLE_DATABASE = 2,     /* proxy <-> local PostgreSQL hop */
+};
+
+struct sock_endpoint_key {
+  __u8 addr[HELIOS_ADDR_LEN]; /* network order, IPv4-mapped; all zero = any address */
+  __u16 port;                 /* HOST order */
+  __u16 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct sock_endpoint_key) == 20, "sock_endpoint_key size");
+
+struct sock_endpoint_value {
+  __u32 role; /* enum sock_bypass_role */
+};
+HELIOS_ABI_ASSERT(sizeof(struct sock_endpoint_value) == 4, "sock_endpoint_value size");
+
+/* Per-CPU array "bypass_stats" [1]. */
+struct sock_bypass_stats {
+  __u64 established;     /* sockops ESTABLISHED callbacks seen (every TCP socket in the cgroup) */
+  __u64 added;           /* sockets put into bypass_socks */
+  __u64 not_local;       /* endpoint listed but the peer is not on this host: left alone */
+  __u64 add_failed;      /* bpf_sock_hash_update refused (map full, ...) */
+  __u64 msgs_redirected; /* sendmsg calls delivered into the peer's receive queue */
+  __u64 bytes_redirected;
+  __u64 msgs_passed; /* sendmsg on a bypass socket whose peer is not in the map: normal TCP */
+  __u64 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct sock_bypass_stats) == 64, "sock_bypass_stats size");
+
+/* ------------------------------------------------------------------------------------------
+ * Lease splicing (bpf/sockmap_splice.bpf.c): both sockets of a lease sit in splice_socks (a
+ * SOCKHASH keyed by socket cookie); an sk_skb stream_verdict program (no strparser) frames the
+ * PostgreSQL messages of every skb itself and either redirects the skb to the peer socket
+ * (egress) or passes it up to the socket's own receive queue for user space. The hand-off rules
+ * between user space and the kernel are in docs/datapath.md ("Hand-off protocol").
+ * ------------------------------------------------------------------------------------------ */
+
+#define HELIOS_SOCK_MAX_TENANTS 256 /* tenant ids are indexes, as in the edge guard */
+#define HELIOS_SOCK_MAX_WORKERS 64  /* one event ring per worker */
+#define HELIOS_SOCK_SPLICE_MAX_SOCKETS 65536
+#define HELIOS_SOCK_EVENT_RING_BYTES (256 * 1024)
+#define HELIOS_SOCK_MAX_WALK 16384 /* message headers walked in one skb; more: hand back */
+
+#define HELIOS_MAP_SPLICE_SOCKS "splice_socks"     /* SOCKHASH cookie -> socket */
+#define HELIOS_MAP_SPLICE_CTL "splice_ctl"         /* HASH cookie -> struct splice_ctl */
+#define HELIOS_MAP_SPLICE_STATE "splice_state"     /* HASH cookie -> struct splice_sock_state */
+#define HELIOS_MAP_SPLICE_LEASES "splice_leases"   /* HASH lease id -> struct splice_lease */
+#define HELIOS_MAP_SPLICE_TENANTS "splice_tenants" /* PERCPU_ARRAY tenant -> counters */
+#define HELIOS_MAP_SPLICE_QPS "splice_qps"         /* ARRAY (mmapable) tenant -> QPS tokens */
+#define HELIOS_MAP_SPLICE_EVENTS "splice_events"   /* ARRAY_OF_MAPS worker -> RINGBUF */
+#define HELIOS_MAP_SPLICE_STATS "splice_stats"     /* PERCPU_ARRAY [1] */
+
+enum splice_role {
+  SPLICE_ROLE_CLIENT = 1,  /* application side: sends Query/Parse/Sync..., receives results */
+  SPLICE_ROLE_BACKEND = 2, /* PostgreSQL side */
+};
+
+enum splice_mode {
+  SPLICE_MODE_SESSION = 1,     /* the kernel never ends the lease */
+  SPLICE_MODE_TRANSACTION = 2, /* ends at ReadyForQuery 'I' with nothing outstanding */
+  SPLICE_MODE_STATEMENT = 3,   /* same end rule (the proxy refuses transactions earlier) */
+};
+
+/* splice_ctl.flags: what the verdict must hand to user space instead of forwarding. */
+enum splice_ctl_flags {
+  SPLICE_F_TRACK_NAMED = 1u << 0,      /* Parse / Close of a named statement or portal */
+  SPLICE_F_QPS = 1u << 1,              /* statements take tokens from splice_qps[tenant] */
+  SPLICE_F_PARAMETER_STATUS = 1u << 2, /* ParameterStatus from the backend */
+};
+
+enum splice_lease_state {
+  SPLICE_LEASE_ACTIVE = 1,      /* the kernel forwards (each direction once activated) */
+  SPLICE_LEASE_ENDED = 2,       /* ended in the kernel at ReadyForQuery 'I' */
+  SPLICE_LEASE_HANDED_BACK = 3, /* user space owns the lease again (see reason) */
+};
+
+enum splice_event_kind {
+  SPLICE_EV_LEASE_ENDED = 1,   /* transaction/statement lease ended in the kernel */
+  SPLICE_EV_HANDED_BACK = 2,   /* lease given back to user space: a message it must see */
+  SPLICE_EV_FRAMING_ERROR = 3, /* bytes the verdict cannot frame: handed back too */
+};
+
+enum splice_reason {
+  SPLICE_R_NONE = 0,
+  SPLICE_R_READY_IDLE = 1,        /* ReadyForQuery 'I', nothing outstanding: lease ended */
+  SPLICE_R_TERMINATE = 2,         /* client sent Terminate */
+  SPLICE_R_NAMED_STATEMENT = 3,   /* Parse/Close of a named statement (SPLICE_F_TRACK_NAMED) */
+  SPLICE_R_QPS_EMPTY = 4,         /* the tenant's QPS tokens ran out (SPLICE_F_QPS) */
+  SPLICE_R_UNKNOWN_MESSAGE = 5,   /* a message type the verdict does not forward blind */
+  SPLICE_R_BAD_LENGTH = 6,        /* length field < 4: unframeable */
+  SPLICE_R_WALK_LIMIT = 7,        /* more than HELIOS_SOCK_MAX_WALK headers in one skb */
+  SPLICE_R_BYTES_AFTER_END = 8,   /* the lease would end mid-skb: more bytes follow the 'Z' */
+  SPLICE_R_PROTOCOL = 9,          /* more ReadyForQuery than outstanding requests */
+  SPLICE_R_PARAMETER_STATUS = 10, /* backend ParameterStatus (SPLICE_F_PARAMETER_STATUS) */
+  SPLICE_R_USER = 11,             /* user space took the lease back (unsplice) */
+  SPLICE_R_NOT_CAUGHT_UP = 12,    /* activation refused: bytes reached user space after splice */
+  SPLICE_R_REDIRECT_FAILED = 13,  /* the peer socket left the map */
+};
+
+/* Hash "splice_ctl": how user space wants one socket handled. Written by user space only
+ * (whole-value updates); the verdict only reads it. */
+struct splice_ctl {
+  __u64 peer_cookie;   /* the other socket of the lease */
+  __u64 lease_id;      /* key of splice_leases (the client socket's cookie); 0 = no lease */
+  __u64 expect_passed; /* activation: splice_sock_state.passed_bytes user space has consumed */
+  __u32 lease_seq;     /* must equal splice_lease.seq, else this ctl is stale */
+  __u32 tenant_id;     /* index into splice_tenants / splice_qps */
+  __u32 flags;         /* enum splice_ctl_flags */
+  __u16 worker;        /* index into splice_events */
+  __u8 role;           /* enum splice_role */
+  __u8 mode;           /* enum splice_mode */
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_ctl) == 40, "splice_ctl size");
+
+/* A framing position in one direction's byte stream. At a message boundary msg_left == 0,
+ * hdr_have == 0 and peek_need == 0. */
+struct splice_frame {
+  __u32 msg_left; /* body bytes of the current message still to come */
+  __u8 hdr_have;  /* bytes of the next 5-byte header seen so far (0..4) */
+  __u8 hdr[5];    /* those bytes */
+  __u8 peek_need; /* body bytes of the current message still needed to classify it (0..2) */
+  __u8 peek_have;
+  __u8 peek[2]; /* first body bytes of the current message */
+  __u8 type;    /* current message type */
+  __u8 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_frame) == 16, "splice_frame size");
+
+/* Hash "splice_state": what the verdict saw on one socket. Created zeroed by user space when the
+ * socket is added, then written only by that socket's verdict (and the peer's, for
+ * redirected_in, with an atomic add). */
+struct splice_sock_state {
+  __u64 rx_bytes;        /* every byte the verdict saw on this socket */
+  __u64 passed_bytes;    /* bytes passed up to this socket's own queue (user space reads them) */
+  __u64 forwarded_bytes; /* bytes redirected to the peer */
+  __u64 redirected_in;   /* bytes the peer's verdict redirected into this socket (egress) */
+  __u64 skbs;
+  __u64 handback_at;         /* passed_bytes when the first byte after kernel forwarding went up */
+  struct splice_frame frame; /* position after the last skb */
+  struct splice_frame handback; /* position at handback_at: how the passed-up bytes start */
+  __u32 active;                 /* 1: this direction is forwarded by the kernel */
+  __u32 active_seq;             /* lease_seq it was activated for */
+  __u32 handbacks;              /* times this direction went from the kernel back to user space */
+  __u32 reason;                 /* enum splice_reason of the last hand-back seen on this socket */
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_sock_state) == 96, "splice_sock_state size");
+
+/* Hash "splice_leases": the shared state of one lease, under its spin lock. Created by user
+ * space (splice), then changed by the two verdicts and by the control program (unsplice). */
+struct splice_lease {
+  struct bpf_spin_lock lock;
+  __u32 state;       /* enum splice_lease_state */
+  __u32 seq;         /* lease sequence number chosen by user space */
+  __u32 outstanding; /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+  __u32 unsynced;    /* extended-protocol messages since the last Sync */
+  __u32 client_mid;  /* the client stream stopped inside a message */
+  __u32 tenant_id;
+  __u32 reason;   /* enum splice_reason: why the state left ACTIVE */
+  __u8 mode;      /* enum splice_mode */
+  __u8 tx_status; /* last ReadyForQuery status: 'I', 'T' or 'E' */
+  __u16 worker;
+  __u32 pad;
+  __u64 queries;          /* statements forwarded by the kernel in this lease */
+  __u64 transactions;     /* ReadyForQuery 'I' forwarded by the kernel in this lease */
+  __u64 bytes_to_backend; /* forwarded client -> backend */
+  __u64 bytes_to_client;  /* forwarded backend -> client */
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_lease) == 72, "splice_lease size");
+
+/* Per-CPU array "splice_tenants" [HELIOS_SOCK_MAX_TENANTS]: what the kernel forwarded, per tenant.
+ * User space adds these to the same per-tenant metrics as the user-space path. */
+struct splice_tenant_counters {
+  __u64 queries;      /* Query, Execute, FunctionCall forwarded */
+  __u64 transactions; /* ReadyForQuery 'I' forwarded */
+  __u64 bytes_to_backend;
+  __u64 bytes_to_client;
+  __u64 leases_ended; /* leases ended in the kernel */
+  __u64 handbacks;    /* leases handed back to user space */
+  __u64 qps_refused;  /* skbs handed back because the QPS tokens ran out */
+  __u64 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_tenant_counters) == 64, "splice_tenant_counters size");
+
+/* Array "splice_qps" [HELIOS_SOCK_MAX_TENANTS], BPF_F_MMAPABLE: tokens the control plane gives
+ * the kernel out of the tenant's own bucket. The verdict takes one per statement with an atomic
+ * add; user space adds with an atomic add on the mmapped value. */
+struct splice_qps_bucket {
+  __s64 tokens;
+  __u64 taken; /* statements admitted by the kernel (monotonic) */
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_qps_bucket) == 16, "splice_qps_bucket size");
+
+/* Ring buffer record (splice_events[worker]). Counts are the lease's final values, taken under
+ * the lease lock when the state left ACTIVE. */
+struct splice_event {
+  __u64 lease_id;
+  __u64 cookie; /* the socket whose skb caused the event */
+  __u64 ts_ns;  /* bpf_ktime_get_ns() */
+  __u64 queries;
+  __u64 transactions;
+  __u64 bytes_to_backend;
+  __u64 bytes_to_client;
+  __u32 kind;   /* enum splice_event_kind */
+  __u32 reason; /* enum splice_reason */
+  __u32 lease_seq;
+  __u32 tenant_id;
+  __u32 outstanding;
+  __u32 unsynced;
+  __u8 role; /* of `cookie` */
+  __u8 tx_status;
+  __u8 msg_type; /* the message that caused it, when there is one */
+  __u8 pad[5];
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_event) == 88, "splice_event size");
+
+/* Per-CPU array "splice_stats" [1]. */
+struct splice_stats {
+  __u64 skbs;
+  __u64 bytes;
+  __u64 forwarded_skbs;
+  __u64 passed_skbs;
+  __u64 no_state; /* socket in the map without ctl/state: passed */
+  __u64 activations;
+  __u64 activations_refused;
+  __u64 redirect_failed;
+  __u64 events_lost; /* ring full or missing */
+  __u64 pad;
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_stats) == 80, "splice_stats size");
+
+/* Control program (SEC "tc", run with BPF_PROG_TEST_RUN): an atomic operation on a lease under
+ * its lock, requested from user space. The request travels as packet data after a 14-byte
+ * pseudo Ethernet header; the reply overwrites it. */
+enum splice_op_code {
+  SPLICE_OP_UNSPLICE = 1, /* ACTIVE -> HANDED_BACK (reason USER); reply: the lease */
+  SPLICE_OP_READ = 2,     /* reply: the lease, unchanged */
+};
+struct splice_op {
+  __u8 eth[14]; /* ignored */
+  __u16 code;   /* enum splice_op_code */
+  __u64 lease_id;
+  __u32 seq;
+  __u32 result; /* reply: 0 ok, 1 no such lease, 2 seq differs */
+  __u32 prev_state;
+  __u32 state;
+  __u32 outstanding;
+  __u32 unsynced;
+  __u32 client_mid;
+  __u32 reason;
+  __u8 tx_status;
+  __u8 pad[7];
+};
+HELIOS_ABI_ASSERT(sizeof(struct splice_op) == 64, "splice_op size");
 
 #endif /* HELIOS_BPF_ABI_H */

@@ -3,6 +3,9 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,6 +60,17 @@ const char* yn(bool b) {
 
 }  // namespace
 
+bool is_cgroup2_dir(const std::string& path) {
+  struct statfs st {};
+  return statfs(path.c_str(), &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+std::string find_cgroup2_mount() {
+  if (is_cgroup2_dir(kDefaultCgroup2)) return kDefaultCgroup2;
+  if (is_cgroup2_dir("/sys/fs/cgroup")) return "/sys/fs/cgroup";
+  return "";
+}
+
 KernelFeatures probe_kernel_features() {
   KernelFeatures f;
   f.btf_vmlinux = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
@@ -69,6 +83,12 @@ KernelFeatures probe_kernel_features() {
   f.percpu_array = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_ARRAY, nullptr) == 1;
   f.sockmap = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKMAP, nullptr) == 1;
   f.spin_lock = probe_spin_lock();
+  f.sockhash = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1;
+  f.sock_ops = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1;
+  f.sk_msg = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1;
+  f.sk_skb = libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, nullptr) == 1;
+  f.ringbuf = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, nullptr) == 1;
+  f.cgroup2 = !find_cgroup2_mount().empty();
   return f;
 }
 
@@ -103,13 +123,41 @@ Status require_vip_steering(const KernelFeatures& f) {
   return {};
 }
 
+Status require_bypass(const KernelFeatures& f) {
+  if (auto s = require_syscall(f); !s) return s;
+  if (!f.sockhash) return missing_feature("sockhash", "BPF_MAP_TYPE_SOCKHASH refused");
+  if (!f.sock_ops) return missing_feature("sockops programs", "BPF_PROG_TYPE_SOCK_OPS refused");
+  if (!f.sk_msg) return missing_feature("sk_msg programs", "BPF_PROG_TYPE_SK_MSG refused");
+  if (!f.percpu_array)
+    return missing_feature("per-CPU arrays", "BPF_MAP_TYPE_PERCPU_ARRAY refused");
+  if (!f.cgroup2)
+    return missing_feature(
+        "cgroup v2", std::string("no cgroup2 mount at ") + kDefaultCgroup2 + " or /sys/fs/cgroup");
+  return {};
+}
+
+Status require_splice(const KernelFeatures& f) {
+  if (auto s = require_syscall(f); !s) return s;
+  if (!f.btf_vmlinux) return missing_feature("BTF", "/sys/kernel/btf/vmlinux is absent");
+  if (!f.sockhash) return missing_feature("sockhash", "BPF_MAP_TYPE_SOCKHASH refused");
+  if (!f.sk_skb) return missing_feature("sk_skb programs", "BPF_PROG_TYPE_SK_SKB refused");
+  if (!f.ringbuf) return missing_feature("ring buffer maps", "BPF_MAP_TYPE_RINGBUF refused");
+  if (!f.percpu_array)
+    return missing_feature("per-CPU arrays", "BPF_MAP_TYPE_PERCPU_ARRAY refused");
+  if (!f.spin_lock)
+    return missing_feature("bpf_spin_lock", "hash value with a BTF spin lock refused");
+  return {};
+}
+
 std::string describe(const KernelFeatures& f) {
   std::string s = std::string("bpf_syscall=") + yn(f.bpf_syscall);
   if (!f.bpf_syscall) s += " (" + f.bpf_syscall_error + ")";
   s += std::string(" btf=") + yn(f.btf_vmlinux) + " bpffs=" + yn(f.bpffs) + " xdp=" + yn(f.xdp) +
        " sk_lookup=" + yn(f.sk_lookup) + " lpm_trie=" + yn(f.lpm_trie) +
        " percpu_array=" + yn(f.percpu_array) + " sockmap=" + yn(f.sockmap) +
-       " spin_lock=" + yn(f.spin_lock);
+       " spin_lock=" + yn(f.spin_lock) + " sockhash=" + yn(f.sockhash) +
+       " sock_ops=" + yn(f.sock_ops) + " sk_msg=" + yn(f.sk_msg) + " sk_skb=" + yn(f.sk_skb) +
+       " ringbuf=" + yn(f.ringbuf) + " cgroup2=" + yn(f.cgroup2);
   return s;
 }
 

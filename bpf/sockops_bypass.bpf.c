@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Same-host bypass for the proxy's own connections.
+ *
+ * bypass_sockops (sockops, on a cgroup v2): when a TCP connection becomes established, if its
+ * local or remote endpoint is one of bypass_endpoints (the proxy's listen address, the
+ * database address) and the peer is on this host, the socket goes into bypass_socks keyed by its
+ * 4-tuple. Both ends of such a connection are established inside the cgroup, so both end up in
+ * the map. Every other socket is left alone.
+ *
+ * bypass_msg (sk_msg, on bypass_socks): runs on sendmsg of a socket in the map. It looks up the
+ * peer socket (the same 4-tuple reversed) and delivers the data straight into the peer's receive
+ * queue (BPF_F_INGRESS): no loopback TCP segments, no softirq. When the peer is not in the map
+ * (e.g. it was established before the program was attached) the data takes the normal TCP path.
+ *
+ * Maps and fields: include/helios/bpf_abi.h and docs/datapath.md. */
+#include "vmlinux.h"
+
+#include "helios/bpf_abi.h"
+#include "lib/pg_sock.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+  __uint(type, BPF_MAP_TYPE_SOCKHASH);
+  __uint(max_entries, HELIOS_SOCK_BYPASS_MAX_SOCKETS);
+  __type(key, struct sock_tuple_key);
+  __type(value, __u64);
+} bypass_socks SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, HELIOS_SOCK_BYPASS_MAX_ENDPOINTS);
+  __type(key, struct sock_endpoint_key);
+  __type(value, struct sock_endpoint_value);
+} bypass_endpoints SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct sock_bypass_stats);
+} bypass_stats SEC(".maps");
+
+static __always_inline struct sock_bypass_stats* stats(void) {
+  __u32 zero = 0;
+  return bpf_map_lookup_elem(&bypass_stats, &zero);
+}
+
+/* Listed as addr:port, or as any-address:port. */
+static __always_inline bool endpoint_listed(const __u8* addr, __u16 port) {
+  struct sock_endpoint_key k = {};
+  __builtin_memcpy(k.addr, addr, HELIOS_ADDR_LEN);
+  k.port = port;
+  if (bpf_map_lookup_elem(&bypass_endpoints, &k)) return true;
+  __builtin_memset(k.addr, 0, HELIOS_ADDR_LEN);
+  return bpf_map_lookup_elem(&bypass_endpoints, &k) != 0;
+}
+
+SEC("sockops")
+int bypass_sockops(struct bpf_sock_ops* skops) {
+  __u32 op = skops->op;
+  if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+    return 1;
+  __u32 family = skops->family;
+  if (family != AF_INET_ && family != AF_INET6_) return 1;
+  struct sock_bypass_stats* st = stats();
+  if (!st) return 1;
+  st->established++;
+
+  struct sock_tuple_key key = {};
+  if (family == AF_INET_) {
+    sock_v4_mapped(key.local_addr, skops->local_ip4);
+    sock_v4_mapped(key.remote_addr, skops->remote_ip4);
+  } else {
+    sock_v6_copy(key.local_addr, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
+                 skops->local_ip6[3]);
+    sock_v6_copy(key.remote_addr, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+                 skops->remote_ip6[3]);
+  }
+  key.local_port = (__u16)skops->local_port;
+  key.remote_port = sock_remote_port_host(skops->remote_port);
+
+  if (!endpoint_listed(key.local_addr, key.local_port) &&
+      !endpoint_listed(key.remote_addr, key.remote_port))
+    return 1;
+  if (!sock_is_loopback(key.remote_addr) && !sock_addr_eq(key.remote_addr, key.local_addr)) {
+    st->not_local++;
+    return 1;
+  }
+  if (bpf_sock_hash_update(skops, &bypass_socks, &key, BPF_NOEXIST) == 0)
+    st->added++;
+  else
+    st->add_failed++;
+  return 1;
+}
+
+SEC("sk_msg")
+int bypass_msg(struct sk_msg_md* msg) {
+  struct sock_tuple_key peer = {};
+  __u32 family = msg->family;
+  if (family == AF_INET_) {
+    sock_v4_mapped(peer.remote_addr, msg->local_ip4);
+    sock_v4_mapped(peer.local_addr, msg->remote_ip4);
+  } else {
+    sock_v6_copy(peer.remote_addr, msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
+                 msg->local_ip6[3]);
+    sock_v6_copy(peer.local_addr, msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2],
+                 msg->remote_ip6[3]);
+  }
+  peer.remote_port = (__u16)msg->local_port;
+  peer.local_port = sock_remote_port_host(msg->remote_port);
+  __u32 size = msg->size;
+
+  struct sock_bypass_stats* st = stats();
+  /* SK_DROP from the helper only means "no such peer in the map": then send normally. */
+  if (bpf_msg_redirect_hash(msg, &bypass_socks, &peer, BPF_F_INGRESS) == SK_PASS) {
+    if (st) {
+      st->msgs_redirected++;
+      st->bytes_redirected += size;
+    }
+  } else if (st) {
+    st->msgs_passed++;
+  }
+  return SK_PASS;
+}

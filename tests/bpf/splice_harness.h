@@ -1,0 +1,193 @@
+// Helpers for the kernel data path tests (bypass_test.cpp, splice*_test.cpp): loopback TCP
+// pairs, exact reads with timeouts, unique pin instances, and the SKIP rule (a test that needs a
+// kernel feature this machine lacks is skipped with the reason printed once, never passed).
+#pragma once
+
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bpf/feature_probe.h"
+#include "common/unique_fd.h"
+
+namespace helios::bpf::test {
+
+// "" when the feature set is there, else the reason (printed once per reason).
+inline std::string skip_reason(const Status& need, const char* what) {
+  if (need.ok()) return "";
+  static std::vector<std::string> printed;
+  std::string r = std::string(what) + ": " + need.error().message;
+  bool seen = false;
+  for (const auto& p : printed) seen = seen || p == r;
+  if (!seen) {
+    std::fprintf(stderr, "SKIP: %s\n", r.c_str());
+    printed.push_back(r);
+  }
+  return r;
+}
+inline bool skip_bypass_tests() {
+  static const bool skip =
+      !skip_reason(require_bypass(probe_kernel_features()), "same-host bypass tests").empty();
+  return skip;
+}
+inline bool skip_splice_tests() {
+  static const bool skip =
+      !skip_reason(require_splice(probe_kernel_features()), "splice tests").empty();
+  return skip;
+}
+
+inline std::string unique_instance(const char* what) {
+  static std::atomic<int> n{0};
+  return std::string("test-") + what + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(n.fetch_add(1));
+}
+
+struct Listener {
+  UniqueFd fd;
+  uint16_t port = 0;
+};
+
+// A listening TCP socket on 127.0.0.1 (or ::1) with a kernel-chosen port.
+inline Listener listen_loopback(bool v6 = false) {
+  Listener l;
+  l.fd.reset(socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(l.fd.valid());
+  int one = 1;
+  setsockopt(l.fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = sizeof(*a);
+  }
+  REQUIRE(bind(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  REQUIRE(listen(l.fd.get(), 128) == 0);
+  REQUIRE(getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+  l.port = v6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+              : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  return l;
+}
+
+struct TcpPair {
+  UniqueFd client;  // connect()ed
+  UniqueFd server;  // accept()ed
+};
+
+inline TcpPair connect_pair(const Listener& l, bool v6 = false) {
+  TcpPair p;
+  p.client.reset(socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(p.client.valid());
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
+    a->sin6_port = htons(l.port);
+    len = sizeof(*a);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons(l.port);
+    len = sizeof(*a);
+  }
+  REQUIRE(connect(p.client.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0);
+  p.server.reset(accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  REQUIRE(p.server.valid());
+  int one = 1;
+  setsockopt(p.client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(p.server.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return p;
+}
+
+inline bool send_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd pfd{fd, POLLOUT, 0};
+      poll(&pfd, 1, 1000);
+      continue;
+    }
+    if (w <= 0) return false;
+    p += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+inline bool send_all(int fd, const std::string& s) {
+  return send_all(fd, s.data(), s.size());
+}
+
+// Reads exactly n bytes or fails after timeout_ms without progress. Returns what was read.
+inline std::string recv_exact(int fd, size_t n, int timeout_ms = 5000) {
+  std::string out;
+  out.resize(n);
+  size_t got = 0;
+  while (got < n) {
+    pollfd pfd{fd, POLLIN, 0};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr <= 0) break;
+    ssize_t r = recv(fd, out.data() + got, n - got, MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (r <= 0) break;
+    got += size_t(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Bytes readable right now without blocking (drains them).
+inline std::string recv_available(int fd, int wait_ms = 50) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (poll(&pfd, 1, wait_ms) <= 0) break;
+    ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (r <= 0) break;
+    out.append(buf, size_t(r));
+  }
+  return out;
+}
+
+inline int inq(int fd) {
+  int n = -1;
+  if (ioctl(fd, FIONREAD, &n) != 0) return -1;
+  return n;
+}
+
+// Polls `cond` every millisecond up to timeout_ms.
+inline bool eventually(const std::function<bool()>& cond, int timeout_ms = 2000) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return cond();
+}
+
+}  // namespace helios::bpf::test

@@ -22,7 +22,9 @@
 
 namespace helios::pg {
 
-constexpr uint32_t kMaxPrefixBody = 1024;
+// Largest prefix a handler may ask for: enough for a whole Parse of a long query. Only a prefix
+// that straddles input buffers is copied, into scratch that grows as needed.
+constexpr uint32_t kMaxPrefixBody = 1024 * 1024;
 constexpr uint32_t kHeaderSize = 5;
 
 struct FramedMessage {
@@ -51,7 +53,10 @@ class StreamFramer {
   }
   // Frees the scratch area (call when the connection goes idle).
   void release_scratch() {
-    if (at_boundary()) scratch_.reset();
+    if (at_boundary()) {
+      scratch_.reset();
+      scratch_cap_ = 0;
+    }
   }
   bool holds_scratch() const { return scratch_ != nullptr; }
 
@@ -90,9 +95,9 @@ class StreamFramer {
           want_ = kHeaderSize;  // header straddles: gather it first
         }
         have_ = 0;
-        if (!scratch_) scratch_.reset(new uint8_t[kHeaderSize + kMaxPrefixBody]);
+        reserve_scratch(want_);
       }
-      uint32_t gap = uint32_t(want_ - have_);
+      uint32_t gap = want_ - have_;
       uint32_t n = gap < len - pos ? gap : len - pos;
       std::memcpy(scratch_.get() + have_, data + pos, n);
       have_ += n;
@@ -104,6 +109,7 @@ class StreamFramer {
         uint32_t cap = clamp_prefix(h.prefix_wanted(char(scratch_[0]), length), length - 4);
         if (cap > 0) {
           want_ = kHeaderSize + cap;
+          reserve_scratch(want_);
           continue;
         }
       }
@@ -132,10 +138,20 @@ class StreamFramer {
     h.on_error(what);
   }
 
+  void reserve_scratch(uint32_t n) {
+    if (scratch_ && scratch_cap_ >= n) return;
+    uint32_t cap = n < 256 ? 256 : n;
+    std::unique_ptr<uint8_t[]> next(new uint8_t[cap]);
+    if (scratch_ && have_) std::memcpy(next.get(), scratch_.get(), have_);
+    scratch_ = std::move(next);
+    scratch_cap_ = cap;
+  }
+
   std::unique_ptr<uint8_t[]> scratch_;
+  uint32_t scratch_cap_ = 0;
   uint32_t body_left_ = 0;
-  uint16_t want_ = 0;  // prefix bytes being gathered into scratch (0 = not gathering)
-  uint16_t have_ = 0;
+  uint32_t want_ = 0;  // prefix bytes being gathered into scratch (0 = not gathering)
+  uint32_t have_ = 0;
   bool failed_ = false;
 };
 

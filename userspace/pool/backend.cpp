@@ -37,6 +37,7 @@ void Backend::reset_for_reuse() {
   framer.reset();
   params.clear();
   synced_params.reset();
+  statements.clear();
   idle_prev = idle_next = nullptr;
 }
 

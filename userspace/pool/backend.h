@@ -11,6 +11,7 @@
 #include "common/unique_fd.h"
 #include "pg/framer.h"
 #include "pool/pg_conn.h"
+#include "pool/statement_cache.h"
 
 namespace helios::pool {
 
@@ -65,6 +66,7 @@ struct Backend {
   pg::StreamFramer framer;    // backend -> client direction
   ParamList params;           // session parameters as the server reports / as the proxy set them
   std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches
+  StatementCache statements;                  // prepared statements (hp_<id>) this session holds
 
   // Idle list links (pool lock).
   Backend* idle_prev = nullptr;

@@ -11,7 +11,9 @@
 #include "io/send_queue.h"
 #include "pg/framer.h"
 #include "pool/pool.h"
+#include "server/client_session.h"
 #include "server/params.h"
+#include "server/response_tracker.h"
 
 namespace helios::tenant {
 class TenantState;
@@ -56,6 +58,8 @@ struct Client {
   bool gate_waiting = false;        // queued at its tenant's max_active gate
   bool throttled = false;           // statements held until the tenant's QPS bucket has tokens
   bool duration_cancelled = false;  // its transaction ran past max_transaction_duration
+  bool track_statements = false;    // rewrite named statements (prepared_statement_mode track)
+  bool pinned = false;              // session state binds it to its backend (see ClientSession)
   control::PoolMode mode = control::PoolMode::kTransaction;  // of the current / next lease
   uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket    // a
                                  // refused extended-protocol message: discard until Sync
@@ -76,7 +80,10 @@ struct Client {
   pool::Backend* backend = nullptr;     // while kActive
   pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
   tenant::TenantState* tenant = nullptr;
-  ParamSetPtr params;  // session parameters the client wants (lower-case names)
+  ParamSetPtr params;          // session parameters the client wants (lower-case names)
+  ParamSetPtr startup_params;  // as given at startup: what RESET ALL / DISCARD ALL return to
+  ResponseTracker tracker;     // replies owed for the messages sent on its behalf
+  std::unique_ptr<ClientSession> session;
   std::unique_ptr<StartupState> startup;
 
   pg::StreamFramer framer;  // client -> backend direction

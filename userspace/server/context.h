@@ -3,6 +3,7 @@
 // reference (no globals).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -14,6 +15,8 @@
 #include "server/auth_service.h"
 #include "server/params.h"
 #include "server/pool_manager.h"
+#include "server/prepared_registry.h"
+#include "server/sql_inspect.h"
 #include "server/tenant_gates.h"
 #include "tenant/tenant_registry.h"
 
@@ -37,6 +40,9 @@ struct SharedContext {
   tenant::TenantRegistry tenants;
   TenantGates gates{tenant::TenantRegistry::kDefaultMaxTenants};
   std::string mock_scram_key;  // random per process: mock secrets for unknown users
+  PreparedRegistry prepared;
+  std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_total{};  // pins by reason
+  std::atomic<int64_t> pinned_clients{0};  // clients whose lease is pinned right now
   std::atomic<bool> quotas_enabled{false};
 
   // ---- tenant hooks called by workers (server/context.cpp)

@@ -488,6 +488,10 @@ void Worker::maybe_free(Client* c) {
   c->to_backend.clear(*chunks_);
   c->framer.reset();
   c->framer.release_scratch();
+  c->tracker.clear(track_pool_);
+  if (c->pinned) ctx_.pinned_clients.fetch_sub(1, std::memory_order_relaxed);
+  c->pinned = false;
+  c->session.reset();
   ::close(c->fd);
   c->fd = -1;
   c->params.reset();

@@ -125,6 +125,11 @@ class Worker final : public pool::Messenger {
   void on_backend_recv_unattached(pool::Backend* b, bool had_data);
   void on_control_send(pool::Backend* b, int res);
   void pause_client_input(Client* c);
+  void emit_synthetic(Client* c);  // synthesized replies now due, to the client
+  // Session effects of a statement (SET tracking, pins, DEALLOCATE/DISCARD); false = refused.
+  bool apply_effects(Client* c, const std::vector<SessionEffect>& effects, std::string* refusal);
+  void ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,
+                       bool front);
   void resume_client_input(Client* c);
 
   // ---- tenant quotas (server/worker_quota.cpp)
@@ -141,6 +146,8 @@ class Worker final : public pool::Messenger {
   void on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index);
   void on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why);
   void start_lease(Client* c, pool::Backend* b);
+  void sync_parameters(Client* c, pool::Backend* b);
+  void prepare_pending(Client* c, pool::Backend* b);
   void maybe_end_lease(Client* c);
   void end_lease(Client* c);
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
@@ -156,6 +163,7 @@ class Worker final : public pool::Messenger {
   std::unique_ptr<io::BufferRing> bufs_;
   std::unique_ptr<io::ChunkPool> chunks_;
   io::SendOpPool send_ops_;
+  TrackBlockPool track_pool_;
   UniqueFd listener_;
   bool accept_armed_ = false;
   bool accepting_ = true;

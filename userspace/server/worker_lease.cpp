@@ -58,14 +58,18 @@ bool settable(std::string_view lower_name) {
 }  // namespace
 
 // Queues the SET/RESET statements that make the backend's session parameters what the client
-// expects; their replies are swallowed. Cheap when nothing differs (the common case: clients
-// share interned parameter sets, and a backend remembers the set it was last synced to).
-static void sync_parameters(Worker& w, io::ChunkPool& chunks, Client* c, pool::Backend* b,
-                            const pool::ParamList& defaults) {
-  (void)w;
+// expects, in front of the client's queued messages; their replies are swallowed. Cheap when
+// nothing differs (the common case: clients share interned parameter sets, and a backend
+// remembers the set it was last synced to). Values a client SET are replayed as written
+// (marked with a leading \x01); values the server reported are replayed as literals.
+void Worker::sync_parameters(Client* c, pool::Backend* b) {
   if (b->synced_params == c->params && c->params) return;
+  const pool::ParamList& defaults = c->pool->server_params_ref();
   std::string out;
   uint16_t n = 0;
+  auto value_sql = [](const std::string& v) {
+    return !v.empty() && v[0] == '\x01' ? v.substr(1) : quote_literal(v);
+  };
   auto add = [&](const std::string& sql) {
     pg::write_query(out, sql);
     ++n;
@@ -75,7 +79,7 @@ static void sync_parameters(Worker& w, io::ChunkPool& chunks, Client* c, pool::B
       if (!settable(name)) continue;
       std::string* cur = find_ci(b->params, name);
       if (cur && *cur == value) continue;
-      add("SET " + quote_ident(name) + " TO " + quote_literal(value));
+      add("SET " + quote_ident(name) + " TO " + value_sql(value));
       if (cur)
         *cur = value;
       else
@@ -102,8 +106,34 @@ static void sync_parameters(Worker& w, io::ChunkPool& chunks, Client* c, pool::B
   }
   b->synced_params = c->params;
   if (n == 0) return;
-  b->swallow_rfq += n;
-  c->to_backend.push_front_owned(chunks, out);
+  for (uint16_t i = 0; i < n; ++i)
+    c->tracker.push_front(track_pool_, Expect::kQuery, Reply::kSwallow);
+  c->to_backend.push_front_owned(*chunks_, out);
+}
+
+// Statements the queued messages use must exist on the backend the lease got.
+void Worker::prepare_pending(Client* c, pool::Backend* b) {
+  if (!c->session) return;
+  ClientSession& s = *c->session;
+  if (s.clear_backend_statements) {
+    b->statements.clear();
+    s.clear_backend_statements = false;
+  }
+  if (s.pending.empty()) return;
+  std::string out;
+  // Entries go to the front in reverse order; walk the refs backwards so they end up in order.
+  for (auto it = s.pending.rbegin(); it != s.pending.rend(); ++it) {
+    if (it->parsed) {
+      b->statements.insert(it->stmt->id,
+                           size_t(cfg_->connection_pool.prepared_statement_cache_size));
+      continue;
+    }
+    std::string one;
+    ensure_prepared(c, b, it->stmt, one, /*front=*/true);
+    out.insert(0, one);
+  }
+  s.pending.clear();
+  if (!out.empty()) c->to_backend.push_front_owned(*chunks_, out);
 }
 
 control::PoolMode Worker::lease_mode(const Client* c) const {
@@ -159,6 +189,8 @@ void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view
   }
   // Every statement that was waiting fails with the reason; the client can go on.
   c->to_backend.clear_if_idle(*chunks_);
+  c->tracker.clear(track_pool_);
+  if (c->session) c->session->pending.clear();
   std::string out;
   for (uint32_t i = 0; i < c->outstanding; ++i) {
     pg::write_error_response(out, "ERROR", sqlstate, message);
@@ -224,7 +256,8 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   }
   c->backend = b;
   set_state(c, ClientState::kActive, now);
-  sync_parameters(*this, *chunks_, c, b, c->pool->server_params_ref());
+  prepare_pending(c, b);
+  sync_parameters(c, b);
   arm_backend_recv(b);
   flush_backend(c);
 }
@@ -233,7 +266,7 @@ void Worker::maybe_end_lease(Client* c) {
   pool::Backend* b = c->backend;
   if (!b || c->mode == control::PoolMode::kSession) return;
   if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      b->swallow_rfq > 0)
+      !c->tracker.empty() || b->swallow_rfq > 0 || c->pinned)
     return;
   if (b->tx_status != 'I') {
     if (c->mode == control::PoolMode::kStatement) {
@@ -332,7 +365,7 @@ void Worker::detach_backend_on_close(Client* c) {
   c->backend = nullptr;
   ctx_.on_lease_end(c);
   bool quiet = c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() &&
-               b->swallow_rfq == 0 && !b->broken;
+               c->tracker.empty() && b->swallow_rfq == 0 && !b->broken;
   bool session = c->mode == control::PoolMode::kSession;
   if (!quiet) {
     // A statement is still running or a message was cut: we cannot know the session's state.

@@ -1,6 +1,10 @@
 // The user-space data path: moving a lease's bytes between client and backend. Messages are
-// framed in both directions but forwarded as ranges of the receive buffers they arrived in
-// (zero copy); only decisions read the few bytes of a message's prefix.
+// framed in both directions and forwarded as ranges of the receive buffers they arrived in
+// (zero copy). Decisions read a message's prefix only. In transaction and statement pooling the
+// relay also keeps the client's session portable: named prepared statements are renamed to
+// process-wide names and re-prepared wherever the client lands, statements that create
+// backend-bound state pin the lease, and every reply is matched to its request (ResponseTracker)
+// so replies to messages the proxy injected or skipped are dropped or synthesized in place.
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -50,7 +54,88 @@ bool starts_transaction(std::string_view sql) {
   return keyword(sql, "BEGIN") || keyword(sql, "START");
 }
 
+// Splits "name\0rest" at the first NUL; false if there is none.
+bool split_cstring(std::string_view s, std::string_view* name, std::string_view* rest) {
+  auto nul = s.find('\0');
+  if (nul == std::string_view::npos) return false;
+  *name = s.substr(0, nul);
+  *rest = s.substr(nul + 1);
+  return true;
+}
+
+void put_header(std::string& out, char type, size_t body_len) {
+  uint32_t len = uint32_t(body_len + 4);
+  out += type;
+  out += char(len >> 24);
+  out += char(len >> 16);
+  out += char(len >> 8);
+  out += char(len);
+}
+
+void write_close_stmt(std::string& out, std::string_view name) {
+  put_header(out, 'C', 1 + name.size() + 1);
+  out += 'S';
+  out += name;
+  out += '\0';
+}
+
+void write_parse_tail(std::string& out, std::string_view name, std::string_view tail) {
+  put_header(out, 'P', name.size() + 1 + tail.size());
+  out += name;
+  out += '\0';
+  out += tail;
+}
+
 }  // namespace
+
+// Makes sure the backend has `stmt` before the message being relayed: appends Close+Parse (both
+// replies swallowed) to `out` if it does not, and evicts the least recently used statement over
+// the cache cap. `front`: the bytes go in front of queued messages (lease start).
+void Worker::ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,
+                             bool front) {
+  auto push = [&](Expect e) {
+    if (front)
+      c->tracker.push_front(track_pool_, e, Reply::kSwallow, stmt->id);
+    else
+      c->tracker.push(track_pool_, e, Reply::kSwallow, stmt->id);
+  };
+  if (b->statements.contains(stmt->id)) {
+    b->statements.touch(stmt->id);
+    return;
+  }
+  // Close first: harmless when absent, and correct if the session has a stale copy.
+  write_close_stmt(out, stmt->server_name);
+  write_parse_tail(out, stmt->server_name, stmt->tail);
+  if (front) {  // entries go in front in reverse order
+    push(Expect::kParse);
+    push(Expect::kClose);
+  } else {
+    push(Expect::kClose);
+    push(Expect::kParse);
+  }
+  auto evicted =
+      b->statements.insert(stmt->id, size_t(cfg_->connection_pool.prepared_statement_cache_size));
+  if (evicted) {
+    std::string name = "hp_" + std::to_string(*evicted);
+    write_close_stmt(out, name);
+    if (front)
+      c->tracker.push_front(track_pool_, Expect::kClose, Reply::kSwallow);
+    else
+      c->tracker.push(track_pool_, Expect::kClose, Reply::kSwallow);
+  }
+}
+
+void Worker::emit_synthetic(Client* c) {
+  if (c->tracker.empty()) return;
+  c->tracker.drain_synthetic(track_pool_, [&](Reply r) {
+    std::string out;
+    if (r == Reply::kSynthParse)
+      pg::write_parse_complete(out);
+    else
+      pg::write_close_complete(out);
+    c->to_client.push_owned(*chunks_, out);
+  });
+}
 
 // Client -> backend.
 struct ClientHandler {
@@ -60,11 +145,53 @@ struct ClientHandler {
   const uint8_t* data;
   bool& forward;  // per connection: a message body continues across receive buffers
   const char* violation = nullptr;
-  std::string refusal;   // statement mode: why a message was refused
+  std::string refusal;   // why the client must be closed (a refusal we cannot answer in order)
   uint16_t queries = 0;  // statements (Query, Execute, FunctionCall) in this input
+  bool inspect;          // transaction/statement pooling: session state matters
 
-  uint32_t prefix_wanted(char type, uint32_t) {
-    return type == pg::fe::kQuery || type == pg::fe::kParse ? 128 : 0;
+  uint32_t prefix_wanted(char type, uint32_t length) {
+    uint32_t body = length - 4;
+    switch (type) {
+      case pg::fe::kQuery:
+        return inspect ? std::min<uint32_t>(body, 4096) : 0;
+      case pg::fe::kParse:
+        return inspect ? std::min<uint32_t>(body, pg::kMaxPrefixBody) : 0;
+      case pg::fe::kBind:
+      case pg::fe::kDescribe:
+      case pg::fe::kClose:
+        return c->track_statements ? std::min<uint32_t>(body, 1024) : 0;
+      default:
+        return 0;
+    }
+  }
+
+  std::string_view body_of(const pg::FramedMessage& m) {
+    return {reinterpret_cast<const char*>(m.body()), m.captured()};
+  }
+  void push_prefix(const pg::FramedMessage& m) {
+    if (m.in_place)
+      c->to_backend.push_borrowed(*w.chunks_, bid, data + m.offset, m.prefix_len);
+    else
+      c->to_backend.push_owned(
+          *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
+  }
+  void track(Expect e, Reply r = Reply::kForward, uint32_t stmt = 0) {
+    c->tracker.push(w.track_pool_, e, r, stmt);
+  }
+  bool leased() const { return c->backend != nullptr; }
+  ClientSession& session() {
+    if (!c->session) c->session = std::make_unique<ClientSession>();
+    return *c->session;
+  }
+  // Before a message that uses `stmt`: leased -> re-prepare inline if needed; queued -> record.
+  void need_statement(const PreparedPtr& stmt) {
+    if (leased()) {
+      std::string out;
+      w.ensure_prepared(c, c->backend, stmt, out, /*front=*/false);
+      if (!out.empty()) c->to_backend.push_owned(*w.chunks_, out);
+    } else {
+      session().pending.push_back({stmt, false});
+    }
   }
 
   void on_message(const pg::FramedMessage& m) {
@@ -84,61 +211,224 @@ struct ClientHandler {
         c->terminate = true;
         forward = false;
         return;
-      case pg::fe::kQuery:
-      case pg::fe::kParse:
-        if (c->mode == control::PoolMode::kStatement && refuse_transaction(m)) return;
-        if (m.type == pg::fe::kQuery) {
-          ++c->outstanding;
-          ++queries;
-          c->unsynced = false;
-        } else {
-          c->unsynced = true;
+      case pg::fe::kQuery: {
+        std::string_view sql = body_of(m);
+        if (c->mode == control::PoolMode::kStatement && starts_transaction(sql)) {
+          refuse_transaction(m);
+          return;
         }
+        if (inspect && !effects(inspect_sql(sql, m.complete()), m)) return;
+        ++c->outstanding;
+        ++queries;
+        c->unsynced = false;
+        track(Expect::kQuery);
         break;
+      }
       case pg::fe::kFunctionCall:
         ++queries;
-        [[fallthrough]];
+        ++c->outstanding;
+        c->unsynced = false;
+        track(Expect::kQuery);
+        break;
       case pg::fe::kSync:
         ++c->outstanding;
         c->unsynced = false;
+        track(Expect::kSync);
+        break;
+      case pg::fe::kParse:
+        c->unsynced = true;
+        if (inspect && on_parse(m)) return;
+        track(Expect::kParse);
+        break;
+      case pg::fe::kBind:
+        c->unsynced = true;
+        if (c->track_statements && on_bind(m)) return;
+        track(Expect::kBind);
         break;
       case pg::fe::kExecute:
         ++queries;
         c->unsynced = true;
+        track(Expect::kExecute);
         break;
-      case pg::fe::kBind:
       case pg::fe::kDescribe:
+        c->unsynced = true;
+        if (c->track_statements && on_describe(m)) return;
+        if (m.captured() >= 1 && m.body()[0] == 'S')
+          track(Expect::kDescribeStmt);
+        else
+          track(Expect::kDescribePortal);
+        break;
       case pg::fe::kClose:
         c->unsynced = true;
+        if (c->track_statements && on_close(m)) return;
+        track(Expect::kClose);
         break;
-      default:
+      default:  // Flush, CopyData, CopyDone, CopyFail: no reply of their own
         break;
     }
-    if (m.in_place)
-      c->to_backend.push_borrowed(*w.chunks_, bid, data + m.offset, m.prefix_len);
+    push_prefix(m);
+  }
+
+  // Applies a statement's session effects; on a refusal the message is answered (or the client
+  // closed) and false is returned.
+  bool effects(const std::vector<SessionEffect>& fx, const pg::FramedMessage& m) {
+    if (fx.empty()) return true;
+    std::string why;
+    if (w.apply_effects(c, fx, &why)) return true;
+    forward = false;
+    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty();
+    if (!quiet) {
+      refusal = why;
+      return false;
+    }
+    std::string out;
+    pg::write_error_response(
+        out, "ERROR", pg::sqlstate::kFeatureNotSupported, why, {},
+        "This proxy runs with pin_policy = \"error\": state that would bind the "
+        "client to one server connection is refused.");
+    if (m.type == pg::fe::kQuery)
+      pg::write_ready_for_query(out, 'I');
     else
-      c->to_backend.push_owned(
-          *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
+      c->skip_to_sync = true;
+    w.queue_to_client(c, out);
+    return false;
+  }
+
+  // Named Parse: rename to the shared server-side name. Returns true if handled (not forwarded
+  // as is).
+  bool on_parse(const pg::FramedMessage& m) {
+    std::string_view name, tail;
+    if (!split_cstring(body_of(m), &name, &tail)) return false;
+    std::string_view query, rest;
+    if (split_cstring(tail, &query, &rest)) {
+      if (c->mode == control::PoolMode::kStatement && starts_transaction(query)) {
+        refuse_transaction(m);
+        return true;
+      }
+      if (!effects(inspect_sql(query, m.complete()), m)) return true;
+    }
+    if (name.empty()) return false;  // unnamed: lives until the next Parse; passes through
+    auto mode = w.cfg_->connection_pool.prepared_statement_mode;
+    if (mode == control::PreparedStatementMode::kDisable) {
+      forward = false;
+      std::string out;
+      pg::write_error_response(out, "ERROR", pg::sqlstate::kFeatureNotSupported,
+                               "named prepared statements are disabled "
+                               "(prepared_statement_mode = \"disable\")");
+      bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty();
+      if (!quiet) {
+        refusal = "named prepared statements are disabled (prepared_statement_mode = \"disable\")";
+        return true;
+      }
+      c->skip_to_sync = true;
+      w.queue_to_client(c, out);
+      return true;
+    }
+    if (!c->track_statements || !m.complete()) {
+      // "named" mode, or a Parse too large to keep: the statement lives on this backend only.
+      std::vector<SessionEffect> pin{
+          {SessionEffect::Kind::kPin, PinReason::kNamedStatement, std::string(name), ""}};
+      std::string why;
+      if (!w.apply_effects(c, pin, &why)) {
+        refusal = why;
+        forward = false;
+        return true;
+      }
+      return false;
+    }
+    PreparedPtr stmt = w.ctx_.prepared.intern(tail);
+    session().statements[std::string(name)] = stmt;
+    forward = false;
+    if (leased() && c->backend->statements.contains(stmt->id)) {
+      c->backend->statements.touch(stmt->id);
+      track(Expect::kParse, Reply::kSynthParse, stmt->id);  // already there: answer ourselves
+      return true;
+    }
+    std::string out;
+    write_close_stmt(out, stmt->server_name);
+    write_parse_tail(out, stmt->server_name, stmt->tail);
+    track(Expect::kClose, Reply::kSwallow, stmt->id);
+    track(Expect::kParse, Reply::kForward, stmt->id);
+    if (leased()) {
+      auto evicted = c->backend->statements.insert(
+          stmt->id, size_t(w.cfg_->connection_pool.prepared_statement_cache_size));
+      if (evicted) {
+        write_close_stmt(out, "hp_" + std::to_string(*evicted));
+        track(Expect::kClose, Reply::kSwallow);
+      }
+    } else {
+      session().pending.push_back({stmt, true});
+    }
+    c->to_backend.push_owned(*w.chunks_, out);
+    return true;
+  }
+
+  // Bind of a named statement: same message with the server-side name.
+  bool on_bind(const pg::FramedMessage& m) {
+    std::string_view portal, rest1, stmt_name, rest2;
+    if (!split_cstring(body_of(m), &portal, &rest1) || !split_cstring(rest1, &stmt_name, &rest2))
+      return false;
+    if (stmt_name.empty() || !c->session) return false;
+    auto it = c->session->statements.find(std::string(stmt_name));
+    if (it == c->session->statements.end()) return false;  // unknown: the server says so
+    PreparedPtr stmt = it->second;
+    need_statement(stmt);
+    std::string out;
+    size_t body = portal.size() + 1 + stmt->server_name.size() + 1 + rest2.size() + m.body_left;
+    put_header(out, 'B', body);
+    out += portal;
+    out += '\0';
+    out += stmt->server_name;
+    out += '\0';
+    out += rest2;
+    c->to_backend.push_owned(*w.chunks_, out);
+    track(Expect::kBind, Reply::kForward, stmt->id);
+    // forward stays true: the rest of the body (parameter values) streams through unchanged.
+    return true;
+  }
+
+  bool on_describe(const pg::FramedMessage& m) {
+    std::string_view body = body_of(m), name, rest;
+    if (body.size() < 2 || body[0] != 'S' || !c->session) return false;
+    if (!split_cstring(body.substr(1), &name, &rest) || name.empty()) return false;
+    auto it = c->session->statements.find(std::string(name));
+    if (it == c->session->statements.end()) return false;
+    PreparedPtr stmt = it->second;
+    need_statement(stmt);
+    std::string out;
+    put_header(out, 'D', 1 + stmt->server_name.size() + 1);
+    out += 'S';
+    out += stmt->server_name;
+    out += '\0';
+    c->to_backend.push_owned(*w.chunks_, out);
+    track(Expect::kDescribeStmt, Reply::kForward, stmt->id);
+    forward = false;
+    return true;
+  }
+
+  // Close of a named statement: the server copy may be shared, so only the client's name goes;
+  // the proxy answers CloseComplete itself, in its place in the reply stream.
+  bool on_close(const pg::FramedMessage& m) {
+    std::string_view body = body_of(m), name, rest;
+    if (body.size() < 2 || body[0] != 'S' || !c->session) return false;
+    if (!split_cstring(body.substr(1), &name, &rest) || name.empty()) return false;
+    auto it = c->session->statements.find(std::string(name));
+    if (it == c->session->statements.end()) return false;
+    c->session->statements.erase(it);
+    track(Expect::kClose, Reply::kSynthClose);
+    forward = false;
+    return true;
   }
 
   // Statement mode: a statement that opens a transaction block is answered by the proxy.
-  bool refuse_transaction(const pg::FramedMessage& m) {
-    std::string_view body(reinterpret_cast<const char*>(m.body()), m.captured());
-    std::string_view sql = body;
-    if (m.type == pg::fe::kParse) {  // statement name, then the query
-      auto nul = body.find('\0');
-      if (nul == std::string_view::npos) return false;
-      sql = body.substr(nul + 1);
-    }
-    if (!starts_transaction(sql)) return false;
+  void refuse_transaction(const pg::FramedMessage& m) {
     forward = false;
     static constexpr std::string_view kMsg =
         "transaction blocks are not allowed in statement pooling mode";
-    bool quiet =
-        c->backend == nullptr && c->to_backend.empty() && c->outstanding == 0 && !c->unsynced;
+    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty() && !c->unsynced;
     if (!quiet) {  // answering locally would reorder replies: give up on this client
       refusal = kMsg;
-      return true;
+      return;
     }
     std::string out;
     pg::write_error_response(out, "ERROR", pg::sqlstate::kFeatureNotSupported, kMsg, {},
@@ -149,7 +439,6 @@ struct ClientHandler {
     else
       c->skip_to_sync = true;
     w.queue_to_client(c, out);
-    return true;
   }
 
   void on_body(uint32_t off, uint32_t n) {
@@ -161,6 +450,7 @@ struct ClientHandler {
 
 void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len) {
   ClientHandler h{*this, c, bid, data, c->forward_body};
+  h.inspect = c->mode != control::PoolMode::kSession;
   c->framer.feed(data, len, h);
   if (h.violation) {
     send_error(c, true, pg::sqlstate::kProtocolViolation,
@@ -175,6 +465,8 @@ void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32
     close_client(c);
     return;
   }
+  emit_synthetic(c);
+  flush_client(c);
   if (h.queries) {
     // QPS quota: statements wait for tokens before they reach a backend.
     c->pending_queries = uint16_t(c->pending_queries + h.queries);
@@ -193,6 +485,8 @@ void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32
     case ClientState::kActive:
       flush_backend(c);
       if (c->to_backend.bytes() > kPauseBytes) pause_client_input(c);
+      // A lease can end on the client side too: a Close answered by the proxy, say.
+      maybe_end_lease(c);
       break;
     default:  // kQueued / kWelcome: bytes wait in to_backend until the lease starts
       if (c->to_backend.bytes() > kPauseBytes) pause_client_input(c);
@@ -258,6 +552,7 @@ struct BackendHandler {
   const uint8_t* data;
   bool& forward;  // per backend: a message body continues across receive buffers
   bool lease_may_end = false;
+  bool desync = false;  // a reply no request asked for: the session can't be trusted
 
   uint32_t prefix_wanted(char type, uint32_t length) {
     switch (type) {
@@ -272,15 +567,69 @@ struct BackendHandler {
     }
   }
 
+  void on_parameter_status(std::string_view body, bool internal) {
+    auto ps = pg::parse_parameter_status(body);
+    if (!ps) return;
+    std::string name(ps->name);
+    bool found = false;
+    for (auto& [k, v] : b->params)
+      if (k == name) v = std::string(ps->value), found = true;
+    if (!found) b->params.emplace_back(name, std::string(ps->value));
+    // The client changed a reported parameter (SET): carry it to its next backend.
+    if (c && !internal && is_tracked_parameter(lower(name))) {
+      std::string value(ps->value);
+      c->params = w.ctx_.params.with(c->params, lower(name), &value);
+      b->synced_params = c->params;
+      // Session mode follows a tenant named by SET application_name (applied after this
+      // input is relayed).
+      if (c->mode == control::PoolMode::kSession && lower(name) == w.tenant_parameter_)
+        w.tenant_changes_.emplace_back(c, value);
+    }
+  }
+
   void on_message(const pg::FramedMessage& m) {
-    bool internal = b->swallow_rfq > 0;
     std::string_view body(reinterpret_cast<const char*>(m.body()), m.captured());
+    if (!c) {  // cleanup: the proxy's own queries; nothing reaches a client
+      forward = false;
+      if (m.type == pg::be::kReadyForQuery) {
+        if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
+        if (b->swallow_rfq) --b->swallow_rfq;
+      } else if (m.type == pg::be::kErrorResponse) {
+        if (auto f = pg::parse_error_response(body); f) {
+          if (f->effective_severity() == "FATAL" || f->effective_severity() == "PANIC")
+            b->broken = true;
+          log::warn("backend pid {}: cleanup query failed: {}: {}", b->process_id, f->sqlstate,
+                    f->message);
+        }
+      } else if (m.type == pg::be::kParameterStatus && m.complete()) {
+        on_parameter_status(body, true);
+      }
+      return;
+    }
+    // Asynchronous messages belong to no request.
+    if (m.type == pg::be::kNoticeResponse || m.type == pg::be::kNotificationResponse ||
+        m.type == pg::be::kParameterStatus) {
+      const TrackEntry* head = c->tracker.head();
+      bool internal = head && head->reply == Reply::kSwallow;
+      if (m.type == pg::be::kParameterStatus && m.complete()) on_parameter_status(body, internal);
+      forward = !internal;
+      if (forward) push_prefix(m);
+      return;
+    }
+    w.emit_synthetic(c);  // replies the proxy owes before this one
+    auto o = c->tracker.on_backend_message(w.track_pool_, m.type);
+    if (o.unexpected) {
+      log::error(
+          "backend pid {}: reply '{}' does not match the pending request; closing the "
+          "session",
+          b->process_id, m.type);
+      desync = true;
+    }
+    forward = o.forward;
     switch (m.type) {
       case pg::be::kReadyForQuery:
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
-        if (internal) {
-          --b->swallow_rfq;
-        } else if (c) {
+        if (forward) {
           if (c->outstanding > 0) --c->outstanding;
           lease_may_end = true;
           if (c->tenant && c->query_started) {
@@ -293,53 +642,44 @@ struct BackendHandler {
           }
         }
         break;
-      case pg::be::kParameterStatus:
-        if (m.complete()) {
-          if (auto ps = pg::parse_parameter_status(body)) {
-            std::string name(ps->name);
-            bool found = false;
-            for (auto& [k, v] : b->params)
-              if (k == name) v = std::string(ps->value), found = true;
-            if (!found) b->params.emplace_back(name, std::string(ps->value));
-            // The client changed a reported parameter (SET): carry it to its next backend.
-            if (c && !internal && is_tracked_parameter(lower(name))) {
-              std::string value(ps->value);
-              c->params = w.ctx_.params.with(c->params, lower(name), &value);
-              // Session mode follows a tenant named by SET application_name (applied after
-              // this input is relayed).
-              if (c->mode == control::PoolMode::kSession && lower(name) == w.tenant_parameter_)
-                w.tenant_changes_.emplace_back(c, value);
-            }
-          }
-        }
-        break;
       case pg::be::kErrorResponse:
-        if (auto f = pg::parse_error_response(body); f) {
-          if (f->effective_severity() == "FATAL" || f->effective_severity() == "PANIC")
-            b->broken = true;
-          if (internal)
-            log::warn("backend pid {}: proxy-internal query failed: {}: {}", b->process_id,
-                      f->sqlstate, f->message);
-          // A statement we cancelled for max_transaction_duration: say why, not "user request".
-          if (c && !internal && c->duration_cancelled && m.complete() &&
-              f->sqlstate == pg::sqlstate::kQueryCanceled) {
-            std::string out;
-            pg::write_error_response(
-                out, "ERROR", pg::sqlstate::kQueryCanceled,
-                "canceling statement: the transaction exceeded max_transaction_duration of " +
-                    std::to_string(c->tenant->max_transaction_duration() / kNanosPerMilli) +
-                    " ms for tenant \"" + std::string(c->tenant->name()) + "\"");
-            c->to_client.push_owned(*w.chunks_, out);
-            forward = false;
-            return;
-          }
-        }
+        if (auto f = pg::parse_error_response(body); f) on_error_response(*f, o, m);
         break;
       default:
         break;
     }
-    forward = c && !internal;
-    if (!forward) return;
+    if (forward) push_prefix(m);
+  }
+
+  void on_error_response(const pg::ErrorFields& f, const ResponseTracker::Outcome& o,
+                         const pg::FramedMessage& m) {
+    if (f.effective_severity() == "FATAL" || f.effective_severity() == "PANIC") b->broken = true;
+    if (o.stmt) {
+      // The statement is not (or no longer usable) on this backend: a failed Parse never
+      // created it, and "cached plan must not change result type" after a schema change means
+      // the server copy is stale. Forget it; the next use re-prepares it.
+      if (o.expect == Expect::kParse ||
+          f.message.find("cached plan must not change result type") != std::string::npos)
+        b->statements.erase(o.stmt);
+    }
+    if (!o.forward)
+      log::warn("backend pid {}: proxy-internal statement failed: {}: {}", b->process_id,
+                f.sqlstate, f.message);
+    // A statement we cancelled for max_transaction_duration: say why, not "user request".
+    if (o.forward && c->duration_cancelled && m.complete() &&
+        f.sqlstate == pg::sqlstate::kQueryCanceled) {
+      std::string out;
+      pg::write_error_response(
+          out, "ERROR", pg::sqlstate::kQueryCanceled,
+          "canceling statement: the transaction exceeded max_transaction_duration of " +
+              std::to_string(c->tenant->max_transaction_duration() / kNanosPerMilli) +
+              " ms for tenant \"" + std::string(c->tenant->name()) + "\"");
+      c->to_client.push_owned(*w.chunks_, out);
+      forward = false;
+    }
+  }
+
+  void push_prefix(const pg::FramedMessage& m) {
     if (m.in_place)
       c->to_client.push_borrowed(*w.chunks_, bid, data + m.offset, m.prefix_len);
     else
@@ -347,9 +687,11 @@ struct BackendHandler {
           *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
   }
   void on_body(uint32_t off, uint32_t n) {
-    if (forward) c->to_client.push_borrowed(*w.chunks_, bid, data + off, n);
+    if (forward && c) c->to_client.push_borrowed(*w.chunks_, bid, data + off, n);
   }
-  void on_message_end() {}
+  void on_message_end() {
+    if (c) w.emit_synthetic(c);  // replies the proxy owes right after this one
+  }
   void on_error(const char* what) {
     log::error("backend pid {}: unframeable data from the server: {}", b->process_id, what);
     b->broken = true;
@@ -392,11 +734,15 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
         if (c->state == ClientState::kClosing) return;
       }
       if (c->to_client.bytes() > kPauseBytes) b->recv_paused = true;
-      if (b->broken) {
-        // The server said FATAL (e.g. terminated by an administrator): the client has the
-        // message; the session is over.
+      if (b->broken || h.desync) {
+        // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
+        // longer matches the requests: the client has what it was sent; the session is over.
+        b->broken = true;
         c->backend = nullptr;
         ctx_.on_lease_end(c);
+        if (h.desync && !c->fatal_sent)
+          send_error(c, true, pg::sqlstate::kProtocolViolation,
+                     "the proxy lost track of the server's replies; closing the session");
         c->fatal_sent = true;
         close_client(c);
         b->finish = pool::Backend::Finish::kDiscard;

@@ -371,7 +371,11 @@ void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
   // The freshest secret wins: a changed password reaches the pool at the next login.
   if (login.password || login.client_key || login.md5_hash) c->pool->set_login_secret(login);
   c->params = ctx_.params.intern(std::move(st.params));
+  c->startup_params = c->params;
   c->mode = lease_mode(c);
+  c->track_statements =
+      c->mode != control::PoolMode::kSession &&
+      cfg_->connection_pool.prepared_statement_mode == control::PreparedStatementMode::kTrack;
   c->cancel_key = uint32_t(rng_());
   std::string out;
   pg::write_auth_ok(out);

@@ -1,0 +1,114 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "server/response_tracker.h"
+
+using namespace helios::server;
+
+namespace {
+
+// Feeds backend message types through the tracker, returning what the client would see:
+// forwarded types, plus '1'/'3' for synthesized replies, in order.
+std::string client_sees(ResponseTracker& t, TrackBlockPool& pool, const std::string& backend) {
+  std::string out;
+  auto emit = [&](Reply r) { out += r == Reply::kSynthParse ? '1' : '3'; };
+  t.drain_synthetic(pool, emit);
+  for (char type : backend) {
+    auto o = t.on_backend_message(pool, type);
+    REQUIRE_FALSE(o.unexpected);
+    if (o.forward) out += type;
+    t.drain_synthetic(pool, emit);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("skipped Parse gets a ParseComplete in its place") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  // Client pipeline: Bind/Execute of S0, Parse S1 (skipped: already on the backend), Bind,
+  // Execute, Sync.
+  t.push(pool, Expect::kBind, Reply::kForward);
+  t.push(pool, Expect::kExecute, Reply::kForward);
+  t.push(pool, Expect::kParse, Reply::kSynthParse);
+  t.push(pool, Expect::kBind, Reply::kForward);
+  t.push(pool, Expect::kExecute, Reply::kForward);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  CHECK(client_sees(t, pool, "2DC2DDCZ") == "2DC12DDCZ");
+  CHECK(t.empty());
+}
+
+TEST_CASE("a synthetic reply at the head goes out at once") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kClose, Reply::kSynthClose);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  CHECK(client_sees(t, pool, "Z") == "3Z");
+}
+
+TEST_CASE("injected Parse replies are swallowed") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kBind, Reply::kForward);
+  t.push(pool, Expect::kExecute, Reply::kForward);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  // Re-prepare on this backend before the client's Bind.
+  t.push_front(pool, Expect::kParse, Reply::kSwallow, 7);
+  CHECK(client_sees(t, pool, "12DCZ") == "2DCZ");
+}
+
+TEST_CASE("after an error everything up to Sync is skipped, synthetic replies included") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kParse, Reply::kForward);
+  t.push(pool, Expect::kBind, Reply::kForward);
+  t.push(pool, Expect::kParse, Reply::kSynthParse);
+  t.push(pool, Expect::kExecute, Reply::kForward);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  t.push(pool, Expect::kParse, Reply::kSynthParse);  // next batch
+  t.push(pool, Expect::kSync, Reply::kForward);
+  // Parse fails: no '2', no synthetic '1', no rows; then Z; then the next batch.
+  CHECK(client_sees(t, pool, "EZZ") == "EZ1Z");
+  CHECK(t.empty());
+}
+
+TEST_CASE("a simple query runs to its ReadyForQuery, error or not") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kQuery, Reply::kSwallow);  // injected SET
+  t.push(pool, Expect::kQuery, Reply::kForward);
+  CHECK(client_sees(t, pool, "CZTDCEZ") == "TDCEZ");
+}
+
+TEST_CASE("describe statement takes two replies; many entries span blocks") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  std::string backend, expect;
+  for (int i = 0; i < 100; ++i) {
+    t.push(pool, Expect::kDescribeStmt, Reply::kForward);
+    t.push(pool, Expect::kParse, i % 2 ? Reply::kSynthParse : Reply::kForward);
+    backend += "tT";
+    expect += "tT";
+    if (i % 2 == 0) backend += '1';
+    expect += '1';
+  }
+  t.push(pool, Expect::kSync, Reply::kForward);
+  backend += 'Z';
+  expect += 'Z';
+  CHECK(client_sees(t, pool, backend) == expect);
+  CHECK(t.empty());
+  for (int i = 0; i < 40; ++i) t.push_front(pool, Expect::kQuery, Reply::kSwallow);
+  CHECK(t.size() == 40);
+  t.clear(pool);
+  CHECK(t.empty());
+}
+
+TEST_CASE("a reply nobody asked for is reported") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  CHECK(t.on_backend_message(pool, 'Z').unexpected);
+  t.push(pool, Expect::kParse, Reply::kForward);
+  CHECK(t.on_backend_message(pool, '2').unexpected);
+}

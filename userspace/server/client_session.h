@@ -1,0 +1,40 @@
+// Session state of a client in transaction/statement pooling that the proxy must carry or
+// guard: its named prepared statements (and which ones queued messages need on whatever backend
+// the next lease gets), and its pins — state bound to one backend's session (temp tables,
+// advisory locks, WITH HOLD cursors, LISTEN, SQL PREPARE, untracked SET, named statements).
+// Allocated on first use, so a client that never prepares or pins carries none of it.
+#pragma once
+
+#include <array>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/prepared_registry.h"
+#include "server/sql_inspect.h"
+
+namespace helios::server {
+
+struct ClientSession {
+  std::unordered_map<std::string, PreparedPtr> statements;  // client name -> statement
+  // Statements the queued (not yet leased) messages use: prepared by a queued Parse (parsed =
+  // true, the backend will have it), or referenced by a queued Bind/Describe.
+  struct Ref {
+    PreparedPtr stmt;
+    bool parsed;
+  };
+  std::vector<Ref> pending;
+  bool clear_backend_statements = false;  // a queued DEALLOCATE ALL / DISCARD ALL
+
+  std::array<std::vector<std::string>, size_t(PinReason::kCount)> pins;  // names per reason
+  int advisory_locks = 0;
+
+  bool pinned() const {
+    if (advisory_locks > 0) return true;
+    for (const auto& p : pins)
+      if (!p.empty()) return true;
+    return false;
+  }
+};
+
+}  // namespace helios::server

@@ -1,0 +1,125 @@
+#include "server/response_tracker.h"
+
+namespace helios::server {
+
+void ResponseTracker::push(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt) {
+  if (!tail_) {
+    head_ = tail_ = pool.get();
+    head_idx_ = tail_idx_ = 0;
+  } else if (tail_idx_ == TrackBlockPool::kEntries) {
+    TrackBlockPool::Block* b = pool.get();
+    tail_->next = b;
+    tail_ = b;
+    tail_idx_ = 0;
+  }
+  tail_->e[tail_idx_++] = TrackEntry{e, r, false, stmt};
+  ++size_;
+}
+
+void ResponseTracker::push_front(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt) {
+  if (!head_) {
+    push(pool, e, r, stmt);
+    return;
+  }
+  if (head_idx_ == 0) {
+    TrackBlockPool::Block* b = pool.get();
+    b->next = head_;
+    head_ = b;
+    head_idx_ = TrackBlockPool::kEntries;
+  }
+  head_->e[--head_idx_] = TrackEntry{e, r, false, stmt};
+  ++size_;
+}
+
+void ResponseTracker::pop(TrackBlockPool& pool) {
+  if (!size_) return;
+  --size_;
+  ++head_idx_;
+  if (size_ == 0) {  // empty: give every block back
+    clear(pool);
+    return;
+  }
+  if (head_idx_ == TrackBlockPool::kEntries) {
+    TrackBlockPool::Block* next = head_->next;
+    pool.put(head_);
+    head_ = next;
+    head_idx_ = 0;
+  }
+}
+
+void ResponseTracker::clear(TrackBlockPool& pool) {
+  while (head_) {
+    TrackBlockPool::Block* next = head_->next;
+    pool.put(head_);
+    head_ = next;
+  }
+  tail_ = nullptr;
+  head_idx_ = tail_idx_ = 0;
+  size_ = 0;
+}
+
+void ResponseTracker::skip_to_sync(TrackBlockPool& pool) {
+  while (size_ && front()->expect != Expect::kSync) pop(pool);
+}
+
+ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& pool, char type) {
+  Outcome o;
+  TrackEntry* h = front();
+  if (!h) {
+    o.unexpected = true;
+    return o;
+  }
+  o.expect = h->expect;
+  o.stmt = h->stmt;
+  o.forward = h->reply == Reply::kForward;
+  if (type == 'E') {
+    o.failed = true;
+    // A simple Query goes on to its ReadyForQuery; so does an error answering a Sync.
+    if (h->expect == Expect::kQuery || h->expect == Expect::kSync) return o;
+    pop(pool);
+    skip_to_sync(pool);
+    return o;
+  }
+  bool done = false;
+  switch (h->expect) {
+    case Expect::kParse:
+      done = type == '1';
+      o.unexpected = !done;
+      break;
+    case Expect::kBind:
+      done = type == '2';
+      o.unexpected = !done;
+      break;
+    case Expect::kClose:
+      done = type == '3';
+      o.unexpected = !done;
+      break;
+    case Expect::kDescribeStmt:
+      if (!h->seen_first && type == 't') {
+        h->seen_first = true;
+      } else if (type == 'T' || type == 'n') {
+        done = true;
+      } else {
+        o.unexpected = true;
+      }
+      break;
+    case Expect::kDescribePortal:
+      done = type == 'T' || type == 'n';
+      o.unexpected = !done;
+      break;
+    case Expect::kExecute:
+      done = type == 'C' || type == 'I' || type == 's';
+      break;
+    case Expect::kSync:
+      done = type == 'Z';
+      o.unexpected = !done;
+      break;
+    case Expect::kQuery:
+      done = type == 'Z';
+      break;
+  }
+  if (done) pop(pool);
+  return o;
+}
+
+}  // namespace helios::server

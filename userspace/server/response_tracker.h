@@ -1,0 +1,123 @@
+// Which reply the backend owes for each message sent to it, in order.
+//
+// The proxy sometimes changes the message stream of a lease: it skips a Parse the backend
+// already has (and must then hand the client a ParseComplete of its own, at the right place),
+// answers a Close itself, or injects a Parse or a SET the client never sent (whose replies the
+// client must not see). PostgreSQL answers every message in order, and after an error in the
+// extended protocol it skips everything up to the next Sync. The tracker mirrors exactly that:
+// one entry per message that gets a reply, matched against the replies as they arrive, so each
+// reply is forwarded or swallowed, and synthesized replies are emitted in sequence.
+//
+// Storage: fixed blocks from a per-worker BlockPool, so a steady stream of leases allocates
+// nothing; an empty tracker holds no block.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+namespace helios::server {
+
+enum class Expect : uint8_t {
+  kParse,           // '1'
+  kBind,            // '2'
+  kClose,           // '3'
+  kDescribeStmt,    // 't' then 'T' or 'n'
+  kDescribePortal,  // 'T' or 'n'
+  kExecute,         // rows / COPY ... then 'C', 'I' or 's'
+  kSync,            // 'Z'
+  kQuery,           // simple Query or FunctionCall: everything up to 'Z'
+};
+
+enum class Reply : uint8_t {
+  kForward,     // the client sent it and gets the reply
+  kSwallow,     // the proxy injected it: the reply is dropped
+  kSynthParse,  // the proxy skipped the message: emit ParseComplete to the client
+  kSynthClose,  // emit CloseComplete
+};
+
+struct TrackEntry {
+  Expect expect;
+  Reply reply;
+  bool seen_first;  // kDescribeStmt: 't' arrived
+  uint32_t stmt;    // prepared statement id the message refers to (0 = none)
+};
+
+class TrackBlockPool {
+ public:
+  static constexpr uint32_t kEntries = 30;
+  struct Block {
+    Block* next;
+    TrackEntry e[kEntries];
+  };
+  ~TrackBlockPool() {
+    for (Block* b : all_) std::free(b);
+  }
+  Block* get() {
+    if (!free_) {
+      auto* b = static_cast<Block*>(std::malloc(sizeof(Block)));
+      all_.push_back(b);
+      b->next = nullptr;
+      free_ = b;
+    }
+    Block* b = free_;
+    free_ = b->next;
+    b->next = nullptr;
+    return b;
+  }
+  void put(Block* b) {
+    b->next = free_;
+    free_ = b;
+  }
+
+ private:
+  Block* free_ = nullptr;
+  std::vector<Block*> all_;
+};
+
+class ResponseTracker {
+ public:
+  bool empty() const { return size_ == 0; }
+  uint32_t size() const { return size_; }
+
+  void push(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt = 0);
+  // Puts entries for proxy-injected messages in front of everything queued (lease start).
+  void push_front(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt = 0);
+  void clear(TrackBlockPool& pool);
+
+  struct Outcome {
+    bool forward = true;             // send this backend message to the client
+    bool unexpected = false;         // no entry wanted it (a protocol mismatch): treat as broken
+    bool failed = false;             // it was an ErrorResponse for an entry
+    Expect expect = Expect::kQuery;  // the entry it belonged to
+    uint32_t stmt = 0;
+  };
+  // A backend message of `type` arrived (not NoticeResponse, ParameterStatus or
+  // NotificationResponse, which are asynchronous and always forwarded).
+  Outcome on_backend_message(TrackBlockPool& pool, char type);
+
+  // Synthesized replies now at the head, in order: calls emit(reply) for each and pops it.
+  template <typename F>
+  void drain_synthetic(TrackBlockPool& pool, F&& emit) {
+    while (size_ && (front()->reply == Reply::kSynthParse || head()->reply == Reply::kSynthClose)) {
+      emit(front()->reply);
+      pop(pool);
+    }
+  }
+
+  const TrackEntry* head() const { return size_ ? &head_->e[head_idx_] : nullptr; }
+
+ private:
+  TrackEntry* front() { return size_ ? &head_->e[head_idx_] : nullptr; }
+  void pop(TrackBlockPool& pool);
+  // After an error: PostgreSQL skips every message up to the next Sync.
+  void skip_to_sync(TrackBlockPool& pool);
+
+  TrackBlockPool::Block* head_ = nullptr;
+  TrackBlockPool::Block* tail_ = nullptr;
+  uint32_t head_idx_ = 0;  // first live entry in head_
+  uint32_t tail_idx_ = 0;  // next free slot in tail_
+  uint32_t size_ = 0;
+};
+
+}  // namespace helios::server

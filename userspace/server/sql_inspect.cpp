@@ -1,0 +1,347 @@
+#include "server/sql_inspect.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace helios::server {
+namespace {
+
+char lower_ch(char c) {
+  return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+}
+
+bool ident_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+bool ident_char(char c) {
+  return ident_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '$';
+}
+
+// Splits SQL into statements at ';' outside quotes, dollar quotes and comments.
+std::vector<std::string_view> split_statements(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t start = 0, i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '\'' || c == '"') {
+      for (++i; i < s.size() && s[i] != c; ++i) {
+      }
+      ++i;
+    } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
+      while (i < s.size() && s[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
+      auto end = s.find("*/", i + 2);
+      i = end == std::string_view::npos ? s.size() : end + 2;
+    } else if (c == '$') {
+      size_t j = i + 1;
+      while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
+      if (j < s.size() && s[j] == '$') {
+        std::string_view tag = s.substr(i, j - i + 1);
+        auto end = s.find(tag, j + 1);
+        i = end == std::string_view::npos ? s.size() : end + tag.size();
+      } else {
+        i = j;
+      }
+    } else if (c == ';') {
+      out.push_back(s.substr(start, i - start));
+      start = ++i;
+    } else {
+      ++i;
+    }
+  }
+  if (start < s.size()) out.push_back(s.substr(start));
+  return out;
+}
+
+// Words of a statement: identifiers/keywords (unquoted lower-cased, quoted kept), with the
+// offset where each ends, so a SET's value can be taken verbatim.
+struct Word {
+  std::string text;
+  bool quoted = false;
+  size_t end = 0;
+};
+
+std::vector<Word> words(std::string_view s, size_t max_words) {
+  std::vector<Word> out;
+  size_t i = 0;
+  while (i < s.size() && out.size() < max_words) {
+    char c = s[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+    } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
+      while (i < s.size() && s[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
+      auto end = s.find("*/", i + 2);
+      i = end == std::string_view::npos ? s.size() : end + 2;
+    } else if (c == '"') {
+      size_t j = i + 1;
+      std::string t;
+      while (j < s.size()) {
+        if (s[j] == '"') {
+          if (j + 1 < s.size() && s[j + 1] == '"') {
+            t += '"';
+            j += 2;
+            continue;
+          }
+          break;
+        }
+        t += s[j++];
+      }
+      out.push_back({t, true, std::min(j + 1, s.size())});
+      i = j + 1;
+    } else if (ident_start(c)) {
+      size_t j = i;
+      std::string t;
+      while (j < s.size() && ident_char(s[j])) t += lower_ch(s[j++]);
+      out.push_back({t, false, j});
+      i = j;
+    } else {
+      out.push_back({std::string(1, c), false, i + 1});
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string trim(std::string_view v) {
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  return std::string(v);
+}
+
+bool contains_ci(std::string_view hay, std::string_view needle) {
+  auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
+                        [](char a, char b) { return lower_ch(a) == b; });
+  return it != hay.end();
+}
+
+size_t count_ci(std::string_view hay, std::string_view needle) {
+  size_t n = 0;
+  auto it = hay.begin();
+  for (;;) {
+    it = std::search(it, hay.end(), needle.begin(), needle.end(),
+                     [](char a, char b) { return lower_ch(a) == b; });
+    if (it == hay.end()) return n;
+    ++n;
+    it += needle.size();
+  }
+}
+
+// Last component of a possibly schema-qualified name starting at words[i].
+std::string qualified_name(const std::vector<Word>& w, size_t i, size_t* next) {
+  std::string name = i < w.size() ? w[i].text : "";
+  size_t j = i + 1;
+  while (j + 1 < w.size() && w[j].text == ".") {
+    name = w[j + 1].text;
+    j += 2;
+  }
+  if (next) *next = j;
+  return name;
+}
+
+void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& out) {
+  using K = SessionEffect::Kind;
+  auto w = words(stmt, 16);
+  if (w.empty()) return;
+  const std::string& first = w[0].text;
+  auto at = [&](size_t i) -> const std::string& {
+    static const std::string empty;
+    return i < w.size() ? w[i].text : empty;
+  };
+
+  // Advisory locks can hide in any statement (SELECT pg_advisory_lock(1)).
+  size_t locks = count_ci(stmt, "pg_advisory_lock") + count_ci(stmt, "pg_try_advisory_lock");
+  size_t unlocks =
+      count_ci(stmt, "pg_advisory_unlock(") + count_ci(stmt, "pg_advisory_unlock_shared(");
+  if (contains_ci(stmt, "pg_advisory_unlock_all"))
+    out.push_back({K::kUnpin, PinReason::kAdvisoryLock, "", ""});
+  for (size_t i = 0; i < locks; ++i) out.push_back({K::kPin, PinReason::kAdvisoryLock, "", ""});
+  for (size_t i = 0; i < unlocks; ++i)
+    out.push_back({K::kUnpin, PinReason::kAdvisoryLock, "1", ""});
+
+  if (first == "begin" || (first == "start" && at(1) == "transaction")) {
+    out.push_back({K::kBegin});
+  } else if (first == "set") {
+    size_t i = 1;
+    if (at(1) == "local") return;  // transaction-scoped: nothing outlives the transaction
+    if (at(1) == "session") {
+      if (at(2) == "authorization" || at(2) == "characteristics") {
+        out.push_back(
+            {K::kPin, PinReason::kUntrackedSet,
+             at(2) == "authorization" ? "session_authorization" : "default_transaction_isolation",
+             ""});
+        return;
+      }
+      i = 2;
+    }
+    if (at(i) == "transaction") return;  // SET TRANSACTION ...: this transaction only
+    std::string name;
+    size_t value_from;
+    if (at(i) == "time" && at(i + 1) == "zone") {
+      name = "timezone";
+      value_from = i + 2;
+    } else if (at(i) == "role") {
+      out.push_back({K::kPin, PinReason::kUntrackedSet, "role", ""});
+      return;
+    } else {
+      size_t next;
+      name = at(i);
+      // Dotted custom parameters (myapp.tenant): keep the whole name.
+      next = i + 1;
+      while (next + 1 < w.size() && w[next].text == ".") {
+        name += "." + w[next + 1].text;
+        next += 2;
+      }
+      value_from = next;
+      if (at(value_from) == "to" || at(value_from) == "=") ++value_from;
+    }
+    if (name.empty() || value_from > w.size()) return;
+    size_t begin = value_from == 0 ? 0 : w[value_from - 1].end;
+    std::string value = trim(stmt.substr(std::min(begin, stmt.size())));
+    if (value.empty()) return;
+    std::string lv = value;
+    std::transform(lv.begin(), lv.end(), lv.begin(), lower_ch);
+    if (cut)  // the value may be cut short: it cannot be replayed, so the session is pinned
+      out.push_back({K::kPin, PinReason::kUntrackedSet, name, ""});
+    else if (lv == "default")
+      out.push_back({K::kReset, PinReason::kCount, name, ""});
+    else
+      out.push_back({K::kSet, PinReason::kCount, name, value});
+  } else if (first == "reset") {
+    if (at(1) == "all")
+      out.push_back({K::kResetAll});
+    else if (at(1) == "session" && at(2) == "authorization")
+      out.push_back({K::kUnpin, PinReason::kUntrackedSet, "session_authorization", ""});
+    else if (at(1) == "role")
+      out.push_back({K::kUnpin, PinReason::kUntrackedSet, "role", ""});
+    else if (!at(1).empty())
+      out.push_back({K::kReset, PinReason::kCount, at(1), ""});
+  } else if (first == "discard") {
+    if (at(1) == "all")
+      out.push_back({K::kDiscardAll});
+    else if (at(1) == "temp" || at(1) == "temporary")
+      out.push_back({K::kUnpin, PinReason::kTempTable, "", ""});
+  } else if (first == "deallocate") {
+    size_t i = at(1) == "prepare" ? 2 : 1;
+    if (at(i) == "all") {
+      out.push_back({K::kDeallocateAll});
+    } else if (!at(i).empty()) {
+      out.push_back({K::kDeallocate, PinReason::kCount, at(i), ""});
+      out.push_back({K::kUnpin, PinReason::kSqlPrepare, at(i), ""});
+    }
+  } else if (first == "prepare" && !at(1).empty() && at(1) != "transaction") {
+    out.push_back({K::kPin, PinReason::kSqlPrepare, at(1), ""});
+  } else if (first == "create") {
+    size_t i = 1;
+    if (at(i) == "or" && at(i + 1) == "replace") i += 2;
+    if (at(i) == "global" || at(i) == "local") ++i;
+    if (at(i) != "temp" && at(i) != "temporary") return;
+    ++i;
+    if (at(i) == "unlogged") ++i;
+    if (at(i) != "table" && at(i) != "view" && at(i) != "sequence") return;
+    ++i;
+    if (at(i) == "if" && at(i + 1) == "not" && at(i + 2) == "exists") i += 3;
+    std::string name = qualified_name(w, i, nullptr);
+    // ON COMMIT DROP tables die with the transaction: nothing to pin.
+    if (contains_ci(stmt, "on commit drop")) return;
+    out.push_back({K::kPin, PinReason::kTempTable, name, ""});
+  } else if (first == "select" || first == "with") {
+    // SELECT ... INTO TEMP name
+    auto all = words(stmt, 4096);
+    for (size_t i = 0; i + 2 < all.size(); ++i)
+      if (all[i].text == "into" && (all[i + 1].text == "temp" || all[i + 1].text == "temporary")) {
+        size_t j = i + 2;
+        if (j < all.size() && all[j].text == "table") ++j;
+        out.push_back({K::kPin, PinReason::kTempTable, qualified_name(all, j, nullptr), ""});
+      }
+  } else if (first == "drop" && at(1) == "table") {
+    auto all = words(stmt, 4096);
+    size_t i = 2;
+    if (i + 1 < all.size() && all[i].text == "if" && all[i + 1].text == "exists") i += 2;
+    while (i < all.size()) {
+      if (all[i].text == "cascade" || all[i].text == "restrict") break;
+      size_t next;
+      std::string name = qualified_name(all, i, &next);
+      out.push_back({K::kUnpin, PinReason::kTempTable, name, ""});
+      i = next;
+      if (i < all.size() && all[i].text == ",")
+        ++i;
+      else
+        break;
+    }
+  } else if (first == "declare") {
+    // DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR {WITH|WITHOUT} HOLD
+    for (size_t i = 2; i + 2 < w.size(); ++i)
+      if (w[i].text == "cursor") {
+        if (w[i + 1].text == "with" && w[i + 2].text == "hold")
+          out.push_back({K::kPin, PinReason::kHoldCursor, w[1].text, ""});
+        break;
+      }
+  } else if (first == "close") {
+    out.push_back({K::kUnpin, PinReason::kHoldCursor, at(1) == "all" ? "" : at(1), ""});
+  } else if (first == "listen" && !at(1).empty()) {
+    out.push_back({K::kPin, PinReason::kListen, at(1), ""});
+  } else if (first == "unlisten") {
+    out.push_back({K::kUnpin, PinReason::kListen, at(1) == "*" ? "" : at(1), ""});
+  }
+}
+
+}  // namespace
+
+const char* pin_reason_name(PinReason r) {
+  switch (r) {
+    case PinReason::kTempTable:
+      return "temp_table";
+    case PinReason::kAdvisoryLock:
+      return "advisory_lock";
+    case PinReason::kHoldCursor:
+      return "hold_cursor";
+    case PinReason::kListen:
+      return "listen";
+    case PinReason::kSqlPrepare:
+      return "sql_prepare";
+    case PinReason::kUntrackedSet:
+      return "untracked_set";
+    case PinReason::kNamedStatement:
+      return "named_statement";
+    case PinReason::kCount:
+      break;
+  }
+  return "?";
+}
+
+std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete) {
+  std::vector<SessionEffect> out;
+  auto stmts = split_statements(sql);
+  for (size_t i = 0; i < stmts.size(); ++i) {
+    // A statement cut off at the end of the captured text: its first words are still reliable.
+    inspect_one(stmts[i], !complete && i + 1 == stmts.size(), out);
+  }
+  return out;
+}
+
+bool is_carried_parameter(std::string_view n, const std::vector<std::string>& extras) {
+  static constexpr std::string_view kBuiltIn[] = {"application_name",
+                                                  "client_encoding",
+                                                  "datestyle",
+                                                  "intervalstyle",
+                                                  "timezone",
+                                                  "standard_conforming_strings",
+                                                  "search_path",
+                                                  "statement_timeout",
+                                                  "lock_timeout",
+                                                  "idle_in_transaction_session_timeout",
+                                                  "default_transaction_read_only",
+                                                  "default_transaction_isolation",
+                                                  "extra_float_digits",
+                                                  "bytea_output",
+                                                  "work_mem"};
+  for (auto b : kBuiltIn)
+    if (n == b) return true;
+  for (const auto& e : extras)
+    if (n == e) return true;
+  return false;
+}
+
+}  // namespace helios::server

@@ -190,4 +190,60 @@ inline bool eventually(const std::function<bool()>& cond, int timeout_ms = 2000)
   return cond();
 }
 
+// PostgreSQL v3 messages as bytes (type, big-endian length, body).
+namespace pgm {
+inline std::string msg(char type, const std::string& body) {
+  std::string out(1, type);
+  uint32_t len = htonl(uint32_t(body.size() + 4));
+  out.append(reinterpret_cast<const char*>(&len), 4);
+  return out + body;
+}
+inline std::string cstr(const std::string& s) {
+  return s + std::string(1, '\0');
+}
+inline std::string query(const std::string& sql) {
+  return msg('Q', cstr(sql));
+}
+inline std::string parse(const std::string& name, const std::string& sql) {
+  return msg('P', cstr(name) + cstr(sql) + std::string(2, '\0'));
+}
+inline std::string bind() {
+  return msg('B', std::string(2, '\0') + std::string(6, '\0'));
+}
+inline std::string execute() {
+  return msg('E', cstr("") + std::string(4, '\0'));
+}
+inline std::string close_stmt(const std::string& name) {
+  return msg('C', "S" + cstr(name));
+}
+inline std::string sync() {
+  return msg('S', "");
+}
+inline std::string terminate() {
+  return msg('X', "");
+}
+inline std::string ready(char status) {
+  return msg('Z', std::string(1, status));
+}
+inline std::string data_row(size_t body) {
+  return msg('D', std::string(body, 'x'));
+}
+inline std::string command_complete(const std::string& tag) {
+  return msg('C', cstr(tag));
+}
+inline std::string parse_complete() {
+  return msg('1', "");
+}
+inline std::string bind_complete() {
+  return msg('2', "");
+}
+inline std::string parameter_status(const std::string& k, const std::string& v) {
+  return msg('S', cstr(k) + cstr(v));
+}
+// A whole response to one simple Query: a row of `row` bytes, CommandComplete, ReadyForQuery.
+inline std::string response(size_t row, char status = 'I') {
+  return data_row(row) + command_complete("SELECT 1") + ready(status);
+}
+}  // namespace pgm
+
 }  // namespace helios::bpf::test

@@ -23,10 +23,10 @@ namespace helios::bpf {
 
 namespace {
 
-const std::vector<std::string> kPins = {
-    HELIOS_MAP_SPLICE_SOCKS,   HELIOS_MAP_SPLICE_CTL, HELIOS_MAP_SPLICE_STATE,
-    HELIOS_MAP_SPLICE_LEASES,  HELIOS_MAP_SPLICE_TENANTS, HELIOS_MAP_SPLICE_QPS,
-    HELIOS_MAP_SPLICE_STATS};
+const std::vector<std::string> kPins = {HELIOS_MAP_SPLICE_SOCKS,   HELIOS_MAP_SPLICE_CTL,
+                                        HELIOS_MAP_SPLICE_STATE,   HELIOS_MAP_SPLICE_LEASES,
+                                        HELIOS_MAP_SPLICE_TENANTS, HELIOS_MAP_SPLICE_QPS,
+                                        HELIOS_MAP_SPLICE_STATS};
 
 constexpr size_t kQpsBytes = sizeof(splice_qps_bucket) * HELIOS_SOCK_MAX_TENANTS;
 
@@ -93,8 +93,8 @@ Result<SpliceEngine> SpliceEngine::load(const SpliceOptions& o) {
   if (!skel) return skel.error();
   L.skel = std::move(*skel);
   auto& sk = L.skel;
-  for (bpf_map* m : {sk->maps.splice_socks, sk->maps.splice_ctl, sk->maps.splice_state,
-                     sk->maps.splice_leases})
+  for (bpf_map* m :
+       {sk->maps.splice_socks, sk->maps.splice_ctl, sk->maps.splice_state, sk->maps.splice_leases})
     if (auto s = sk.set_max_entries(m, o.max_sockets); !s) return s.error();
   if (o.pin) {
     if (auto s = pins->create(); s) {
@@ -127,8 +127,8 @@ Result<SpliceEngine> SpliceEngine::load(const SpliceOptions& o) {
     L.rings.push_back(std::move(*ring));
   }
 
-  L.qps_len = (kQpsBytes + size_t(getpagesize()) - 1) / size_t(getpagesize()) *
-              size_t(getpagesize());
+  L.qps_len =
+      (kQpsBytes + size_t(getpagesize()) - 1) / size_t(getpagesize()) * size_t(getpagesize());
   L.qps = mmap(nullptr, L.qps_len, PROT_READ | PROT_WRITE, MAP_SHARED,
                bpf_map__fd(sk->maps.splice_qps), 0);
   if (L.qps == MAP_FAILED) {
@@ -262,8 +262,8 @@ static Result<LeaseSnapshot> run_op(const Skeleton<sockmap_splice>& sk, uint16_t
   op.lease_id = client;
   op.seq = seq;
   splice_op out{};
-  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = &op, .data_out = &out,
-              .data_size_in = sizeof(op), .data_size_out = sizeof(out), .repeat = 1);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = &op, .data_out = &out, .data_size_in = sizeof(op),
+              .data_size_out = sizeof(out), .repeat = 1);
   int err = bpf_prog_test_run_opts(bpf_program__fd(sk->progs.splice_ctl_op), &opts);
   if (err) return libbpf_error(err, "splice: running the lease control program");
   if (out.result == 1) return Error{ENOENT, "splice: no such lease"};
@@ -284,8 +284,8 @@ Result<LeaseSnapshot> SpliceEngine::read_lease(uint64_t client, uint32_t seq) co
 Status SpliceEngine::release(uint64_t client, uint64_t backend) {
   if (!loaded_) return Error::invalid("splice: engine not loaded");
   Status st;
-  for (auto [cookie, role] : {std::pair{client, SPLICE_ROLE_CLIENT},
-                              std::pair{backend, SPLICE_ROLE_BACKEND}}) {
+  for (auto [cookie, role] :
+       {std::pair{client, SPLICE_ROLE_CLIENT}, std::pair{backend, SPLICE_ROLE_BACKEND}}) {
     splice_ctl c{};
     c.role = uint8_t(role);
     if (auto s = write_ctl(cookie, c); !s && st.ok()) st = s;
@@ -324,7 +324,8 @@ Result<bool> SpliceEngine::drained(int fd, const SpliceSocket& s, uint64_t user_
 
 Result<splice_tenant_counters> SpliceEngine::tenant_counters(uint32_t tenant) const {
   if (!loaded_) return Error::invalid("splice: engine not loaded");
-  auto view = PerCpuMapView<uint32_t, splice_tenant_counters>::of(loaded_->skel->maps.splice_tenants);
+  auto view =
+      PerCpuMapView<uint32_t, splice_tenant_counters>::of(loaded_->skel->maps.splice_tenants);
   if (!view) return view.error();
   return view->sum(tenant, [](splice_tenant_counters& t, const splice_tenant_counters& v) {
     t.queries += v.queries;
@@ -339,31 +340,32 @@ Result<splice_tenant_counters> SpliceEngine::tenant_counters(uint32_t tenant) co
 
 Status SpliceEngine::zero_tenant(uint32_t tenant) {
   if (!loaded_) return Error::invalid("splice: engine not loaded");
-  auto view = PerCpuMapView<uint32_t, splice_tenant_counters>::of(loaded_->skel->maps.splice_tenants);
+  auto view =
+      PerCpuMapView<uint32_t, splice_tenant_counters>::of(loaded_->skel->maps.splice_tenants);
   if (!view) return view.error();
   if (auto s = view->update_all(tenant, splice_tenant_counters{}); !s) return s;
   if (auto* b = loaded_->bucket(tenant)) {
-    std::atomic_ref<int64_t>(b->tokens).store(0);
-    std::atomic_ref<uint64_t>(b->taken).store(0);
+    std::atomic_ref<__s64>(b->tokens).store(0);
+    std::atomic_ref<__u64>(b->taken).store(0);
   }
   return {};
 }
 
 void SpliceEngine::add_qps_tokens(uint32_t tenant, int64_t n) {
   if (!loaded_) return;
-  if (auto* b = loaded_->bucket(tenant)) std::atomic_ref<int64_t>(b->tokens).fetch_add(n);
+  if (auto* b = loaded_->bucket(tenant)) std::atomic_ref<__s64>(b->tokens).fetch_add(n);
 }
 
 int64_t SpliceEngine::qps_tokens(uint32_t tenant) const {
   if (!loaded_) return 0;
   auto* b = loaded_->bucket(tenant);
-  return b ? std::atomic_ref<int64_t>(b->tokens).load() : 0;
+  return b ? std::atomic_ref<__s64>(b->tokens).load() : 0;
 }
 
 uint64_t SpliceEngine::qps_taken(uint32_t tenant) const {
   if (!loaded_) return 0;
   auto* b = loaded_->bucket(tenant);
-  return b ? std::atomic_ref<uint64_t>(b->taken).load() : 0;
+  return b ? std::atomic_ref<__u64>(b->taken).load() : 0;
 }
 
 Result<splice_stats> SpliceEngine::stats() const {
@@ -393,29 +395,46 @@ uint16_t SpliceEngine::workers() const {
 
 const char* splice_reason_name(uint32_t r) {
   switch (r) {
-    case SPLICE_R_NONE: return "none";
-    case SPLICE_R_READY_IDLE: return "ready_idle";
-    case SPLICE_R_TERMINATE: return "terminate";
-    case SPLICE_R_NAMED_STATEMENT: return "named_statement";
-    case SPLICE_R_QPS_EMPTY: return "qps_empty";
-    case SPLICE_R_UNKNOWN_MESSAGE: return "unknown_message";
-    case SPLICE_R_BAD_LENGTH: return "bad_length";
-    case SPLICE_R_WALK_LIMIT: return "walk_limit";
-    case SPLICE_R_BYTES_AFTER_END: return "bytes_after_end";
-    case SPLICE_R_PROTOCOL: return "protocol";
-    case SPLICE_R_PARAMETER_STATUS: return "parameter_status";
-    case SPLICE_R_USER: return "user";
-    case SPLICE_R_NOT_CAUGHT_UP: return "not_caught_up";
-    case SPLICE_R_REDIRECT_FAILED: return "redirect_failed";
+    case SPLICE_R_NONE:
+      return "none";
+    case SPLICE_R_READY_IDLE:
+      return "ready_idle";
+    case SPLICE_R_TERMINATE:
+      return "terminate";
+    case SPLICE_R_NAMED_STATEMENT:
+      return "named_statement";
+    case SPLICE_R_QPS_EMPTY:
+      return "qps_empty";
+    case SPLICE_R_UNKNOWN_MESSAGE:
+      return "unknown_message";
+    case SPLICE_R_BAD_LENGTH:
+      return "bad_length";
+    case SPLICE_R_WALK_LIMIT:
+      return "walk_limit";
+    case SPLICE_R_BYTES_AFTER_END:
+      return "bytes_after_end";
+    case SPLICE_R_PROTOCOL:
+      return "protocol";
+    case SPLICE_R_PARAMETER_STATUS:
+      return "parameter_status";
+    case SPLICE_R_USER:
+      return "user";
+    case SPLICE_R_NOT_CAUGHT_UP:
+      return "not_caught_up";
+    case SPLICE_R_REDIRECT_FAILED:
+      return "redirect_failed";
   }
   return "?";
 }
 
 const char* splice_event_name(uint32_t kind) {
   switch (kind) {
-    case SPLICE_EV_LEASE_ENDED: return "lease_ended";
-    case SPLICE_EV_HANDED_BACK: return "handed_back";
-    case SPLICE_EV_FRAMING_ERROR: return "framing_error";
+    case SPLICE_EV_LEASE_ENDED:
+      return "lease_ended";
+    case SPLICE_EV_HANDED_BACK:
+      return "handed_back";
+    case SPLICE_EV_FRAMING_ERROR:
+      return "framing_error";
   }
   return "?";
 }

@@ -30,13 +30,13 @@ struct SpliceOptions {
   std::string instance = "default";  // pins under /sys/fs/bpf/helios/<instance>/
   uint16_t workers = 1;              // one event ring per worker (<= HELIOS_SOCK_MAX_WORKERS)
   uint32_t max_sockets = HELIOS_SOCK_SPLICE_MAX_SOCKETS;
-  bool pin = true;                   // pin the maps for bpftool (not needed to work)
+  bool pin = true;  // pin the maps for bpftool (not needed to work)
 };
 
 // A socket put into the engine.
 struct SpliceSocket {
-  uint64_t cookie = 0;        // SO_COOKIE: the key in every map
-  uint64_t tcp_written = 0;   // bytes ever written into the socket when it was added (fence)
+  uint64_t cookie = 0;       // SO_COOKIE: the key in every map
+  uint64_t tcp_written = 0;  // bytes ever written into the socket when it was added (fence)
 };
 
 // What the kernel needs to know about a lease, as user space sees it when it splices.
@@ -44,10 +44,10 @@ struct LeaseInfo {
   uint32_t seq = 0;        // unique per lease of this client (e.g. the backend's lease_seq)
   uint32_t tenant_id = 0;  // < HELIOS_SOCK_MAX_TENANTS
   splice_mode mode = SPLICE_MODE_TRANSACTION;
-  uint16_t worker = 0;         // whose event ring gets this lease's events
-  uint32_t flags = 0;          // enum splice_ctl_flags
-  uint32_t outstanding = 0;    // ReadyForQuery the client still expects
-  bool unsynced = false;       // extended-protocol messages sent since the last Sync
+  uint16_t worker = 0;       // whose event ring gets this lease's events
+  uint32_t flags = 0;        // enum splice_ctl_flags
+  uint32_t outstanding = 0;  // ReadyForQuery the client still expects
+  bool unsynced = false;     // extended-protocol messages sent since the last Sync
   char tx_status = 'I';
 };
 
@@ -72,8 +72,8 @@ struct LeaseSnapshot {
 // Where the bytes passed up after kernel forwarding start, in message terms.
 struct Handback {
   bool happened = false;
-  uint64_t at = 0;             // passed-up byte offset (count since add()) where it starts
-  splice_frame frame{};        // framing position there
+  uint64_t at = 0;       // passed-up byte offset (count since add()) where it starts
+  splice_frame frame{};  // framing position there
   splice_reason reason = SPLICE_R_NONE;
 };
 

@@ -1,0 +1,368 @@
+"""summary.md from results.json: the targets table (met or missed), the scenario tables with
+ratios against direct and PgBouncer, idle-client memory, the 100k run, noise, and errors.
+
+Works on the JSON alone, so `bench/run --report DIR` can re-render an old run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .stats import Agg, agg, fmt, fmt_agg, fmt_bytes, fmt_ratio, ratio
+
+SYSTEM_ORDER = ["direct", "pgbouncer", "helios", "helios-kernel"]
+
+SCENARIO_TITLES = {
+    "select_simple": "pgbench -S, simple protocol, c16 (saturation)",
+    "select_extended": "pgbench -S -M extended, c16 (saturation)",
+    "rate_10k": "pgbench -S -R 10000, c16 (fixed offered load)",
+    "connect_storm": "pgbench -S -C, c16: a new connection and SCRAM login per transaction "
+                     "(1-iteration verifier)",
+    "c1000": "pgbench -S, 1000 clients through a pool of 20 backends",
+    "pinned": "pgbench -S c16, PostgreSQL + pgbench pinned to CPU0, proxy to CPU1",
+}
+
+# The project's targets (issue 8), with PgBouncer 1.18's baseline on this machine kind.
+TARGETS = [
+    ("cpu", "proxy CPU per transaction at saturation", "≤ 5 µs", "~17 µs"),
+    ("tps", "pgbench -S c16 tps through the proxy", "≥ 0.85× direct", "0.63×"),
+    ("lat", "added latency at 10k tps", "≤ +0.08 ms", "+0.24 ms"),
+    ("mem", "memory per idle client", "≤ 600 B", "823 B"),
+    ("huge", "100k clients on 100 backends", "0 errors", "–"),
+]
+
+
+@dataclass
+class TargetResult:
+    key: str
+    name: str
+    goal: str
+    baseline: str
+    helios: str
+    pgbouncer: str
+    direct: str
+    met: Optional[bool]  # None = not measured
+    note: str = ""
+
+
+def runs_of(data: dict, scenario: str, system: str) -> list[dict]:
+    return [r for r in data["runs"] if r["scenario"] == scenario and r["system"] == system]
+
+
+def field_agg(data: dict, scenario: str, system: str, key: str) -> Optional[Agg]:
+    return agg(r.get(key) for r in runs_of(data, scenario, system) if r.get("ok"))
+
+
+def lat_agg(data: dict, scenario: str, system: str, key: str) -> Optional[Agg]:
+    return agg((r.get("latency") or {}).get(key) for r in runs_of(data, scenario, system)
+               if r.get("ok"))
+
+
+def proxy_cost_key(system: str) -> str:
+    """On the kernel path the proxy's work moves into softirq/kworkers: count what no process of
+    ours was charged for, too."""
+    return "kernel_cost_us_per_txn" if system == "helios-kernel" else "proxy_us_per_txn"
+
+
+def _prepare(data: dict) -> None:
+    for r in data["runs"]:
+        if r.get("proxy_us_per_txn") is not None and r.get("unattributed_us_per_txn") is not None:
+            r["kernel_cost_us_per_txn"] = r["proxy_us_per_txn"] + r["unattributed_us_per_txn"]
+
+
+def idle_recs(data: dict, key: str, system: str) -> list[dict]:
+    return [r for r in data["extra"].get(key, []) if r.get("system") == system]
+
+
+def evaluate_targets(data: dict) -> list[TargetResult]:
+    _prepare(data)
+    out = []
+    h, pb, d = "helios", "pgbouncer", "direct"
+    # 1. CPU per transaction at saturation
+    hc = field_agg(data, "select_simple", h, "proxy_us_per_txn")
+    pc = field_agg(data, "select_simple", pb, "proxy_us_per_txn")
+    out.append(TargetResult("cpu", *TARGETS[0][1:], fmt_agg(hc, 1) + " µs" if hc else "–",
+                            fmt_agg(pc, 1) + " µs" if pc else "–", "0 (no proxy)",
+                            None if hc is None else hc.median <= 5.0,
+                            "utime+stime of the proxy process over the select_simple runs / "
+                            "transactions"))
+    # 2. tps ratio
+    ht, pt, dt = (field_agg(data, "select_simple", s, "tps") for s in (h, pb, d))
+    hr, pr = ratio(ht, dt), ratio(pt, dt)
+    out.append(TargetResult("tps", *TARGETS[1][1:], f"{fmt_ratio(hr)} ({fmt_agg(ht)} tps)",
+                            f"{fmt_ratio(pr)} ({fmt_agg(pt)} tps)", f"{fmt_agg(dt)} tps",
+                            None if hr is None else hr >= 0.85, "median tps / median direct"))
+    # 3. added latency at fixed load
+    hl, pl, dl = (field_agg(data, "rate_10k", s, "latency_avg_ms") for s in (h, pb, d))
+    note = "pgbench latency average (from the scheduled start) minus direct's"
+    rate = data["plan"].get("rate", 10000)
+    short = [s for s in (h, pb, d) if (a := field_agg(data, "rate_10k", s, "tps"))
+             and a.median < 0.95 * rate]
+    if short:
+        note += f"; did not sustain {rate} tps: {', '.join(short)}"
+    hadd = None if hl is None or dl is None else hl.median - dl.median
+    padd = None if pl is None or dl is None else pl.median - dl.median
+    out.append(TargetResult("lat", *TARGETS[2][1:],
+                            "–" if hadd is None else f"{hadd:+.3f} ms ({hl.median:.3f} ms)",
+                            "–" if padd is None else f"{padd:+.3f} ms ({pl.median:.3f} ms)",
+                            f"{dl.median:.3f} ms" if dl else "–",
+                            None if hadd is None else hadd <= 0.08, note))
+    # 4. idle memory
+    hm = agg(r.get("bytes_per_client") for r in idle_recs(data, "idle", h))
+    pm = agg(r.get("bytes_per_client") for r in idle_recs(data, "idle", pb))
+    dm = agg(r.get("bytes_per_client") for r in idle_recs(data, "idle", d))
+    n = next((r["clients"] for r in idle_recs(data, "idle", h)), None)
+    out.append(TargetResult("mem", *TARGETS[3][1:], f"{fmt_agg(hm)} B" if hm else "–",
+                            f"{fmt_agg(pm)} B" if pm else "–",
+                            f"{fmt_bytes(dm.median)} per backend (not comparable)" if dm
+                            else "–", None if hm is None else hm.median <= 600,
+                            f"(proxy RSS with {n or '?'} idle clients − RSS before) / clients"))
+    # 5. 100k
+    hh = idle_recs(data, "idle_huge", h)
+    ph = idle_recs(data, "idle_huge", pb)
+    limited = hh[0].get("limited_by") if hh else None
+    met = None if not hh or limited else (hh[0].get("ok", False) and _huge_errors(hh[0]) == 0)
+    note = "logins + SELECT 1 on every client + pgbench beside them"
+    if limited:
+        note = f"not measured at 100k: {limited}"
+    out.append(TargetResult("huge", *TARGETS[4][1:], _huge_cell(hh), _huge_cell(ph),
+                            "– (max_connections)", met, note))
+    return out
+
+
+def _huge_errors(r: dict) -> int:
+    n = (r.get("opened") or {}).get("errors", 0) + (r.get("check") or {}).get("errors", 0)
+    n += (r.get("status_after_pgbench") or {}).get("lost", 0)
+    if r.get("pgbench") and not r["pgbench"].get("ok"):
+        n += 1
+    if not r.get("ok") and n == 0:
+        n = len(r.get("errors") or []) or 1
+    return n
+
+
+def _huge_cell(recs: list[dict]) -> str:
+    if not recs:
+        return "not run"
+    r = recs[0]
+    opened = (r.get("opened") or {}).get("ok", 0)
+    mem = r.get("rss_with_idle")
+    return (f"{_huge_errors(r)} errors, {opened:,}/{r.get('clients', 0):,} open"
+            + (f", RSS {fmt_bytes(mem)}" if mem else ""))
+
+
+def _verdict(t: TargetResult) -> str:
+    return {True: "**met**", False: "**missed**", None: "not measured"}[t.met]
+
+
+def targets_table(data: dict) -> list[str]:
+    lines = ["| target | goal | heliosproxy | met? | PgBouncer (this run) | direct | "
+             "PgBouncer baseline (issue 8) | how |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in evaluate_targets(data):
+        lines.append(f"| {t.name} | {t.goal} | {t.helios} | {_verdict(t)} | {t.pgbouncer} | "
+                     f"{t.direct} | {t.baseline} | {t.note} |")
+    return lines
+
+
+def systems_in(data: dict) -> list[str]:
+    present = {r["system"] for r in data["runs"]}
+    present |= {r["system"] for k in ("idle", "idle_huge") for r in data["extra"].get(k, [])}
+    return [s for s in SYSTEM_ORDER if s in present]
+
+
+def label(data: dict, system: str) -> str:
+    return data["extra"].get("systems", {}).get(system, system)
+
+
+def scenario_table(data: dict, scenario: str) -> list[str]:
+    _prepare(data)
+    systems = [s for s in systems_in(data) if runs_of(data, scenario, s)]
+    if not systems:
+        return []
+    d_tps = field_agg(data, scenario, "direct", "tps")
+    p_tps = field_agg(data, scenario, "pgbouncer", "tps")
+    lines = ["| system | tps median (min–max) | × direct | × PgBouncer | latency avg ms | "
+             "p99 ms | proxy CPU µs/txn | unattributed CPU µs/txn | noisy runs | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in systems:
+        rs = runs_of(data, scenario, s)
+        tps = field_agg(data, scenario, s, "tps")
+        cpu = field_agg(data, scenario, s, proxy_cost_key(s)) if s != "direct" else None
+        un = field_agg(data, scenario, s, "unattributed_us_per_txn")
+        lines.append(
+            f"| {label(data, s)} | {fmt_agg(tps)} | "
+            f"{fmt_ratio(ratio(tps, d_tps)) if s != 'direct' else '1.00×'} | "
+            f"{fmt_ratio(ratio(tps, p_tps)) if s != 'pgbouncer' else '1.00×'} | "
+            f"{fmt_agg(field_agg(data, scenario, s, 'latency_avg_ms'), 3)} | "
+            f"{fmt_agg(lat_agg(data, scenario, s, 'p99'), 3)} | "
+            f"{fmt_agg(cpu, 1) if s != 'direct' else '–'} | {fmt_agg(un, 1)} | "
+            f"{sum(1 for r in rs if r.get('noisy'))}/{len(rs)} | "
+            f"{sum(1 for r in rs if not r.get('ok'))} |")
+    na = data["extra"].get("not_applicable", {}).get(scenario, {})
+    for s, why in na.items():
+        lines.append(f"| {label(data, s)} | not run: {why} | | | | | | | | |")
+    return lines
+
+
+def idle_table(data: dict) -> list[str]:
+    recs = data["extra"].get("idle", [])
+    if not recs:
+        return []
+    lines = ["| system | idle clients | B per idle client (RSS) | Pss B per client | "
+             "RSS before → with clients | tps beside them | SELECT 1 on every idle client | "
+             "errors |", "|---|---|---|---|---|---|---|---|"]
+    for s in systems_in(data):
+        rs = [r for r in recs if r["system"] == s]
+        if not rs:
+            continue
+        per = agg(r.get("bytes_per_client") for r in rs)
+        tps = agg((r.get("pgbench") or {}).get("tps") for r in rs)
+        errs = sum(len(r.get("errors") or []) for r in rs)
+        checks = [r.get("check") for r in rs if r.get("check")]
+        check = (f"{sum(c['ok'] for c in checks):,} ok, {sum(c['errors'] for c in checks)} "
+                 "failed" if checks else "–")
+        if s == "direct":
+            rss = agg(r.get("rss_bytes_per_client") for r in rs)
+            lines.append(f"| {label(data, s)} (per backend process; **not comparable**) | "
+                         f"{rs[0]['clients']} | {fmt_bytes(rss.median) if rss else '–'} Rss | "
+                         f"{fmt_bytes(per.median) if per else '–'} Pss | – | {fmt_agg(tps)} | "
+                         f"{check} | {errs} |")
+            continue
+        pss = agg(r.get("pss_bytes_per_client") for r in rs)
+        r0 = rs[len(rs) // 2]
+        lines.append(f"| {label(data, s)} | {rs[0]['clients']:,} | {fmt_agg(per)} | "
+                     f"{fmt_agg(pss)} | {fmt_bytes(r0.get('rss_before'))} → "
+                     f"{fmt_bytes(r0.get('rss_with_idle'))} | {fmt_agg(tps)} | {check} | "
+                     f"{errs} |")
+    return lines
+
+
+def huge_table(data: dict) -> list[str]:
+    recs = data["extra"].get("idle_huge", [])
+    if not recs:
+        return []
+    lines = ["| system | opened | time to open | RSS before → with clients | B per client | "
+             "tps beside them | SELECT 1 on every client | lost | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in recs:
+        op = r.get("opened") or {}
+        ck = r.get("check") or {}
+        st = r.get("status_after_pgbench") or {}
+        lines.append(
+            f"| {label(data, r['system'])} | {op.get('ok', 0):,}/{r.get('clients', 0):,} | "
+            f"{fmt(op.get('seconds'), 1, ' s')} | {fmt_bytes(r.get('rss_before'))} → "
+            f"{fmt_bytes(r.get('rss_with_idle'))} | {fmt(r.get('bytes_per_client'))} | "
+            f"{fmt((r.get('pgbench') or {}).get('tps'))} | "
+            f"{ck.get('ok', 0):,} ok, {ck.get('errors', '–')} failed in "
+            f"{fmt(ck.get('seconds'), 1, ' s')} | {st.get('lost', '–')} | {_huge_errors(r)} |")
+        for e in (r.get("errors") or [])[:3]:
+            lines.append(f"|  | error: {e[:300]!s} | | | | | | | |".replace("\n", " "))
+    return lines
+
+
+def noise_lines(data: dict) -> list[str]:
+    runs = data["runs"]
+    if not runs:
+        return []
+    avg = agg(r.get("other_avg_cores") for r in runs)
+    if avg is None:
+        return ["- No load figures recorded."]
+    mx = max((r.get("other_max_cores") or 0) for r in runs)
+    noisy = sum(1 for r in runs if r.get("noisy"))
+    not_quiet = sum(1 for r in runs if r.get("quiet_before") is False)
+    plan = data["plan"]
+    return [
+        f"- Other load (whole machine minus PostgreSQL, the proxies, pgbench and the bench) "
+        f"during the measured runs: median {avg.median:.2f} cores (range {avg.lo:.2f}–"
+        f"{avg.hi:.2f}), highest 1-second sample {mx:.2f} cores.",
+        f"- Runs whose other load went over {plan['interference_cores']} cores (kept after "
+        f"{plan['retries']} repeats): {noisy} of {len(runs)}. Runs started without a quiet "
+        f"machine (other load ≥ {plan['quiet_cores']} cores after waiting "
+        f"{plan['max_quiet_wait_s']:.0f} s): {not_quiet}.",
+        "- " + ("**The machine was busy: treat these numbers as indicative only.**"
+                if noisy or not_quiet else "The machine was quiet for every run."),
+    ]
+
+
+def machine_lines(data: dict) -> list[str]:
+    m = data["extra"].get("machine", {})
+    if not m:
+        return []
+    v = m.get("versions", {})
+    rows = [("CPU", f"{m.get('cpu')} × {m.get('cpus')} ({m.get('cpus_usable')} usable)"),
+            ("memory", f"{m.get('memory_mb', 0):,} MB"), ("kernel", m.get("kernel")),
+            ("Debian", m.get("os")), ("git", m.get("git")),
+            *[(label(data, k), val) for k, val in v.items()],
+            ("pgbench", m.get("pgbench")),
+            ("load average at start", " ".join(f"{x:.2f}" for x in m.get("loadavg_start", []))),
+            ("limits", f"somaxconn {m.get('somaxconn')}, ports {m.get('ip_local_port_range')}, "
+                       f"nf_conntrack_max {m.get('nf_conntrack_max')}")]
+    return ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+
+
+def setup_lines(data: dict) -> list[str]:
+    p = data["plan"]
+    return [
+        f"- PostgreSQL 15: fsync off, shared_buffers {p['shared_buffers']}, max_connections "
+        f"{p['max_connections']}, `pgbench -i -s {p['scale']}`; TCP on 127.0.0.1.",
+        f"- PgBouncer and heliosproxy: transaction mode, pool of {p['pool_size']} backends per "
+        "(database, user), SCRAM-SHA-256 for clients with the secret fetched by auth_query, "
+        "TCP to PostgreSQL, logging off (heliosproxy log_level error; PgBouncer "
+        "log_connections/log_disconnections/log_stats 0). heliosproxy runs a worker per core; "
+        "PgBouncer is single-threaded.",
+        f"- pgbench runs as the `bench` role (1-iteration SCRAM verifier), -c {p['clients']} "
+        f"-j {p['jobs']}, {p['seconds']} s per run, {p['reps']} run(s) per system with the "
+        "order of systems rotating; median (min–max).",
+        "- proxy CPU µs/txn = (utime+stime of the proxy process from /proc/PID/stat, all "
+        "threads) / transactions. Unattributed CPU = whole-machine busy time (/proc/stat) minus "
+        "every process of the bench and PostgreSQL: kernel threads and other users' load.",
+    ]
+
+
+def render_summary(data: dict) -> str:
+    stamp = data["extra"].get("stamp", "?")
+    plan = data["plan"]["name"]
+    errors = data.get("errors", [])
+    out = [f"# HeliosProxy benchmark {stamp} ({plan})", ""]
+    out.append(f"**{len(errors)} error(s).**" if errors else "No run errored.")
+    out += ["", "## Targets (issue 8)", ""] + targets_table(data)
+    out += ["", "Ratios and medians are over the runs listed below. A target is **met** when "
+            "heliosproxy's median satisfies the goal.", ""]
+    out += ["## Noise", ""] + noise_lines(data)
+    out += ["", "## Machine and versions", ""] + machine_lines(data)
+    out += ["", "## Set-up", ""] + setup_lines(data)
+    for sc, title in SCENARIO_TITLES.items():
+        t = scenario_table(data, sc)
+        if t:
+            out += ["", f"## {sc}: {title}", ""] + t
+    it = idle_table(data)
+    if it:
+        out += ["", "## Idle clients", "",
+                "Proxies: (RSS with N idle, logged-in clients − RSS before) / N, each proxy "
+                "restarted and warmed up with a short pgbench before. Then pgbench -S c16 runs "
+                "beside the idle clients, and every idle client runs `SELECT 1` once. "
+                "PostgreSQL: summed Pss (and Rss) of the backend processes of "
+                "the idle connections / their number; PostgreSQL cannot hold 10,000 "
+                "connections with max_connections 200, so this row is the price of one "
+                "backend process, **not comparable** to a pooler's per-client figure.", ""] + it
+    ht = huge_table(data)
+    if ht:
+        n = data["extra"]["idle_huge"][0].get("clients", 0)
+        out += ["", f"## {n:,} idle clients (the 100k scenario)", "",
+                f"Pool of {data['plan']['huge_pool_size']} backends; clients from several "
+                "source addresses (127.0.0.2 and up) to stay clear of ephemeral-port "
+                "exhaustion; opening and checking are each bounded in time.", ""] + ht
+    skipped = data["extra"].get("skipped", {})
+    limits = data["extra"].get("limits", {})
+    if skipped or limits:
+        out += ["", "## Skipped or reduced", ""]
+        out += [f"- {k}: skipped, {v}" for k, v in skipped.items()]
+        out += [f"- {k}: {v}" for k, v in limits.items()]
+    plots = data["extra"].get("plots", [])
+    if plots:
+        out += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
+    if errors:
+        out += ["", "## Errors", ""] + [f"```\n{e[:3000]}\n```" for e in errors]
+    out += ["", "Raw output: `raw/` (pgbench output of every run), `results.json` (every "
+            "number above), `bench.log`.", ""]
+    return "\n".join(out)

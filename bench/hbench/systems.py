@@ -1,0 +1,175 @@
+"""The systems under comparison: PostgreSQL directly, PgBouncer 1.18 and heliosproxy.
+
+Both proxies come from the test harness (tests/harness/proxy.py) with one config dict in
+HeliosProxy's schema, so they share pool size, auth (SCRAM with the secret fetched by auth_query
+as the helios_auth user), TCP to the database and timeouts. The bench only adds what a benchmark
+needs: logging off, a worker per core, a higher client limit and file-descriptor limit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from harness import BENCH_USER, ROLES, ConnInfo, PgCluster, default_config, deep_merge, free_port
+from harness.proxy import HeliosProxy, PgBouncerProxy, Proxy
+from harness.util import drop_to_postgres, raise_nofile, set_pdeathsig
+
+BENCH_DB = "bench"
+
+
+class BenchHelios(HeliosProxy):
+    nofile = 65536
+
+    def _preexec(self) -> None:
+        raise_nofile(self.nofile)
+        set_pdeathsig(9)
+
+
+class BenchPgBouncer(PgBouncerProxy):
+    nofile = 65536
+
+    def _preexec(self) -> None:
+        raise_nofile(self.nofile)
+        drop_to_postgres()
+        set_pdeathsig(9)
+
+    def write_config(self) -> None:
+        super().write_config()
+        with open(self.config_path, "a") as f:
+            # logging off, as for heliosproxy (log_connections/log_disconnections/verbose are 0
+            # already); stats_period only feeds the log.
+            f.write("log_stats = 0\nlog_pooler_errors = 0\n")
+
+
+@dataclass
+class SystemSpec:
+    name: str  # "direct", "pgbouncer", "helios", "helios-kernel"
+    label: str
+    kind: str  # "direct" | "pgbouncer" | "helios"
+    data_path: str = "userspace"
+
+
+SPECS = {
+    "direct": SystemSpec("direct", "PostgreSQL direct", "direct"),
+    "pgbouncer": SystemSpec("pgbouncer", "PgBouncer 1.18", "pgbouncer"),
+    "helios": SystemSpec("helios", "heliosproxy", "helios"),
+    "helios-kernel": SystemSpec("helios-kernel", "heliosproxy (kernel path)", "helios",
+                                data_path="kernel"),
+}
+
+
+@dataclass
+class ProxySettings:
+    pool_size: int = 20
+    max_clients: int = 10_000
+    nofile: int = 65536
+    workers: int = 0  # 0 = one per core (the proxy's default)
+    acquire_timeout: str = "10s"
+
+
+@dataclass
+class System:
+    """One system under test. For a proxy, start() (re)starts the process with `settings`."""
+
+    spec: SystemSpec
+    cluster: PgCluster
+    proxy: Optional[Proxy] = None
+    settings: ProxySettings = field(default_factory=ProxySettings)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def is_proxy(self) -> bool:
+        return self.spec.kind != "direct"
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The proxy's pid (None for direct or when not running)."""
+        if self.proxy is None or self.proxy.proc is None or self.proxy.proc.poll() is not None:
+            return None
+        return self.proxy.proc.pid
+
+    def alive(self) -> bool:
+        return not self.is_proxy or self.pid is not None
+
+    def conninfo(self, user: str = BENCH_USER, dbname: str = BENCH_DB) -> ConnInfo:
+        if not self.is_proxy:
+            c = self.cluster
+            return ConnInfo(c.host, c.port, user, ROLES[user].password, dbname,
+                            {"connect_timeout": 10})
+        return self.proxy.conninfo(user, dbname)
+
+    def config(self, s: ProxySettings) -> dict:
+        used = {self.cluster.port}
+        lp = free_port(avoid=used)
+        ap = free_port(avoid=used | {lp})
+        mp = free_port(avoid=used | {lp, ap})
+        base = default_config(self.cluster, listen_port=lp, admin_port=ap, metrics_port=mp,
+                              data_path=self.spec.data_path)
+        return deep_merge(base, {
+            "proxy": {"workers": s.workers, "log_level": "error" if self.spec.data_path ==
+                      "userspace" else "warn", "drain_timeout": "5s"},
+            "backend": {"max_connections": s.pool_size, "min_connections": 0},
+            "connection_pool": {"max_client_connections": s.max_clients,
+                                "acquire_timeout": s.acquire_timeout},
+        })
+
+    def start(self, settings: Optional[ProxySettings] = None) -> "System":
+        if settings is not None:
+            self.settings = settings
+        if not self.is_proxy:
+            return self
+        self.stop()
+        s = self.settings
+        cls = BenchPgBouncer if self.spec.kind == "pgbouncer" else BenchHelios
+        proxy = cls(self.cluster, self.config(s), data_path=self.spec.data_path)
+        proxy.nofile = s.nofile
+        try:
+            proxy.start(30.0)
+        except BaseException:
+            proxy.cleanup()
+            raise
+        self.proxy = proxy
+        return self
+
+    def stop(self) -> Optional[int]:
+        """Graceful stop; returns the exit code (None if it was not running)."""
+        if self.proxy is None:
+            return None
+        p, self.proxy = self.proxy, None
+        try:
+            return p.stop(expect_exit=None)
+        finally:
+            p.cleanup()
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        return self.proxy.stderr_tail(lines) if self.proxy is not None else ""
+
+    def version(self) -> str:
+        import subprocess
+
+        from harness import helios_binary
+        try:
+            if self.spec.kind == "pgbouncer":
+                out = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True,
+                                     timeout=10).stdout
+                return out.splitlines()[0] if out else "?"
+            if self.spec.kind == "helios":
+                out = subprocess.run([str(helios_binary()), "--version"], capture_output=True,
+                                     text=True, timeout=10).stdout
+                return f"heliosproxy {out.strip()} ({helios_binary()})"
+            out = subprocess.run([os.path.join(os.environ.get("HELIOS_PG_BIN",
+                                                              "/usr/lib/postgresql/15/bin"),
+                                               "postgres"), "--version"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            return out.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            return f"? ({e})"

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,44 @@ def test_admin_api_is_loopback_by_default(proxy_factory):
     for line in mine:
         assert "127.0.0.1:9090" in line, line
     assert requests.get("http://127.0.0.1:9090/health", timeout=5).status_code == 200
+
+
+@pytest.mark.timeout(60)
+def test_busy_admin_and_metrics_ports_are_retried_until_free(proxy_factory):
+    # What an online restart looks like from the successor: its admin and metrics ports are
+    # still held (here by plain sockets). It serves clients anyway and takes the ports over
+    # as soon as they are free.
+    import socket
+
+    holders = []
+    ports = []
+    for _ in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        holders.append(s)
+        ports.append(s.getsockname()[1])
+    try:
+        proxy = proxy_factory({"proxy": {"admin_listen_address": f"127.0.0.1:{ports[0]}"},
+                               "metrics": {"prometheus_port": ports[1]}})
+        assert psql(proxy.conninfo(), "SELECT 1").rows == [["1"]]
+        log = proxy.stderr_tail()
+        assert f"admin API: cannot listen on 127.0.0.1:{ports[0]}" in log, log
+        assert "retrying in the background" in log, log
+        assert proxy.alive()
+    finally:
+        for s in holders:
+            s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if (proxy.admin_get("/health", timeout=1).status_code == 200 and
+                    requests.get(proxy.metrics_url, timeout=1).status_code == 200):
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    assert proxy.admin_get("/ready").status_code == 200
+    assert proxy.metric("helios_proxy_ready") == 1
+    assert "admin API on http://127.0.0.1:" in proxy.stderr_tail()

@@ -189,6 +189,7 @@ def test_online_restart_second_process_takes_over_with_no_failed_connect(proxy_f
             except requests.RequestException:
                 time.sleep(0.1)
         assert status and status["ready"] is True, status
+        assert new.metric("helios_proxy_ready") == 1  # and the metrics port
         assert connect_error(new) == ""
         new.stop(expect_exit=0)
     finally:

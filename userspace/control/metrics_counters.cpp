@@ -28,26 +28,6 @@ std::string unpack_sqlstate(uint64_t key) {
 
 }  // namespace
 
-const char* pin_reason_name(PinReason r) {
-  switch (r) {
-    case PinReason::kTempTable:
-      return "temp_table";
-    case PinReason::kAdvisoryLock:
-      return "advisory_lock";
-    case PinReason::kListen:
-      return "listen";
-    case PinReason::kHoldCursor:
-      return "hold_cursor";
-    case PinReason::kSetParameter:
-      return "set_parameter";
-    case PinReason::kPrepare:
-      return "prepare";
-    case PinReason::kCount:
-      break;
-  }
-  return "unknown";
-}
-
 const char* byte_path_name(BytePath p) {
   switch (p) {
     case BytePath::kUserspace:
@@ -113,7 +93,6 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
   std::sort(s.errors.begin(), s.errors.end());
   if (uint64_t other = errors_other_.load(std::memory_order_relaxed))
     s.errors.emplace_back("other", other);
-  for (size_t i = 0; i < s.pins.size(); ++i) s.pins[i] = pins_[i].load(std::memory_order_relaxed);
   for (size_t p = 0; p < s.bytes.size(); ++p)
     for (size_t d = 0; d < s.bytes[p].size(); ++d)
       s.bytes[p][d] = bytes_[p][d].load(std::memory_order_relaxed);

@@ -1,7 +1,8 @@
 // Counters the data path bumps for the metrics layer that no other component already keeps:
-// errors sent by SQLSTATE, pins by reason, bytes moved per data path, reloads. Every update is
-// a relaxed atomic add (plus, the first time an SQLSTATE is seen, one CAS): no lock, no
-// allocation. The metrics layer reads them at scrape time with snapshot().
+// errors sent by SQLSTATE, bytes moved by the kernel data path, reloads. (Pins by reason are
+// SharedContext::pins_total; user-space bytes are Worker::Stats.)
+// Every update is a relaxed atomic add (plus, the first time an SQLSTATE is seen, one CAS): no
+// lock, no allocation. The metrics layer reads them at scrape time with snapshot().
 //
 // One instance per process, shared by every worker (it belongs in SharedContext).
 #pragma once
@@ -17,18 +18,6 @@
 
 namespace helios::control {
 
-// Why a lease outlived its pool mode's natural end (DESIGN.md "pin").
-enum class PinReason : uint8_t {
-  kTempTable = 0,  // CREATE TEMP TABLE
-  kAdvisoryLock,   // session-level advisory lock
-  kListen,         // LISTEN
-  kHoldCursor,     // DECLARE ... WITH HOLD
-  kSetParameter,   // SET of a parameter the proxy does not track
-  kPrepare,        // SQL-level PREPARE in transaction mode
-  kCount
-};
-const char* pin_reason_name(PinReason r);  // "temp_table", "advisory_lock", ...
-
 // The data path that moved a lease's bytes.
 enum class BytePath : uint8_t { kUserspace = 0, kKernel, kCount };
 enum class ByteDirection : uint8_t { kClientToServer = 0, kServerToClient, kCount };
@@ -43,7 +32,6 @@ class MetricsCounters {
   // An ErrorResponse the proxy sent (or relayed) with this SQLSTATE. Codes that are not five
   // characters of [0-9A-Z] count as "other".
   void count_error(std::string_view sqlstate);
-  void count_pin(PinReason r) { pins_[size_t(r)].fetch_add(1, std::memory_order_relaxed); }
   void add_bytes(BytePath p, ByteDirection d, uint64_t n) {
     bytes_[size_t(p)][size_t(d)].fetch_add(n, std::memory_order_relaxed);
   }
@@ -51,7 +39,6 @@ class MetricsCounters {
 
   struct Snapshot {
     std::vector<std::pair<std::string, uint64_t>> errors;  // by SQLSTATE, then "other" if any
-    std::array<uint64_t, size_t(PinReason::kCount)> pins{};
     std::array<std::array<uint64_t, size_t(ByteDirection::kCount)>, size_t(BytePath::kCount)>
         bytes{};
     uint64_t reloads_ok = 0;
@@ -65,7 +52,6 @@ class MetricsCounters {
   std::array<std::atomic<uint64_t>, kSqlstateSlots> error_keys_{};
   std::array<std::atomic<uint64_t>, kSqlstateSlots> error_counts_{};
   std::atomic<uint64_t> errors_other_{0};
-  std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_{};
   std::array<std::array<std::atomic<uint64_t>, size_t(ByteDirection::kCount)>,
              size_t(BytePath::kCount)>
       bytes_{};

@@ -282,9 +282,12 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   auto pins =
       family("helios_proxy_pins_total",
              "Leases pinned past their pool mode's natural end, by reason", MetricType::Counter);
-  for (size_t r = 0; r < s.counters.pins.size(); ++r)
-    add_counter(pins, {{"reason", pin_reason_name(PinReason(r))}}, double(s.counters.pins[r]));
+  for (const auto& [reason, n] : s.pins) add_counter(pins, {{"reason", reason}}, double(n));
   out.push_back(std::move(pins));
+  auto pinned = family("helios_proxy_pinned_clients",
+                       "Clients whose lease is pinned to its backend right now", MetricType::Gauge);
+  add_gauge(pinned, {}, double(s.pinned_clients));
+  out.push_back(std::move(pinned));
 
   auto errors = family("helios_proxy_errors_total", "ErrorResponses sent to clients, by SQLSTATE",
                        MetricType::Counter);

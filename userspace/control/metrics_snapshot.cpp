@@ -23,6 +23,10 @@ ProxySnapshot take_snapshot(server::Server& server, const MetricsCounters& count
   server::SharedContext& ctx = server.context();
   s.client_connections = ctx.client_connections.load(std::memory_order_relaxed);
   s.cancel_requests = ctx.cancel_requests.load(std::memory_order_relaxed);
+  for (size_t r = 0; r < ctx.pins_total.size(); ++r)
+    s.pins.emplace_back(server::pin_reason_name(server::PinReason(r)),
+                        ctx.pins_total[r].load(std::memory_order_relaxed));
+  s.pinned_clients = ctx.pinned_clients.load(std::memory_order_relaxed);
   for (const auto& w : server.workers()) {
     const auto& st = w->stats();
     s.workers.push_back({st.clients.load(std::memory_order_relaxed),

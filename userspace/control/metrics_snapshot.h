@@ -69,6 +69,8 @@ struct ProxySnapshot {
 
   int64_t client_connections = 0;
   uint64_t cancel_requests = 0;
+  std::vector<std::pair<std::string, uint64_t>> pins;  // by reason name (SharedContext)
+  int64_t pinned_clients = 0;
   std::vector<WorkerSample> workers;
   std::vector<PoolSample> pools;
   std::vector<TenantSample> tenants;  // index order (first seen first)

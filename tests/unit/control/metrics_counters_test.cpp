@@ -74,7 +74,6 @@ TEST_CASE("concurrent counting is exact") {
     ts.emplace_back([&, t] {
       for (int i = 0; i < per; ++i) {
         c.count_error(i % 2 ? "53300" : code_for(t));  // threads race to claim slots too
-        c.count_pin(PinReason::kTempTable);
         c.add_bytes(BytePath::kKernel, ByteDirection::kServerToClient, 3);
       }
     });
@@ -83,7 +82,6 @@ TEST_CASE("concurrent counting is exact") {
   CHECK(m["53300"] == uint64_t(threads * per / 2));
   for (int t = 0; t < threads; ++t) CHECK(m[code_for(t)] == uint64_t(per / 2));
   auto s = c.snapshot();
-  CHECK(s.pins[size_t(PinReason::kTempTable)] == uint64_t(threads * per));
   CHECK(s.bytes[size_t(BytePath::kKernel)][size_t(ByteDirection::kServerToClient)] ==
         uint64_t(3 * threads * per));
   CHECK(s.bytes[size_t(BytePath::kUserspace)][size_t(ByteDirection::kServerToClient)] == 0);
@@ -100,9 +98,7 @@ TEST_CASE("reloads are counted by result with the time of the successful ones") 
   CHECK(s.reload_ns_total == 5 * kNanosPerMilli);
 }
 
-TEST_CASE("names of pin reasons, paths and directions") {
-  CHECK(std::string(pin_reason_name(PinReason::kTempTable)) == "temp_table");
-  CHECK(std::string(pin_reason_name(PinReason::kPrepare)) == "prepare");
+TEST_CASE("names of paths and directions") {
   CHECK(std::string(byte_path_name(BytePath::kKernel)) == "kernel");
   CHECK(std::string(byte_direction_name(ByteDirection::kClientToServer)) == "client_to_server");
 }

@@ -134,7 +134,8 @@ ProxySnapshot make_snapshot() {
   s.tenants = {a, b, c, o};
 
   s.counters.errors = {{"53300", 7}, {"other", 1}};
-  s.counters.pins[size_t(PinReason::kListen)] = 2;
+  s.pins = {{"temp_table", 0}, {"listen", 2}};
+  s.pinned_clients = 3;
   s.counters.bytes[size_t(BytePath::kKernel)][size_t(ByteDirection::kClientToServer)] = 9;
   s.counters.bytes[size_t(BytePath::kUserspace)][size_t(ByteDirection::kClientToServer)] = 1;
   s.last_reload = {true, true, "", 3 * kNanosPerMilli};
@@ -257,6 +258,7 @@ TEST_CASE("process metrics: clients, bytes per data path, pins, errors, reloads"
               {{"data_path", "kernel"}, {"direction", "client_to_server"}}) == 9);
   CHECK(m.get("helios_proxy_pins_total", {{"reason", "listen"}}) == 2);
   CHECK(m.get("helios_proxy_pins_total", {{"reason", "temp_table"}}) == 0);
+  CHECK(m.get("helios_proxy_pinned_clients") == 3);
   CHECK(m.get("helios_proxy_errors_total", {{"sqlstate", "53300"}}) == 7);
   CHECK(m.get("helios_proxy_errors_total", {{"sqlstate", "other"}}) == 1);
   CHECK(m.get("helios_proxy_last_reload_success") == 1);

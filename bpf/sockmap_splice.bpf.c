@@ -308,7 +308,6 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
   w->flags = flags;
   w->unsynced_final = -1;
   if (was_active) w->f = st->frame;
-  struct splice_frame start = w->f;
 
   /* Walk only when the lease could be forwarded: a passed-up skb needs no framing. */
   bool candidate = lease && peer_st;
@@ -383,29 +382,31 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
   }
 
   if (d == DECIDE_FORWARD) {
-    if (tenant < HELIOS_SOCK_MAX_TENANTS) {
-      struct splice_tenant_counters* tc = bpf_map_lookup_elem(&splice_tenants, &tenant);
-      if (tc) {
-        if (role == SPLICE_ROLE_CLIENT) {
-          tc->queries += w->statements;
-          tc->bytes_to_backend += len;
-        } else {
-          tc->transactions += w->rfq_idle;
-          tc->bytes_to_client += len;
-          if (snap.emit == SPLICE_EV_LEASE_ENDED) tc->leases_ended++;
+    long r = bpf_sk_redirect_hash(skb, &splice_socks, &peer_cookie, 0);
+    if (r == SK_PASS) {
+      if (tenant < HELIOS_SOCK_MAX_TENANTS) {
+        struct splice_tenant_counters* tc = bpf_map_lookup_elem(&splice_tenants, &tenant);
+        if (tc) {
+          if (role == SPLICE_ROLE_CLIENT) {
+            tc->queries += w->statements;
+            tc->bytes_to_backend += len;
+          } else {
+            tc->transactions += w->rfq_idle;
+            tc->bytes_to_client += len;
+            if (snap.emit == SPLICE_EV_LEASE_ENDED) tc->leases_ended++;
+          }
         }
       }
+      st->frame = w->f;
+      st->active = 1;
+      st->active_seq = seq;
+      st->forwarded_bytes += len;
+      if (gs) gs->forwarded_skbs++;
+      return SK_PASS;
     }
-    st->frame = w->f;
-    st->active = 1;
-    st->active_seq = seq;
-    st->forwarded_bytes += len;
-    if (gs) gs->forwarded_skbs++;
-    long r = bpf_sk_redirect_hash(skb, &splice_socks, &peer_cookie, 0);
-    if (r == SK_PASS) return SK_PASS;
-    /* The peer left the map (closed): the bytes go up instead; the lease is handed back. */
+    /* The peer left the map (closed): the bytes go up instead and the lease is handed back.
+     * The lease's counts of this one skb were applied under the lock already; they stay. */
     if (gs) gs->redirect_failed++;
-    st->forwarded_bytes -= len;
     struct lease_snap s2 = {};
     if (lease) {
       bpf_spin_lock(&lease->lock);
@@ -414,7 +415,6 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
       bpf_spin_unlock(&lease->lock);
     }
     if (s2.emit) emit_event(&s2, lease_id, cookie, role, 0);
-    was_active = true;
   } else if (qps_taken) {
     give_tokens(tenant, w->statements);
   }
@@ -429,11 +429,12 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
     }
   }
   if (st->active) {
+    /* st->frame is the position after the last forwarded skb: where this one starts. */
     st->active = 0;
-    st->handback = start;
+    st->handback = st->frame;
     st->handback_at = st->passed_bytes;
     st->handbacks++;
-    st->reason = snap.reason ? snap.reason : SPLICE_R_USER;
+    st->reason = snap.reason ? snap.reason : (lease ? lease->reason : SPLICE_R_USER);
   }
   st->passed_bytes += len;
   if (gs) gs->passed_skbs++;

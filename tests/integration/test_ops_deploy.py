@@ -205,18 +205,16 @@ def test_dockerfile_runtime_packages_cover_the_binaries():
     block = runtime.split("apt-get install", 1)[1].split("&& rm", 1)[0]
     listed = {w for w in block.replace("\\", " ").split() if not w.startswith("-")}
     base = {"libc6", "libstdc++6", "libgcc-s1"}  # in debian:12-slim already
-    needed = set()
+    libs = set()
     for binary in ("heliosproxy", "heliosctl"):
         out = subprocess.run(["ldd", str(helios_binary().parent / binary)],
                              capture_output=True, text=True).stdout
         for lib in re.findall(r"=> (\S+) \(", out):
-            owner = subprocess.run(["dpkg", "-S", str(Path(lib).resolve())],
-                                   capture_output=True, text=True)
-            if owner.returncode != 0:  # usrmerge: try the /usr path
-                owner = subprocess.run(["dpkg", "-S", str(Path(lib))], capture_output=True,
-                                       text=True)
-            if owner.returncode == 0:
-                needed.add(owner.stdout.split(":", 1)[0])
+            libs.add(str(Path(lib).resolve()))
+            libs.add(lib)  # usrmerge: dpkg may know either path
+    owners = subprocess.run(["dpkg", "-S", *sorted(libs)], capture_output=True, text=True)
+    needed = {line.split(":", 1)[0] for line in owners.stdout.splitlines() if ": /" in line}
+    assert needed, owners.stderr
     missing = sorted(needed - listed - base)
     assert not missing, f"runtime image lacks {missing}"
 

@@ -113,7 +113,7 @@ def test_waiting_clients_and_queue_under_a_one_backend_pool(proxy_factory, pg):
     # and in /api/v1/pool/stats as pgbench sees it (clients waiting for their turn).
     proxy = proxy_factory({"tenant_quotas": {"enabled": True}}, pool_size=1)
     ci = proxy.conninfo(BENCH_USER, "bench", application_name=TENANT)
-    run = pgbench(ci, clients=8, jobs=2, seconds=4, script="SELECT pg_sleep(0.05);\n",
+    run = pgbench(ci, clients=8, jobs=2, seconds=3, script="SELECT pg_sleep(0.05);\n",
                   background=True)
     waiting, queued_api, tenant_queued = [], [], []
     while run.running():

@@ -52,7 +52,7 @@ def test_twenty_reloads_under_200_clients(proxy_factory, pg, record_property):
     proxy = proxy_factory(deep_merge(quotas(300, 100000), {"connection_pool": {
         "acquire_timeout": "20s"}}), pool_size=20)
     ci = proxy.conninfo(BENCH_USER, "bench", application_name=TENANT)
-    run = pgbench(ci, clients=CLIENTS, jobs=2, seconds=14, builtin="tpcb-like", progress=1,
+    run = pgbench(ci, clients=CLIENTS, jobs=2, seconds=10, builtin="tpcb-like", progress=1,
                   background=True)
     wait_for(lambda: proxy.admin_get("/api/v1/pool/stats").json()["client_connections"]
              == CLIENTS, 30, f"{CLIENTS} pgbench clients to connect")
@@ -79,7 +79,7 @@ def test_twenty_reloads_under_200_clients(proxy_factory, pg, record_property):
         t = tenant(proxy)
         assert t["max_connections"] == max_conns and t["max_qps"] == max_qps, t
         clients_after.append(proxy.admin_get("/api/v1/pool/stats").json()["client_connections"])
-        time.sleep(0.3)
+        time.sleep(0.15)
 
     r = run.result()
     assert r.clean, r.describe()

@@ -85,3 +85,36 @@ def merge(runs: Iterable[Sequence[float]]) -> list[float]:
         out.extend(r)
     out.sort()
     return out
+
+
+def read_timed_logs(prefix: str, remove: bool = True) -> list[tuple[float, float]]:
+    """(completion time as Unix seconds, latency_ms) of every completed transaction in the
+    `prefix.*` logs, sorted by time (for latency over time)."""
+    out: list[tuple[float, float]] = []
+    for path in sorted(glob.glob(glob.escape(prefix) + ".*")):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                try:
+                    out.append((int(parts[4]) + int(parts[5]) / 1e6, int(parts[2]) / 1000.0))
+                except ValueError:
+                    continue  # failed / skipped
+        if remove:
+            os.unlink(path)
+    out.sort()
+    return out
+
+
+def over_time(samples: Sequence[tuple[float, float]], t0: float, bin_s: float = 0.5) -> list[dict]:
+    """Per time bin (seconds since t0): transactions, p50 and p99 latency."""
+    bins: dict[int, list[float]] = {}
+    for t, lat in samples:
+        bins.setdefault(int((t - t0) // bin_s), []).append(lat)
+    out = []
+    for k in sorted(bins):
+        v = sorted(bins[k])
+        out.append({"t": round(k * bin_s, 3), "n": len(v), "p50": percentile(v, 50),
+                    "p99": percentile(v, 99)})
+    return out

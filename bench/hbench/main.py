@@ -24,14 +24,15 @@ from pathlib import Path
 
 from harness import DataPathUnavailable, PgCluster, helios_binary
 
-from . import docs, idle, machine, plots, report, scenarios
+from . import docs, idle, machine, noisy, plots, report, scenarios
 from .plan import full_plan, quick_plan
 from .runner import Bench
 from .systems import SPECS, ProxySettings, System
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
-ALL_SCENARIOS = [s.name for s in scenarios.SCENARIOS] + ["idle", "idle_huge"]
+ALL_SCENARIOS = [s.name for s in scenarios.SCENARIOS] + ["idle", "idle_huge",
+                                                          "noisy_neighbour"]
 
 
 def parse_args(argv=None):
@@ -162,12 +163,12 @@ def run_bench(a) -> int:
                 idle.run_idle(b)
             if wanted(plan, "idle_huge"):
                 idle.run_huge(b)
-            if not scenarios.EXTRA_SCENARIOS:
-                b.extra.setdefault("skipped", {})["noisy_neighbour"] = \
-                    scenarios.NOISY_NEIGHBOUR_SKIP
-            for extra in scenarios.EXTRA_SCENARIOS:
-                if wanted(plan, extra.name):
-                    extra.run(b)
+            if wanted(plan, "noisy_neighbour"):
+                if a.quick:
+                    b.extra.setdefault("skipped", {})["noisy_neighbour"] = \
+                        "not in this plan (--quick)"
+                else:
+                    noisy.run_noisy(b)
         except Exception as e:  # noqa: BLE001 - recorded; the report still gets written
             b.error(f"bench aborted: {e}\n{traceback.format_exc()}")
         finally:

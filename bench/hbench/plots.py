@@ -96,6 +96,32 @@ def _cdf(d: Path, scenario: str, data: dict) -> str | None:
     return _gnuplot(d, name, script)
 
 
+def _noisy(d: Path, system: str, data: dict) -> str | None:
+    recs = [r for r in data["extra"].get("noisy_neighbour", []) if r["system"] == system
+            and r.get("over_time")]
+    if not recs:
+        return None
+    r = recs[len(recs) // 2]
+    name = f"noisy_neighbour_{system}"
+    plots = []
+    for tenant, color, t in (("a", "#ff7f0e", "A (200 clients)"),
+                             ("b", "#2ca02c", "B (10 clients)")):
+        rows = r["over_time"][tenant]
+        dat = f"{name}_{tenant}.dat"
+        (d / dat).write_text("# t_s n p50_ms p99_ms\n" + "\n".join(
+            f"{x['t']} {x['n']} {x['p50']:.3f} {x['p99']:.3f}" for x in rows) + "\n")
+        plots.append(f'"{dat}" using 1:4 with lines lw 2 lc rgb "{color}" '
+                     f'title {_q(t + " p99")}')
+        plots.append(f'"{dat}" using 1:3 with lines lw 1 dt 2 lc rgb "{color}" '
+                     f'title {_q(t + " p50")}')
+    title = (f"Noisy neighbour through {label(data, system)}: latency over time "
+             f"(rep {r['rep']}; B starts 3 s after A)")
+    script = (f"set title {_q(title)}\nset xlabel 'seconds since A started'\n"
+              "set ylabel 'latency per 0.5 s (ms, log scale)'\nset logscale y\nset grid\n"
+              "set key top right\nplot " + ", \\\n     ".join(plots) + "\n")
+    return _gnuplot(d, name, script)
+
+
 def make_plots(out: Path, data: dict) -> list[str]:
     d = out / "plots"
     d.mkdir(exist_ok=True)
@@ -116,6 +142,10 @@ def make_plots(out: Path, data: dict) -> list[str]:
                           hline=(5.0, "target ≤ 5 µs")))
     for sc in ("rate_10k", "select_simple", "c1000"):
         p = _cdf(d, sc, data)
+        if p:
+            made.append(p)
+    for s in proxies:
+        p = _noisy(d, s, data)
         if p:
             made.append(p)
     idle_sys = [s for s in proxies if idle_recs(data, "idle", s)]

@@ -166,7 +166,8 @@ def targets_table(data: dict) -> list[str]:
 
 def systems_in(data: dict) -> list[str]:
     present = {r["system"] for r in data["runs"]}
-    present |= {r["system"] for k in ("idle", "idle_huge") for r in data["extra"].get(k, [])}
+    present |= {r["system"] for k in ("idle", "idle_huge", "noisy_neighbour")
+                for r in data["extra"].get(k, [])}
     return [s for s in SYSTEM_ORDER if s in present]
 
 
@@ -257,6 +258,33 @@ def huge_table(data: dict) -> list[str]:
             f"{fmt(ck.get('seconds'), 1, ' s')} | {st.get('lost', '–')} | {_huge_errors(r)} |")
         for e in (r.get("errors") or [])[:3]:
             lines.append(f"|  | error: {e[:300]!s} | | | | | | | |".replace("\n", " "))
+    return lines
+
+
+def noisy_table(data: dict) -> list[str]:
+    recs = data["extra"].get("noisy_neighbour", [])
+    if not recs:
+        return []
+    lines = ["| system | B alone: tps, p99 ms | B beside A: tps, p99 ms | B tps beside/alone "
+             "(goal ≥ 0.80) | B p99 beside/alone (goal ≤ 3) | goal | A tps | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in systems_in(data):
+        rs = [r for r in recs if r["system"] == s]
+        if not rs:
+            continue
+        at = agg(r["alone"]["tps"] for r in rs if r.get("alone"))
+        ap = agg(r["alone"]["p99"] for r in rs if r.get("alone"))
+        bt = agg(r["busy"]["tps"] for r in rs if r.get("busy"))
+        bp = agg(r["busy"]["p99"] for r in rs if r.get("busy"))
+        tr = agg(r.get("tps_ratio") for r in rs)
+        pr = agg(r.get("p99_ratio") for r in rs)
+        goal = None if tr is None or pr is None else (tr.median >= 0.8 and pr.median <= 3.0)
+        lines.append(
+            f"| {label(data, s)} | {fmt_agg(at)}, {fmt_agg(ap, 1)} | {fmt_agg(bt)}, "
+            f"{fmt_agg(bp, 1)} | {fmt_agg(tr, 2)} | {fmt_agg(pr, 1)} | "
+            f"{ {True: '**met**', False: '**missed**', None: '–'}[goal] } | "
+            f"{fmt_agg(agg(r['a']['tps'] for r in rs if r.get('a')))} | "
+            f"{sum(len(r.get('errors') or []) for r in rs)} |")
     return lines
 
 
@@ -352,6 +380,14 @@ def render_summary(data: dict) -> str:
                 f"Pool of {data['plan']['huge_pool_size']} backends; clients from several "
                 "source addresses (127.0.0.2 and up) to stay clear of ephemeral-port "
                 "exhaustion; opening and checking are each bounded in time.", ""] + ht
+    nt = noisy_table(data)
+    if nt:
+        out += ["", "## Noisy neighbour (issue 3)", "",
+                "Tenant A (`free_a`) runs 200 clients of `SELECT pg_sleep(0.005)` flat out; "
+                "tenant B (`premium_b`) runs 10. heliosproxy: A's tier shares a pool of 8, B has "
+                "a dedicated pool of 10 (weights 1 and 4). PgBouncer has no tenants: one pool of "
+                "18 for both. B runs alone, then beside A (A started 3 s earlier). Medians over "
+                "the repetitions.", ""] + nt
     skipped = data["extra"].get("skipped", {})
     limits = data["extra"].get("limits", {})
     if skipped or limits:

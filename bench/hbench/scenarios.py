@@ -64,25 +64,6 @@ SCENARIOS: list[Scenario] = [
              pinning=_pin, available=_pinned_available, main=False),
 ]
 
-# The noisy-neighbour scenario belongs to the multi-tenancy issue (3): tenant A (200 clients
-# flat out) and tenant B (10 clients) on a pool smaller than A's demand; B's tps and p99 alone
-# vs beside A, plus both tenants' latency over time. Register it here as
-#   EXTRA_SCENARIOS.append(RunnableScenario("noisy_neighbour", title, run_fn))
-# where run_fn(bench) appends its own records to bench.runs / bench.extra["noisy_neighbour"];
-# report.py prints what it finds there. Until then it is listed as skipped.
-NOISY_NEIGHBOUR_SKIP = "needs tenant quotas and fair queuing (issue 3, multi-tenancy)"
-
-
-@dataclass
-class RunnableScenario:
-    name: str
-    title: str
-    run: Callable[[Bench], None]
-
-
-EXTRA_SCENARIOS: list[RunnableScenario] = []
-
-
 def rotation(systems: list[System], rep: int) -> list[System]:
     k = rep % len(systems)
     return systems[k:] + systems[:k]

@@ -67,6 +67,7 @@ class ProxySettings:
     nofile: int = 65536
     workers: int = 0  # 0 = one per core (the proxy's default)
     acquire_timeout: str = "10s"
+    overrides: dict = field(default_factory=dict)  # merged into the config last (tenants, ...)
 
 
 @dataclass
@@ -100,12 +101,12 @@ class System:
     def alive(self) -> bool:
         return not self.is_proxy or self.pid is not None
 
-    def conninfo(self, user: str = BENCH_USER, dbname: str = BENCH_DB) -> ConnInfo:
+    def conninfo(self, user: str = BENCH_USER, dbname: str = BENCH_DB, **extra) -> ConnInfo:
         if not self.is_proxy:
             c = self.cluster
             return ConnInfo(c.host, c.port, user, ROLES[user].password, dbname,
-                            {"connect_timeout": 10})
-        return self.proxy.conninfo(user, dbname)
+                            {"connect_timeout": 10, **extra})
+        return self.proxy.conninfo(user, dbname, **extra)
 
     def config(self, s: ProxySettings) -> dict:
         used = {self.cluster.port}
@@ -114,13 +115,14 @@ class System:
         mp = free_port(avoid=used | {lp, ap})
         base = default_config(self.cluster, listen_port=lp, admin_port=ap, metrics_port=mp,
                               data_path=self.spec.data_path)
-        return deep_merge(base, {
+        cfg = deep_merge(base, {
             "proxy": {"workers": s.workers, "log_level": "error" if self.spec.data_path ==
                       "userspace" else "warn", "drain_timeout": "5s"},
             "backend": {"max_connections": s.pool_size, "min_connections": 0},
             "connection_pool": {"max_client_connections": s.max_clients,
                                 "acquire_timeout": s.acquire_timeout},
         })
+        return deep_merge(cfg, s.overrides)
 
     def start(self, settings: Optional[ProxySettings] = None) -> "System":
         if settings is not None:

@@ -193,3 +193,14 @@ def test_idle_client_login_error_fails_ready():
             c.ready.result()
     finally:
         loop.close()
+
+
+def test_timed_logs_and_latency_over_time(tmp_path):
+    prefix = str(tmp_path / "a.txlog")
+    (tmp_path / "a.txlog.9").write_text(
+        "0 0 1000 0 100 0\n0 1 3000 0 100 400000\n1 0 failed 0 100 500000\n"
+        "1 1 5000 0 101 200000\n")
+    samples = latency.read_timed_logs(prefix)
+    assert samples == [(100.0, 1.0), (100.4, 3.0), (101.2, 5.0)]
+    bins = latency.over_time(samples, t0=100.0, bin_s=0.5)
+    assert [(b["t"], b["n"], b["p99"]) for b in bins] == [(0.0, 2, 3.0), (1.0, 1, 5.0)]

@@ -58,6 +58,20 @@ void ResponseTracker::clear(TrackBlockPool& pool) {
   size_ = 0;
 }
 
+bool ResponseTracker::only_synthetic() const {
+  const TrackBlockPool::Block* b = head_;
+  uint32_t idx = head_idx_;
+  for (uint32_t n = 0; n < size_; ++n) {
+    if (idx == TrackBlockPool::kEntries) {
+      b = b->next;
+      idx = 0;
+    }
+    if (!is_synthetic(b->e[idx].reply)) return false;
+    ++idx;
+  }
+  return true;
+}
+
 void ResponseTracker::skip_to_sync(TrackBlockPool& pool) {
   while (size_ && front()->expect != Expect::kSync) pop(pool);
 }

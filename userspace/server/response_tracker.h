@@ -34,6 +34,7 @@ enum class Reply : uint8_t {
   kSwallow,     // the proxy injected it: the reply is dropped
   kSynthParse,  // the proxy skipped the message: emit ParseComplete to the client
   kSynthClose,  // emit CloseComplete
+  kSynthReady,  // emit ReadyForQuery (a Sync the proxy answered: nothing reached a server)
 };
 
 struct TrackEntry {
@@ -99,13 +100,18 @@ class ResponseTracker {
   // Synthesized replies now at the head, in order: calls emit(reply) for each and pops it.
   template <typename F>
   void drain_synthetic(TrackBlockPool& pool, F&& emit) {
-    while (size_ && (front()->reply == Reply::kSynthParse || head()->reply == Reply::kSynthClose)) {
+    while (size_ && is_synthetic(front()->reply)) {
       emit(front()->reply);
       pop(pool);
     }
   }
 
   const TrackEntry* head() const { return size_ ? &head_->e[head_idx_] : nullptr; }
+  static bool is_synthetic(Reply r) {
+    return r == Reply::kSynthParse || r == Reply::kSynthClose || r == Reply::kSynthReady;
+  }
+  // True if every pending reply is one the proxy makes up (no server involved).
+  bool only_synthetic() const;
 
  private:
   TrackEntry* front() { return size_ ? &head_->e[head_idx_] : nullptr; }

@@ -3,6 +3,8 @@
 // session, closed when that is not possible.
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
@@ -120,18 +122,28 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
     s.clear_backend_statements = false;
   }
   if (s.pending.empty()) return;
-  std::string out;
-  // Entries go to the front in reverse order; walk the refs backwards so they end up in order.
-  for (auto it = s.pending.rbegin(); it != s.pending.rend(); ++it) {
-    if (it->parsed) {
-      b->statements.insert(it->stmt->id,
-                           size_t(cfg_->connection_pool.prepared_statement_cache_size));
-      continue;
+  // In queue order: a statement a queued Parse creates needs nothing injected for the Binds
+  // after it; any other referenced statement the backend lacks is re-prepared up front.
+  std::vector<const ClientSession::Ref*> inject;
+  std::vector<uint32_t> parsed;
+  for (const auto& ref : s.pending) {
+    uint32_t id = ref.stmt->id;
+    if (ref.parsed) {
+      parsed.push_back(id);
+    } else if (std::find(parsed.begin(), parsed.end(), id) == parsed.end() &&
+               !b->statements.contains(id)) {
+      inject.push_back(&ref);
+      parsed.push_back(id);  // once is enough
     }
+  }
+  std::string out;
+  for (auto it = inject.rbegin(); it != inject.rend(); ++it) {  // entries go in front, reversed
     std::string one;
-    ensure_prepared(c, b, it->stmt, one, /*front=*/true);
+    ensure_prepared(c, b, (*it)->stmt, one, /*front=*/true);
     out.insert(0, one);
   }
+  for (uint32_t id : parsed)
+    b->statements.insert(id, size_t(cfg_->connection_pool.prepared_statement_cache_size));
   s.pending.clear();
   if (!out.empty()) c->to_backend.push_front_owned(*chunks_, out);
 }
@@ -266,8 +278,9 @@ void Worker::maybe_end_lease(Client* c) {
   pool::Backend* b = c->backend;
   if (!b || c->mode == control::PoolMode::kSession) return;
   if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0 || c->pinned)
+      !c->tracker.empty() || b->swallow_rfq > 0 || c->pinned) {
     return;
+  }
   if (b->tx_status != 'I') {
     if (c->mode == control::PoolMode::kStatement) {
       // A statement left a transaction open (e.g. "SELECT 1; BEGIN"): not allowed here.

@@ -129,10 +129,19 @@ void Worker::emit_synthetic(Client* c) {
   if (c->tracker.empty()) return;
   c->tracker.drain_synthetic(track_pool_, [&](Reply r) {
     std::string out;
-    if (r == Reply::kSynthParse)
-      pg::write_parse_complete(out);
-    else
-      pg::write_close_complete(out);
+    switch (r) {
+      case Reply::kSynthParse:
+        pg::write_parse_complete(out);
+        break;
+      case Reply::kSynthClose:
+        pg::write_close_complete(out);
+        break;
+      case Reply::kSynthReady:
+        pg::write_ready_for_query(out, c->backend ? c->backend->tx_status : 'I');
+        break;
+      default:
+        break;
+    }
     c->to_client.push_owned(*chunks_, out);
   });
 }
@@ -231,8 +240,16 @@ struct ClientHandler {
         track(Expect::kQuery);
         break;
       case pg::fe::kSync:
-        ++c->outstanding;
         c->unsynced = false;
+        // A batch the proxy answered entirely (named Parses while no backend is held): no
+        // server round trip at all.
+        if (!leased() && c->to_backend.empty() && !c->tracker.empty() &&
+            c->tracker.only_synthetic()) {
+          track(Expect::kSync, Reply::kSynthReady);
+          forward = false;
+          return;
+        }
+        ++c->outstanding;
         track(Expect::kSync);
         break;
       case pg::fe::kParse:
@@ -339,6 +356,14 @@ struct ClientHandler {
     PreparedPtr stmt = w.ctx_.prepared.intern(tail);
     session().statements[std::string(name)] = stmt;
     forward = false;
+    if (!leased()) {
+      // No backend held: answer the Parse now and prepare the statement on whatever backend
+      // first needs it (so a client that prepares synchronously, like pgbench -M prepared, never
+      // waits for a backend just to prepare). A statement the server rejects is reported at
+      // that first use, in place of the message that needed it.
+      track(Expect::kParse, Reply::kSynthParse, stmt->id);
+      return true;
+    }
     if (leased() && c->backend->statements.contains(stmt->id)) {
       c->backend->statements.touch(stmt->id);
       track(Expect::kParse, Reply::kSynthParse, stmt->id);  // already there: answer ourselves
@@ -618,6 +643,9 @@ struct BackendHandler {
     }
     w.emit_synthetic(c);  // replies the proxy owes before this one
     auto o = c->tracker.on_backend_message(w.track_pool_, m.type);
+    // An injected extended-protocol message failed: the server now skips the client's messages
+    // up to its Sync, so the client must see the error instead of a bare ReadyForQuery.
+    if (o.failed && !o.forward && o.expect != Expect::kQuery) o.forward = true;
     if (o.unexpected) {
       log::error(
           "backend pid {}: reply '{}' does not match the pending request; closing the "
@@ -661,6 +689,11 @@ struct BackendHandler {
       if (o.expect == Expect::kParse ||
           f.message.find("cached plan must not change result type") != std::string::npos)
         b->statements.erase(o.stmt);
+      // A Parse the client asked for failed (here, or deferred to this backend): its name must
+      // not stay bound, or later Binds would report our name instead of the client's.
+      if (o.expect == Expect::kParse && o.forward && c->session)
+        std::erase_if(c->session->statements,
+                      [&](const auto& kv) { return kv.second->id == o.stmt; });
     }
     if (!o.forward)
       log::warn("backend pid {}: proxy-internal statement failed: {}: {}", b->process_id,

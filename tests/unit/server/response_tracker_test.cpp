@@ -12,7 +12,9 @@ namespace {
 // forwarded types, plus '1'/'3' for synthesized replies, in order.
 std::string client_sees(ResponseTracker& t, TrackBlockPool& pool, const std::string& backend) {
   std::string out;
-  auto emit = [&](Reply r) { out += r == Reply::kSynthParse ? '1' : '3'; };
+  auto emit = [&](Reply r) {
+    out += r == Reply::kSynthParse ? '1' : r == Reply::kSynthClose ? '3' : 'Z';
+  };
   t.drain_synthetic(pool, emit);
   for (char type : backend) {
     auto o = t.on_backend_message(pool, type);
@@ -111,4 +113,17 @@ TEST_CASE("a reply nobody asked for is reported") {
   CHECK(t.on_backend_message(pool, 'Z').unexpected);
   t.push(pool, Expect::kParse, Reply::kForward);
   CHECK(t.on_backend_message(pool, '2').unexpected);
+}
+
+TEST_CASE("a batch the proxy answers alone") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kParse, Reply::kSynthParse);
+  t.push(pool, Expect::kParse, Reply::kSynthParse);
+  CHECK(t.only_synthetic());
+  t.push(pool, Expect::kSync, Reply::kSynthReady);
+  CHECK(client_sees(t, pool, "") == "11Z");
+  t.push(pool, Expect::kParse, Reply::kSynthParse);
+  t.push(pool, Expect::kBind, Reply::kForward);
+  CHECK_FALSE(t.only_synthetic());
 }

@@ -27,11 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -40,34 +42,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from harness import BENCH_USER, ROLES, ConnInfo, PgCluster, pgbench  # noqa: E402
 from harness.proxy import HeliosProxy, default_config, deep_merge  # noqa: E402
 from harness.util import free_port  # noqa: E402
-from hbench.procfs import machine_cpu  # noqa: E402
+from hbench.procfs import descendants, machine_cpu, ppid_map, proc_cpu, tree_cpu  # noqa: E402
 
-BUILD = Path(os.environ.get("HELIOS_BUILD_DIR", "build"))
-if not BUILD.is_absolute():
-    BUILD = ROOT / BUILD
-TOOL = BUILD / "bench-kernel" / "kernel_tool"
+sys.path.insert(0, str(ROOT / "bench" / "kernel"))
+from kernel_tool import Bypass, PgRelay as _PgRelay, build_tool  # noqa: E402
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def build_tool() -> Path:
-    """Compiles bench/kernel/kernel_tool.cpp against the build directory's libhelios_core.a."""
-    src = ROOT / "bench/kernel/kernel_tool.cpp"
-    lib = BUILD / "libhelios_core.a"
-    if not lib.exists():
-        sys.exit(f"{lib} missing: build helios_core in {BUILD} first")
-    TOOL.parent.mkdir(parents=True, exist_ok=True)
-    if TOOL.exists() and TOOL.stat().st_mtime > max(src.stat().st_mtime, lib.stat().st_mtime):
-        return TOOL
-    cmd = ["g++", "-std=c++20", "-O2", "-DSPDLOG_COMPILED_LIB", "-DSPDLOG_FMT_EXTERNAL",
-           "-DSPDLOG_SHARED_LIB", "-DFMT_SHARED", f"-I{ROOT}/userspace", f"-I{ROOT}/include",
-           f"-I{BUILD}/generated", str(src), str(lib), "-lbpf", "-lxdp", "-luring", "-lspdlog",
-           "-lfmt", "-lpthread", "-o", str(TOOL)]
-    log("building " + str(TOOL))
-    subprocess.run(cmd, check=True)
-    return TOOL
 
 
 def loadavg() -> float:
@@ -85,45 +67,102 @@ def fmt(s: dict, digits: int = 0) -> str:
 
 # ---- bypass -----------------------------------------------------------------------------------
 
-class Bypass:
-    """kernel_tool bypass as a context manager: attached while inside."""
+PG: Optional[PgCluster] = None  # the cluster of the running scenario (its CPU is subtracted)
 
-    def __init__(self, endpoints: list[str], instance: str):
-        self.argv = [str(TOOL), "bypass", "--instance", instance]
-        for e in endpoints:
-            self.argv += ["--endpoint", e]
-        self.stats: dict = {}
 
-    def __enter__(self) -> "Bypass":
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        line = json.loads(self.proc.stdout.readline())
-        if line.get("event") != "attached":
-            self.proc.kill()
-            raise RuntimeError(f"bypass did not attach: {line}")
+def postmaster_pid(pg: PgCluster) -> Optional[int]:
+    try:
+        return int((Path(pg.datadir) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _all_cpu() -> dict[int, tuple[float, int]]:
+    """pid -> (own + reaped children CPU seconds, ppid) for every process now."""
+    out = {}
+    for pid, ppid in ppid_map().items():
+        c = proc_cpu(pid)
+        if c is not None:
+            out[pid] = (c.with_children, ppid)
+    return out
+
+
+def irq_softirq_seconds() -> float:
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+
+
+PATH_PIDS: list[int] = []  # the proxy / relay processes of the running configuration
+
+
+class CpuMeter:
+    """CPU during a run, two ways (both include kworker and softirq time):
+      path_cpu_s       whole-machine busy (/proc/stat) minus the database's and the load
+                       generator's (pgbench/psql: reaped children of this process). What the
+                       issue asks for; it also contains whatever else ran on the machine.
+      path_ours_cpu_s  the proxy/relay processes + every kernel thread (kworker, ksoftirqd) +
+                       irq and softirq time (/proc/stat): the path's cost without other users'
+                       processes (tick-based accounting here: softirq ticks are not in any task).
+    others_cpu_s estimates the rest (processes alive at both ends, not ours)."""
+
+    def __init__(self, pg: Optional[PgCluster]):
+        self.pg = pg
+
+    def __enter__(self) -> "CpuMeter":
+        self.load = loadavg()
+        self.pm = postmaster_pid(self.pg) if self.pg else None
+        self.busy0 = machine_cpu()
+        self.irq0 = irq_softirq_seconds()
+        self.pg0 = tree_cpu([self.pm]) if self.pm else 0.0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.kids0 = ru.ru_utime + ru.ru_stime
+        self.snap0 = _all_cpu()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.proc.stdin.close()
-        out = self.proc.stdout.read()
-        self.proc.wait(timeout=10)
-        for ln in out.splitlines():
-            d = json.loads(ln)
-            if d.get("event") == "detached":
-                self.stats = d.get("stats", {})
+        snap1 = _all_cpu()
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.clients = ru.ru_utime + ru.ru_stime - self.kids0
+        self.pg_cpu = (tree_cpu([self.pm]) if self.pm else 0.0) - self.pg0
+        self.busy = (machine_cpu() - self.busy0).busy
+        irq = irq_softirq_seconds() - self.irq0
+        parents = {pid: pp for pid, (_, pp) in snap1.items()}
+        pg_tree = descendants([self.pm], parents) if self.pm else set()
+        path_tree = descendants(PATH_PIDS, parents) if PATH_PIDS else set()
+        others = kthreads = path = 0.0
+        for pid, (cpu1, ppid) in snap1.items():
+            d = max(0.0, cpu1 - self.snap0[pid][0]) if pid in self.snap0 else 0.0
+            if pid in path_tree:
+                path += d
+            elif pid == 2 or ppid == 2:
+                kthreads += d
+            elif pid in pg_tree or pid == os.getpid():
+                continue
+            else:
+                others += d
+        self.others = others
+        self.path = self.busy - self.pg_cpu - self.clients
+        self.path_ours = path + kthreads + irq
+
+    def fields(self, units: int, unit_name: str) -> dict:
+        n = max(units, 1)
+        return {"busy_cpu_s": self.busy, "pg_cpu_s": self.pg_cpu, "client_cpu_s": self.clients,
+                "others_cpu_s": self.others, "path_cpu_s": self.path,
+                "path_ours_cpu_s": self.path_ours,
+                f"cpu_us_per_{unit_name}": self.path * 1e6 / n,
+                f"ours_cpu_us_per_{unit_name}": self.path_ours * 1e6 / n,
+                "load": self.load}
 
 
 def run_pgbench(ci: ConnInfo, seconds: int, clients: int = 16, **kw) -> dict:
-    load = loadavg()
-    c0 = machine_cpu()
-    r = pgbench(ci, clients=clients, jobs=2, seconds=seconds, select_only=True, **kw)
-    c1 = machine_cpu()
+    with CpuMeter(PG) as m:
+        r = pgbench(ci, clients=clients, jobs=2, seconds=seconds, select_only=True, **kw)
     if not r.clean:
         raise RuntimeError(r.describe())
-    busy = (c1 - c0).busy
-    return {"tps": r.tps, "processed": r.processed, "latency_ms": r.latency_avg_ms,
-            "busy_cpu_s": busy, "cpu_us_per_txn": busy * 1e6 / max(r.processed, 1),
-            "load": load}
+    out = {"tps": r.tps, "processed": r.processed, "latency_ms": r.latency_avg_ms}
+    out.update(m.fields(r.processed, "txn"))
+    return out
 
 
 def start_helios(cluster: PgCluster, lp: int = 0) -> HeliosProxy:
@@ -144,7 +183,9 @@ def bench_bypass(args) -> dict:
     was established while the bypass was attached (and stays bypassed until it closes), so the
     proxy is restarted (empty pool) before each proxy run, under the bypass when it applies."""
     results: dict[str, list[dict]] = {}
+    global PG
     with PgCluster(max_connections=100) as pg:
+        PG = pg
         pg.pgbench_init("bench", scale=1)
         direct = ConnInfo(pg.host, pg.port, BENCH_USER, ROLES[BENCH_USER].password, "bench",
                           {"connect_timeout": 10})
@@ -157,11 +198,13 @@ def bench_bypass(args) -> dict:
                 proxy.stop()
                 proxy.cleanup()
             proxy = start_helios(pg)
+            PATH_PIDS[:] = [proxy.proc.pid]
             ci = proxy.conninfo(BENCH_USER, "bench")
             run_pgbench(ci, 2)  # warm: fill the pool
             return ci
 
         def one(name: str) -> dict:
+            PATH_PIDS[:] = []
             if name == "direct":
                 return run_pgbench(direct, args.seconds)
             if name == "direct+bypass":
@@ -181,6 +224,7 @@ def bench_bypass(args) -> dict:
             lp = free_port(avoid={pg.port})
             with Bypass([f"127.0.0.1:{lp}=proxy", db_ep], f"bench-{os.getpid()}") as b:
                 p = start_helios(pg, lp)
+                PATH_PIDS[:] = [p.proc.pid]
                 try:
                     ci = p.conninfo(BENCH_USER, "bench")
                     if ci.port != lp:
@@ -211,6 +255,8 @@ def bench_bypass(args) -> dict:
     for name, runs in results.items():
         out[name] = {"tps": summary([r["tps"] for r in runs]),
                      "cpu_us_per_txn": summary([r["cpu_us_per_txn"] for r in runs]),
+                     "ours_cpu_us_per_txn": summary([r["ours_cpu_us_per_txn"] for r in runs]),
+                     "others_cpu_s": summary([r["others_cpu_s"] for r in runs]),
                      "load": summary([r["load"] for r in runs]), "runs": runs}
 
     def ratio(a: str, b: str) -> dict:  # per round (closest conditions), then the median
@@ -229,7 +275,8 @@ def print_table(title: str, out: dict, key: str) -> None:
         if name == "ratios":
             continue
         print(f"  {name:16s} {key} {fmt(v[key])}   cpu/txn us {fmt(v['cpu_us_per_txn'], 1)}"
-              f"   load {fmt(v['load'], 1)}")
+              f" (path processes+kthreads+softirq {fmt(v['ours_cpu_us_per_txn'], 1)})"
+              f"   others cpu s {fmt(v['others_cpu_s'], 1)}   load {fmt(v['load'], 1)}")
     for k, v in out.get("ratios", {}).items():
         print(f"  {k:28s} {fmt(v, 2)}")
 
@@ -245,7 +292,7 @@ def bench_relay(args) -> dict:
         for label, size, count, pairs in sizes:
             for path in ("user", "splice"):
                 load = loadavg()
-                cp = subprocess.run([str(TOOL), "relay", "--path", path, "--size", str(size),
+                cp = subprocess.run([str(build_tool()), "relay", "--path", path, "--size", str(size),
                                      "--count", str(count), "--pairs", str(pairs),
                                      "--sndbuf", str(args.sndbuf)],
                                     capture_output=True, text=True, timeout=600)
@@ -280,48 +327,30 @@ def bench_relay(args) -> dict:
 
 # ---- relay in front of PostgreSQL ----------------------------------------------------------------
 
-class PgRelay:
-    """kernel_tool pgrelay: session relay in front of PostgreSQL, spliced or copied."""
-
+class PgRelay(_PgRelay):
     def __init__(self, pg: PgCluster, path: str, sndbuf: int):
-        self.port = free_port(avoid={pg.port})
-        self.argv = [str(TOOL), "pgrelay", "--path", path, "--listen", str(self.port),
-                     "--upstream", f"{pg.host}:{pg.port}", "--sndbuf", str(sndbuf)]
-
-    def __enter__(self) -> "PgRelay":
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        line = json.loads(self.proc.stdout.readline())
-        if line.get("event") != "listening":
-            self.proc.kill()
-            raise RuntimeError(f"pgrelay did not start: {line}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.proc.stdin.close()
-        out = self.proc.stdout.read()
-        self.proc.wait(timeout=10)
-        self.final = [json.loads(x) for x in out.splitlines() if x.strip()]
+        super().__init__(f"{pg.host}:{pg.port}", free_port(avoid={pg.port}), path, sndbuf)
 
 
 def timed_psql(ci: ConnInfo, sql: str) -> dict:
     """psql in one session, each ';'-separated statement as its own -c, output discarded."""
-    load = loadavg()
     env = dict(os.environ, PGPASSWORD=ci.password)
     argv = ["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-A", "-t", "-o", "/dev/null",
             "-h", ci.host, "-p", str(ci.port), "-U", ci.user, "-d", ci.dbname]
     for stmt in sql.split(";"):
         if stmt.strip():
             argv += ["-c", stmt.strip()]
-    c0 = machine_cpu()
-    t0 = time.monotonic()
-    with open(os.devnull, "wb") as devnull:
-        cp = subprocess.run(argv, env=env, stdout=devnull, stderr=subprocess.PIPE, timeout=600)
-    t = time.monotonic() - t0
-    busy = (machine_cpu() - c0).busy
+    with CpuMeter(PG) as m:
+        t0 = time.monotonic()
+        with open(os.devnull, "wb") as devnull:
+            cp = subprocess.run(argv, env=env, stdout=devnull, stderr=subprocess.PIPE,
+                                timeout=600)
+        t = time.monotonic() - t0
     if cp.returncode != 0:
         raise RuntimeError(cp.stderr.decode())
-    return {"seconds": t, "busy_cpu_s": busy, "load": load}
+    out = {"seconds": t}
+    out.update(m.fields(1, "run"))
+    return out
 
 
 def bench_splice_pg(args) -> dict:
@@ -333,30 +362,35 @@ def bench_splice_pg(args) -> dict:
         tests[2] = ("COPY out 100 MB", "COPY (SELECT repeat('x', 1000) FROM "
                                        "generate_series(1, 100000)) TO STDOUT")
     results: dict = {}
+    global PG
     with PgCluster(max_connections=100) as pg:
+        PG = pg
         pg.pgbench_init("bench", scale=1)
         direct = ConnInfo(pg.host, pg.port, BENCH_USER, ROLES[BENCH_USER].password, "bench",
                           {"connect_timeout": 10})
         for rnd in range(args.rounds):
             for label, what in tests:
                 for path in ("direct", "user", "splice"):
+                    PATH_PIDS[:] = []
                     if path == "direct":
                         r = (run_pgbench(direct, args.seconds) if what == "pgbench"
                              else timed_psql(direct, what))
                         extra = {}
                     else:
                         with PgRelay(pg, path, args.sndbuf) as relay:
+                            PATH_PIDS[:] = [relay.proc.pid]
                             ci = ConnInfo("127.0.0.1", relay.port, BENCH_USER,
                                           ROLES[BENCH_USER].password, "bench",
                                           {"connect_timeout": 10})
                             r = (run_pgbench(ci, args.seconds) if what == "pgbench"
                                  else timed_psql(ci, what))
-                        extra = relay.final[-1] if relay.final else {}
+                        extra = relay.final
                     r["relay"] = extra
                     results.setdefault(label, {}).setdefault(path, []).append(r)
                     metric = (f"tps {r['tps']:8.0f} cpu/txn {r['cpu_us_per_txn']:6.1f} us"
                               if what == "pgbench" else
-                              f"{r['seconds']:7.2f} s cpu {r['busy_cpu_s']:6.2f} s")
+                              f"{r['seconds']:7.2f} s path cpu {r['path_cpu_s']:6.2f} s "
+                              f"(others {r['others_cpu_s']:.2f})")
                     log(f"round {rnd + 1} {label:16s} {path:6s} {metric} load {r['load']:.1f}")
     out = {}
     print("\nsession relay in front of PostgreSQL: direct, user-space copy, kernel splice")
@@ -365,10 +399,14 @@ def bench_splice_pg(args) -> dict:
         for path, runs in by_path.items():
             if "tps" in runs[0]:
                 o[path] = {"tps": summary([x["tps"] for x in runs]),
-                           "cpu_us_per_txn": summary([x["cpu_us_per_txn"] for x in runs])}
+                           "cpu_us_per_txn": summary([x["cpu_us_per_txn"] for x in runs]),
+                           "ours_cpu_us_per_txn": summary([x["ours_cpu_us_per_txn"]
+                                                           for x in runs])}
             else:
                 o[path] = {"seconds": summary([x["seconds"] for x in runs]),
-                           "busy_cpu_s": summary([x["busy_cpu_s"] for x in runs])}
+                           "path_cpu_s": summary([x["path_cpu_s"] for x in runs])}
+            o[path]["others_cpu_s"] = summary([x["others_cpu_s"] for x in runs])
+            o[path]["path_ours_cpu_s"] = summary([x["path_ours_cpu_s"] for x in runs])
             o[path]["load"] = summary([x["load"] for x in runs])
             o[path]["runs"] = runs
         key = "tps" if "tps" in by_path["user"][0] else "seconds"
@@ -383,10 +421,13 @@ def bench_splice_pg(args) -> dict:
             v = o[path]
             if key == "tps":
                 print(f"  {label:16s} {path:6s} tps {fmt(v['tps'])}  cpu/txn us "
-                      f"{fmt(v['cpu_us_per_txn'], 1)}  load {fmt(v['load'], 1)}")
+                      f"{fmt(v['cpu_us_per_txn'], 1)}  ours {fmt(v['ours_cpu_us_per_txn'], 1)}"
+                      f"  load {fmt(v['load'], 1)}")
             else:
-                print(f"  {label:16s} {path:6s} s {fmt(v['seconds'], 2)}  busy cpu s "
-                      f"{fmt(v['busy_cpu_s'], 2)}  load {fmt(v['load'], 1)}")
+                print(f"  {label:16s} {path:6s} s {fmt(v['seconds'], 2)}  path cpu s "
+                      f"{fmt(v['path_cpu_s'], 2)}  ours {fmt(v['path_ours_cpu_s'], 2)}"
+                      f"  others cpu s {fmt(v['others_cpu_s'], 2)}"
+                      f"  load {fmt(v['load'], 1)}")
         print(f"  {label:16s} splice vs user (speed) {fmt(o['splice/user'], 2)}")
     return out
 
@@ -396,7 +437,7 @@ def main() -> None:
     ap.add_argument("what", choices=["bypass", "relay", "splice-pg", "all"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--sndbuf", type=int, default=4 * 1024 * 1024,
+    ap.add_argument("--sndbuf", type=int, default=16 * 1024 * 1024,
                     help="SO_SNDBUF of spliced/relayed sockets (0 = autotuned)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round, short")
     ap.add_argument("--json", help="write the results here")

@@ -70,8 +70,7 @@ int cmd_bypass(const std::string& instance, const std::vector<std::string>& endp
       std::cerr << ep.error().message << "\n";
       return 2;
     }
-    spec.endpoints.push_back(
-        {*ep, role == "db" ? BYPASS_ROLE_DATABASE : BYPASS_ROLE_PROXY_LISTEN});
+    spec.endpoints.push_back({*ep, role == "db" ? BYPASS_ROLE_DATABASE : BYPASS_ROLE_PROXY_LISTEN});
   }
   auto b = SameHostBypass::attach(spec);
   if (!b) {
@@ -92,8 +91,10 @@ int cmd_bypass(const std::string& instance, const std::vector<std::string>& endp
   }
   json out{{"event", "detached"}};
   if (auto s = b->stats(); s)
-    out["stats"] = {{"established", s->established},      {"added", s->added},
-                    {"not_local", s->not_local},          {"add_failed", s->add_failed},
+    out["stats"] = {{"established", s->established},
+                    {"added", s->added},
+                    {"not_local", s->not_local},
+                    {"add_failed", s->add_failed},
                     {"msgs_redirected", s->msgs_redirected},
                     {"bytes_redirected", s->bytes_redirected},
                     {"msgs_passed", s->msgs_passed}};
@@ -207,7 +208,7 @@ int cmd_relay(const std::string& path, uint64_t size, uint64_t count, int pairs,
     bpairs.push_back(tcp_pair(l.get(), port));
     if (sndbuf > 0)
       for (int fd : {cpairs.back().b.get(), bpairs.back().a.get()})
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
   }
   std::atomic<bool> done{false};
   std::vector<std::thread> relays;
@@ -266,11 +267,15 @@ int cmd_relay(const std::string& path, uint64_t size, uint64_t count, int pairs,
   done.store(true);
   for (auto& t : relays) t.join();
   uint64_t msgs = count * uint64_t(pairs);
-  json out{{"path", path},        {"size", size},
-           {"count", count},      {"pairs", pairs},
-           {"seconds", secs},     {"round_trips_per_s", double(msgs) / secs},
+  json out{{"path", path},
+           {"size", size},
+           {"count", count},
+           {"pairs", pairs},
+           {"seconds", secs},
+           {"round_trips_per_s", double(msgs) / secs},
            {"mb_per_s", double(msgs * response) / secs / 1e6},
-           {"busy_cpu_s", cpu},   {"cpu_us_per_round_trip", cpu * 1e6 / double(msgs)},
+           {"busy_cpu_s", cpu},
+           {"cpu_us_per_round_trip", cpu * 1e6 / double(msgs)},
            {"failures", failures.load()}};
   if (path == "splice")
     if (auto s = eng.stats(); s)
@@ -278,7 +283,6 @@ int cmd_relay(const std::string& path, uint64_t size, uint64_t count, int pairs,
   std::cout << out.dump() << std::endl;
   return failures.load() ? 1 : 0;
 }
-
 
 // ---- session relay in front of PostgreSQL ------------------------------------------------------
 
@@ -327,7 +331,7 @@ void serve_client(UniqueFd client, sockaddr_in up, const std::string& path, int 
   int one = 1;
   for (int fd : {client.get(), server.get()}) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    if (sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf));
   }
   // Startup packet(s): answer SSLRequest / GSSENCRequest with 'N' ourselves.
   std::string startup;
@@ -411,8 +415,7 @@ void serve_client(UniqueFd client, sockaddr_in up, const std::string& path, int 
   }
 }
 
-int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstream,
-                int sndbuf) {
+int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstream, int sndbuf) {
   auto ep = parse_endpoint(upstream);
   if (!ep || !ep->addr.is_v4()) {
     std::cerr << "--upstream must be IPV4:PORT\n";
@@ -457,17 +460,20 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
     if (fds[0].revents & POLLIN) {
       UniqueFd c(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!c) continue;
-      std::thread(serve_client, std::move(c), up, path, sndbuf,
-                  path == "splice" ? &eng : nullptr, std::ref(rc))
+      std::thread(serve_client, std::move(c), up, path, sndbuf, path == "splice" ? &eng : nullptr,
+                  std::ref(rc))
           .detach();
     }
   }
-  json out{{"event", "done"},          {"clients", rc.clients.load()},
-           {"spliced", rc.spliced.load()}, {"user_bytes", rc.user_bytes.load()},
+  json out{{"event", "done"},
+           {"clients", rc.clients.load()},
+           {"spliced", rc.spliced.load()},
+           {"user_bytes", rc.user_bytes.load()},
            {"handbacks", rc.handbacks.load()}};
   if (path == "splice")
     if (auto s = eng.stats(); s)
-      out["kernel"] = {{"forwarded_skbs", s->forwarded_skbs}, {"passed_skbs", s->passed_skbs},
+      out["kernel"] = {{"forwarded_skbs", s->forwarded_skbs},
+                       {"passed_skbs", s->passed_skbs},
                        {"bytes", s->bytes}};
   std::cout << out.dump() << std::endl;
   std::_Exit(0);  // detached client threads may still hold sockets; the process is done

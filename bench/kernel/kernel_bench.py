@@ -78,12 +78,12 @@ def postmaster_pid(pg: PgCluster) -> Optional[int]:
 
 
 def _all_cpu() -> dict[int, tuple[float, int]]:
-    """pid -> (own + reaped children CPU seconds, ppid) for every process now."""
+    """pid -> (own CPU seconds, ppid) for every process now."""
     out = {}
     for pid, ppid in ppid_map().items():
         c = proc_cpu(pid)
         if c is not None:
-            out[pid] = (c.with_children, ppid)
+            out[pid] = (c.own, ppid)  # own time only: a reaped child was counted while alive
     return out
 
 

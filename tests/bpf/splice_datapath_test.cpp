@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "datapath/auto_rules.h"
 #include "datapath/kernel_lease.h"
 #include "datapath/splice_continuation.h"
 #include "splice_rig.h"
@@ -183,4 +184,43 @@ TEST_CASE("KernelLease: take back in the middle of a result, resume with the con
   c.on_written(up.size());
   CHECK(recv_exact(r.app(), up.size()) == up);
   CHECK(lease->drained(r.proxy_c(), c).value());
+}
+
+TEST_CASE("auto rules: forced settings, availability, and the measured defaults") {
+  AutoRules defaults;
+  LeaseFacts f;
+  f.engine_available = true;
+  f.setting = DataPathSetting::kUserspace;
+  CHECK(!choose_data_path(f, defaults).kernel);
+  f.setting = DataPathSetting::kKernel;
+  CHECK(choose_data_path(f, defaults).kernel);
+  f.engine_available = false;
+  CHECK(!choose_data_path(f, defaults).kernel);  // kernel configured but unavailable: fall back
+  f.engine_available = true;
+  f.setting = DataPathSetting::kAuto;
+  // Measured defaults: nothing is spliced under auto.
+  for (auto mode : {SPLICE_MODE_SESSION, SPLICE_MODE_TRANSACTION}) {
+    f.mode = mode;
+    f.needs_sql_inspection = mode != SPLICE_MODE_SESSION;
+    f.expected_bytes_to_client = 1u << 30;
+    CHECK(!choose_data_path(f, defaults).kernel);
+    f.copy_out = true;
+    CHECK(!choose_data_path(f, defaults).kernel);
+    f.copy_out = false;
+  }
+  // Rules an operator can turn on after measuring a win on their kernel.
+  AutoRules on;
+  on.splice_session = true;
+  on.splice_min_bytes = 8 << 20;
+  f.mode = SPLICE_MODE_SESSION;
+  f.needs_sql_inspection = false;
+  f.expected_bytes_to_client = 0;
+  CHECK(choose_data_path(f, on).kernel);
+  f.mode = SPLICE_MODE_TRANSACTION;
+  f.needs_sql_inspection = false;
+  CHECK(!choose_data_path(f, on).kernel);  // small
+  f.expected_bytes_to_client = 16 << 20;
+  CHECK(choose_data_path(f, on).kernel);  // large result
+  f.needs_sql_inspection = true;
+  CHECK(!choose_data_path(f, on).kernel);  // the kernel cannot see pins
 }

@@ -45,6 +45,13 @@ def build_tool() -> Path:
     return tool
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the Python process dies (the tool then detaches via RAII)."""
+    import ctypes
+    import signal
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class _Tool:
     """A kernel_tool process that prints one JSON line when ready and its counters when its
     stdin closes."""
@@ -58,7 +65,7 @@ class _Tool:
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+                                     text=True, preexec_fn=_die_with_parent)
         line = self.proc.stdout.readline()
         d = json.loads(line) if line.strip() else {"event": "error", "message": "no output"}
         if d.get("event") != self.ready_event:

@@ -198,13 +198,7 @@ def test_pins_by_reason_and_pinned_clients(proxy_factory):
     assert proxy.metric("helios_proxy_pinned_clients") == 0
 
 
-# Pending wiring in the core (asked of the lead): the workers and Server::reload() must call
-# the process's MetricsCounters (count_error, count_reload) and proxy_main must hand it to
-# OpsServer::start. Strict xfail: these start passing, and then fail as XPASS, once wired.
-WIRING = pytest.mark.xfail(strict=True, reason="MetricsCounters not yet wired into the core")
-
-
-@WIRING
+# Errors sent to clients and reloads are counted by the core (SharedContext::metrics).
 @pytest.mark.timeout(60)
 def test_errors_by_sqlstate(proxy_factory):
     import psycopg
@@ -215,7 +209,6 @@ def test_errors_by_sqlstate(proxy_factory):
     assert proxy.metric("helios_proxy_errors_total", sqlstate="28P01") == 1
 
 
-@WIRING
 @pytest.mark.timeout(60)
 def test_reloads_are_counted_by_result(proxy_factory):
     proxy = proxy_factory()

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
     helios::log::error("cannot start: {}", s.error().message);
     return 1;
   }
-  auto ops = helios::control::OpsServer::start(server);
+  auto ops = helios::control::OpsServer::start(server, &server.context().metrics);
   if (!ops) {
     helios::log::error("cannot start the admin API: {}", ops.error().message);
     return 1;

@@ -60,6 +60,7 @@ struct Client {
   bool duration_cancelled = false;  // its transaction ran past max_transaction_duration
   bool track_statements = false;    // rewrite named statements (prepared_statement_mode track)
   bool pinned = false;              // session state binds it to its backend (see ClientSession)
+  bool ran_transaction = false;     // has had a lease (drain: a fresh client may run one)
   control::PoolMode mode = control::PoolMode::kTransaction;  // of the current / next lease
   uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket    // a
                                  // refused extended-protocol message: discard until Sync

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/config.h"
+#include "control/metrics_counters.h"
 #include "pool/backend_table.h"
 #include "pool/connector.h"
 #include "server/auth_service.h"
@@ -43,6 +44,7 @@ struct SharedContext {
   PreparedRegistry prepared;
   std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_total{};  // pins by reason
   std::atomic<int64_t> pinned_clients{0};  // clients whose lease is pinned right now
+  control::MetricsCounters metrics;        // errors by SQLSTATE, reloads, kernel-path bytes
   std::atomic<bool> quotas_enabled{false};
 
   // ---- tenant hooks called by workers (server/context.cpp)

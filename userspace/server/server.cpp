@@ -185,6 +185,7 @@ ReloadOutcome Server::reload() {
     log::info("reloaded {} in {:.2f} ms", config_path_, double(out.took) / 1e6);
   else
     log::error("reload refused, keeping the running config: {}", out.error);
+  ctx_.metrics.count_reload(out.ok, out.took);
   std::lock_guard lock(cfg_mu_);
   last_reload_ = out;
   return out;

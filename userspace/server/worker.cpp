@@ -433,6 +433,7 @@ void Worker::on_client_send(Client* c, int res) {
 
 void Worker::send_error(Client* c, bool fatal, std::string_view sqlstate, std::string_view message,
                         std::string_view detail) {
+  ctx_.metrics.count_error(sqlstate);
   std::string out;
   pg::write_error_response(out, fatal ? "FATAL" : "ERROR", sqlstate, message, detail);
   if (!fatal) {
@@ -532,15 +533,19 @@ void Worker::on_tick(Nanos now) {
     if (c->state == ClientState::kActive) check_transaction_duration(c, now);
     c = next;
   }
-  if (drain_deadline_ && now >= drain_deadline_) {
-    // Drain deadline passed: cancel what still runs and close everyone.
-    for (auto& chunk : client_chunks_)
-      for (uint32_t i = 0; i < kClientChunkSize; ++i) {
-        Client* c = &chunk[i];
-        if (c->state != ClientState::kFree && c->state != ClientState::kClosing)
-          send_error(c, true, pg::sqlstate::kAdminShutdown,
-                     "the proxy is shutting down (drain_timeout passed)");
-      }
+  if (stopping_) {
+    if (drain_deadline_ && now >= drain_deadline_) {
+      drain_deadline_passed();
+      drain_deadline_ = 0;
+    } else {
+      for (auto& chunk : client_chunks_)
+        for (uint32_t i = 0; i < kClientChunkSize; ++i) {
+          Client* c = &chunk[i];
+          if (c->state == ClientState::kIdle && c->ran_transaction &&
+              now - c->state_since > kDrainIdleGrace)
+            drain_if_idle(c);
+        }
+    }
   }
 }
 

@@ -34,6 +34,9 @@ namespace helios::server {
 // the lower mark.
 constexpr uint32_t kPauseBytes = 512 * 1024;
 constexpr uint32_t kResumeBytes = 128 * 1024;
+// During a drain, a client idle longer than this is closed at once; a fresher one (it probably
+// just logged in) may run a transaction first.
+constexpr Nanos kDrainIdleGrace = 1000 * kNanosPerMilli;
 
 class Worker final : public pool::Messenger {
  public:
@@ -61,6 +64,11 @@ class Worker final : public pool::Messenger {
   void on_cancel(uint32_t slot, uint32_t key);
   void on_gate_open(uint32_t slot, uint32_t gen, tenant::TenantState* t);
   void begin_drain(Nanos deadline);
+  void drain_if_idle(Client* c);
+  void drain_deadline_passed();
+  // Sends a CancelRequest for what runs on b (from a connector thread; dropped if the lease
+  // has moved on by then).
+  void cancel_backend_query(pool::Backend* b);
   bool initialized() const { return ring_ != nullptr; }
   bool finished() const { return finished_.load(std::memory_order_acquire); }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "io/listener.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
 #include "server/worker.h"
@@ -267,6 +268,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
     return;
   }
   c->backend = b;
+  c->ran_transaction = true;
   set_state(c, ClientState::kActive, now);
   prepare_pending(c, b);
   sync_parameters(c, b);
@@ -412,10 +414,68 @@ void Worker::on_cancel(uint32_t slot, uint32_t key) {
   }
   pool::Backend* b = c->backend;
   if (c->state != ClientState::kActive || !b) return;  // nothing running: a late cancel is a no-op
+  cancel_backend_query(b);
+}
+
+void Worker::begin_drain(Nanos deadline) {
+  if (stopping_) return;
+  accepting_ = false;
+  stopping_ = true;
+  drain_deadline_ = deadline;
+  if (accept_armed_) {
+    io_uring_sqe* sqe = ring_->sqe();
+    io_uring_prep_cancel64(sqe, pack(Op::kAccept, 0, 0), 0);
+    sqe->user_data = pack(Op::kCancelOp, 0, 0);
+  }
+  // Connections already queued on this listener would be reset when it closes: take them in
+  // (they get to run), then leave the SO_REUSEPORT group so new ones go to a successor.
+  for (;;) {
+    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) break;
+    io::tune_stream_socket(fd);
+    if (!new_client(fd)) ::close(fd);
+  }
+  ::shutdown(listener_.get(), SHUT_RD);
+  // Clients idle for a while are told now; a client that just logged in (or is still logging
+  // in) may run its transaction first. Busy ones are closed when their transaction ends.
+  Nanos now = monotonic_now();
+  for (auto& chunk : client_chunks_)
+    for (uint32_t i = 0; i < kClientChunkSize; ++i) {
+      Client* c = &chunk[i];
+      if ((c->state == ClientState::kIdle || c->state == ClientState::kThrottled) &&
+          c->ran_transaction && now - c->state_since > kDrainIdleGrace)
+        send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
+    }
+}
+
+// During a drain: a client that is between transactions has nothing more to finish here.
+void Worker::drain_if_idle(Client* c) {
+  if (!stopping_ || c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
+  bool idle = c->state == ClientState::kIdle ||
+              (c->state == ClientState::kActive && c->mode == control::PoolMode::kSession &&
+               c->backend && c->backend->tx_status == 'I' && c->outstanding == 0 &&
+               c->tracker.empty() && c->to_backend.empty() && c->framer.at_boundary());
+  if (idle) send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
+}
+
+// The drain deadline passed: cancel what still runs on servers, then close every client.
+void Worker::drain_deadline_passed() {
+  for (auto& chunk : client_chunks_)
+    for (uint32_t i = 0; i < kClientChunkSize; ++i) {
+      Client* c = &chunk[i];
+      if (c->state == ClientState::kFree || c->state == ClientState::kClosing) continue;
+      if (pool::Backend* b = c->backend; b && (c->outstanding > 0 || b->tx_status != 'I'))
+        cancel_backend_query(b);
+      send_error(c, true, pg::sqlstate::kAdminShutdown,
+                 "the proxy is shutting down (drain_timeout passed)");
+    }
+}
+
+void Worker::cancel_backend_query(pool::Backend* b) {
   uint64_t seq = b->lease_seq.load(std::memory_order_relaxed);
   int32_t pid = b->process_id, secret = b->secret_key;
-  auto* table = &ctx_.backends;
   uint32_t index = b->index;
+  auto* table = &ctx_.backends;
   ctx_.connector->run([this, table, index, seq, pid, secret](pool::Messenger&) {
     pool::Backend* bb = table->at(index);
     // The lease may have ended while this job waited: then the cancel must not hit whatever
@@ -425,28 +485,6 @@ void Worker::on_cancel(uint32_t slot, uint32_t key) {
                               monotonic_now() + 5 * kNanosPerSec);
     if (!st) log::warn("cancel for backend pid {} failed: {}", pid, st.error().message);
   });
-}
-
-void Worker::begin_drain(Nanos deadline) {
-  accepting_ = false;
-  stopping_ = true;
-  drain_deadline_ = deadline;
-  if (accept_armed_) {
-    io_uring_sqe* sqe = ring_->sqe();
-    io_uring_prep_cancel64(sqe, pack(Op::kAccept, 0, 0), 0);
-    sqe->user_data = pack(Op::kCancelOp, 0, 0);
-  }
-  // Leave the SO_REUSEPORT group now: new connections go to the other listeners (a successor
-  // process during an online restart) instead of waiting in this one's backlog.
-  ::shutdown(listener_.get(), SHUT_RD);
-  // Idle clients have nothing running: tell them and close now. Busy ones finish first.
-  for (auto& chunk : client_chunks_)
-    for (uint32_t i = 0; i < kClientChunkSize; ++i) {
-      Client* c = &chunk[i];
-      if (c->state == ClientState::kIdle || c->state == ClientState::kStartup ||
-          c->state == ClientState::kThrottled)
-        send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
-    }
 }
 
 }  // namespace helios::server

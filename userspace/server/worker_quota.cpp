@@ -98,17 +98,7 @@ void Worker::check_transaction_duration(Client* c, Nanos now) {
   // A statement is running: cancel it. The server's 57014 reaches the client with our reason
   // (see the relay); the transaction is then aborted and the client's ROLLBACK returns the
   // backend clean.
-  uint64_t seq = b->lease_seq.load(std::memory_order_relaxed);
-  int32_t pid = b->process_id, secret = b->secret_key;
-  uint32_t index = b->index;
-  auto* table = &ctx_.backends;
-  ctx_.connector->run([this, table, index, seq, pid, secret](pool::Messenger&) {
-    pool::Backend* bb = table->at(index);
-    if (!bb || bb->lease_seq.load(std::memory_order_relaxed) != seq) return;
-    auto st = pool::pg_cancel(ctx_.connector->settings().address, pid, secret,
-                              monotonic_now() + 5 * kNanosPerSec);
-    if (!st) log::warn("cancel for backend pid {} failed: {}", pid, st.error().message);
-  });
+  cancel_backend_query(b);
 }
 
 void Worker::follow_tenant(Client* c, const std::string& name) {

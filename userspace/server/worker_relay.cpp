@@ -474,6 +474,15 @@ struct ClientHandler {
 };
 
 void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len) {
+  if (stopping_ && c->state == ClientState::kIdle && c->ran_transaction) {
+    // Draining: no new transactions from clients that already had theirs (a client saying
+    // goodbye just goes).
+    if (data[0] == pg::fe::kTerminate)
+      c->fatal_sent = false, close_client(c);
+    else
+      send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
+    return;
+  }
   ClientHandler h{*this, c, bid, data, c->forward_body};
   h.inspect = c->mode != control::PoolMode::kSession;
   c->framer.feed(data, len, h);
@@ -783,6 +792,8 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
         return;
       }
       if (h.lease_may_end) maybe_end_lease(c);
+      // Draining, session mode: the session is between transactions; end it.
+      if (stopping_ && h.lease_may_end && c->mode == control::PoolMode::kSession) drain_if_idle(c);
       if (c->backend == b) arm_backend_recv(b);
       return;
     }

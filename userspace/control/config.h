@@ -74,6 +74,9 @@ struct ProxyConfig {
   DataPathMode data_path = DataPathMode::kUserspace;
   Nanos startup_timeout = 10 * kNanosPerSec;  // startup + auth must finish within it
   Nanos drain_timeout = 30 * kNanosPerSec;
+  // Kernel shortcut for hops between two sockets on this host (app -> proxy, proxy -> a local
+  // PostgreSQL): sockops + sk_msg, see docs/datapath.md. Off when the kernel refuses it.
+  bool same_host_bypass = false;
   bool operator==(const ProxyConfig&) const = default;
 };
 

@@ -86,6 +86,7 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
   read_data_path(r, "data_path", p.data_path);
   r.read_duration("startup_timeout", p.startup_timeout);
   r.read_duration("drain_timeout", p.drain_timeout);
+  r.read_bool("same_host_bypass", p.same_host_bypass);
   if (r.has("max_startup_packet")) {
     r.error("max_startup_packet",
             "is not configurable (the proxy bounds the startup packet at 10000 bytes, like "

@@ -289,6 +289,35 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   add_gauge(pinned, {}, double(s.pinned_clients));
   out.push_back(std::move(pinned));
 
+  auto features = family("helios_proxy_kernel_feature",
+                         "Kernel features: 1 active, 0 not configured, -1 unavailable here "
+                         "(the proxy runs without it)",
+                         MetricType::Gauge);
+  for (const auto& [name, state] : s.kernel_features)
+    add_gauge(features, {{"feature", name}}, double(state));
+  out.push_back(std::move(features));
+  if (!s.edge.empty()) {
+    auto syn = family("helios_proxy_edge_syn_total",
+                      "SYNs to the VIP seen by the XDP guard, by tenant prefix and verdict",
+                      MetricType::Counter);
+    auto pkts = family("helios_proxy_edge_packets_total",
+                       "Packets to the VIP by tenant prefix (XDP guard)", MetricType::Counter);
+    auto bytes_f = family("helios_proxy_edge_bytes_total",
+                          "Bytes to the VIP by tenant prefix (XDP guard)", MetricType::Counter);
+    for (const auto& e : s.edge) {
+      std::string t = e.tenant.empty() ? "(unmatched)" : e.tenant;
+      add_counter(syn, {{"tenant_id", t}, {"verdict", "passed"}}, double(e.syn_passed));
+      add_counter(syn, {{"tenant_id", t}, {"verdict", "dropped"}}, double(e.syn_dropped));
+      add_counter(syn, {{"tenant_id", t}, {"verdict", "dropped_global"}},
+                  double(e.syn_dropped_global));
+      add_counter(pkts, {{"tenant_id", t}}, double(e.packets));
+      add_counter(bytes_f, {{"tenant_id", t}}, double(e.bytes));
+    }
+    out.push_back(std::move(syn));
+    out.push_back(std::move(pkts));
+    out.push_back(std::move(bytes_f));
+  }
+
   auto errors = family("helios_proxy_errors_total", "ErrorResponses sent to clients, by SQLSTATE",
                        MetricType::Counter);
   for (const auto& [code, n] : s.counters.errors)

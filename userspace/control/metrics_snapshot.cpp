@@ -27,6 +27,11 @@ ProxySnapshot take_snapshot(server::Server& server, const MetricsCounters& count
     s.pins.emplace_back(server::pin_reason_name(server::PinReason(r)),
                         ctx.pins_total[r].load(std::memory_order_relaxed));
   s.pinned_clients = ctx.pinned_clients.load(std::memory_order_relaxed);
+  static constexpr const char* kFeatureNames[] = {"edge_guard", "vip_steering", "same_host_bypass"};
+  for (size_t f = 0; f < ctx.kernel_features.size(); ++f)
+    s.kernel_features.emplace_back(kFeatureNames[f], ctx.kernel_features[f].load());
+  if (ctx.edge_guard)
+    if (auto counters = ctx.edge_guard->counters()) s.edge = std::move(*counters);
   for (const auto& w : server.workers()) {
     const auto& st = w->stats();
     s.workers.push_back({st.clients.load(std::memory_order_relaxed),

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/edge_spec.h"
 #include "common/atomic_histogram.h"
 #include "common/clock.h"
 #include "control/config.h"
@@ -71,6 +72,9 @@ struct ProxySnapshot {
   uint64_t cancel_requests = 0;
   std::vector<std::pair<std::string, uint64_t>> pins;  // by reason name (SharedContext)
   int64_t pinned_clients = 0;
+  // Kernel features by name: 1 active, 0 not configured, -1 configured but unavailable.
+  std::vector<std::pair<std::string, int>> kernel_features;
+  std::vector<bpf::EdgeTenantCounters> edge;  // XDP guard counters per tenant prefix
   std::vector<WorkerSample> workers;
   std::vector<PoolSample> pools;
   std::vector<TenantSample> tenants;  // index order (first seen first)

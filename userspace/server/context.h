@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "bpf/edge_guard.h"
 #include "control/config.h"
 #include "control/metrics_counters.h"
 #include "pool/backend_table.h"
@@ -45,6 +46,10 @@ struct SharedContext {
   std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_total{};  // pins by reason
   std::atomic<int64_t> pinned_clients{0};  // clients whose lease is pinned right now
   control::MetricsCounters metrics;        // errors by SQLSTATE, reloads, kernel-path bytes
+  // Kernel features: 0 = not configured, 1 = active, -1 = configured but unavailable here.
+  enum KernelFeature { kEdgeGuard, kVipSteering, kSameHostBypass, kKernelFeatureCount };
+  std::array<std::atomic<int>, kKernelFeatureCount> kernel_features{};
+  bpf::EdgeGuard* edge_guard = nullptr;  // set once at start when the XDP guard is attached
   std::atomic<bool> quotas_enabled{false};
 
   // ---- tenant hooks called by workers (server/context.cpp)

@@ -118,6 +118,7 @@ Status Server::start() {
     ctx_.workers.push_back(w.get());
     workers_.push_back(std::move(w));
   }
+  attach_kernel_features(*cfg, listeners.front().get());
   control_messenger_ = std::make_unique<ThreadMessenger>(ctx_);
   // Each ring is created on the thread that will submit to it (IORING_SETUP_SINGLE_ISSUER).
   std::vector<std::promise<Status>> inits(static_cast<size_t>(n));
@@ -151,7 +152,52 @@ Status Server::start() {
   return {};
 }
 
+void Server::attach_kernel_features(const control::Config& cfg, int listener_fd) {
+  using K = SharedContext::KernelFeature;
+  bpf::route_bpf_library_logs();
+  if (cfg.edge.enabled) {
+    if (auto g = bpf::EdgeGuard::attach(bpf::edge_spec_from_config(cfg))) {
+      edge_.emplace(std::move(*g));
+      ctx_.edge_guard = &*edge_;
+      ctx_.kernel_features[K::kEdgeGuard] = 1;
+      log::info("XDP edge guard attached to {} ({})", cfg.edge.interface, edge_->mode_name());
+    } else {
+      ctx_.kernel_features[K::kEdgeGuard] = -1;
+      log::warn("running without the XDP edge guard: {}", g.error().message);
+    }
+  }
+  if (!cfg.vip.address.empty()) {
+    if (auto v = bpf::VipSteering::attach(cfg.vip.address, cfg.vip.port, listener_fd,
+                                          cfg.proxy.instance)) {
+      vip_.emplace(std::move(*v));
+      ctx_.kernel_features[K::kVipSteering] = 1;
+      log::info("transparent VIP {}:{} steered to the proxy's listener", cfg.vip.address,
+                cfg.vip.port);
+    } else {
+      ctx_.kernel_features[K::kVipSteering] = -1;
+      log::warn("running without the VIP {}:{}: {}", cfg.vip.address, cfg.vip.port,
+                v.error().message);
+    }
+  }
+  if (cfg.proxy.same_host_bypass) {
+    auto spec = bpf::bypass_spec_from_config(cfg);
+    auto b = spec ? bpf::SameHostBypass::attach(*spec) : Result<bpf::SameHostBypass>(spec.error());
+    if (b) {
+      bypass_.emplace(std::move(*b));
+      ctx_.kernel_features[K::kSameHostBypass] = 1;
+      log::info("same-host bypass on (sockops + sk_msg)");
+    } else {
+      ctx_.kernel_features[K::kSameHostBypass] = -1;
+      log::warn("running without the same-host bypass: {}", b.error().message);
+    }
+  }
+}
+
 void Server::apply(std::shared_ptr<const control::Config> cfg) {
+  if (edge_) {
+    if (auto s = edge_->update(bpf::edge_spec_from_config(*cfg)); !s)
+      log::warn("XDP edge guard kept its old rates: {}", s.error().message);
+  }
   set_log_level(cfg->proxy.log_level);
   ctx_.connector->apply_settings(connector_settings(*cfg));
   ctx_.pools->apply(*cfg);

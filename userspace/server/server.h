@@ -5,10 +5,15 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bpf/bypass.h"
+#include "bpf/edge_config.h"
+#include "bpf/edge_guard.h"
+#include "bpf/vip_steering.h"
 #include "common/result.h"
 #include "control/config.h"
 #include "server/context.h"
@@ -45,6 +50,9 @@ class Server {
 
  private:
   void apply(std::shared_ptr<const control::Config> cfg);
+  // Kernel features from [edge], [vip] and [proxy] same_host_bypass: each attached if the
+  // kernel allows, else one log line and the proxy runs without it.
+  void attach_kernel_features(const control::Config& cfg, int listener_fd);
   void upkeep(Nanos now);
 
   std::string config_path_;
@@ -56,6 +64,9 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::unique_ptr<ThreadMessenger> control_messenger_;
+  std::optional<bpf::EdgeGuard> edge_;
+  std::optional<bpf::VipSteering> vip_;
+  std::optional<bpf::SameHostBypass> bypass_;
   std::mutex control_mu_;  // serializes reload/drain from signal and admin threads
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};

@@ -101,6 +101,20 @@ class SendQueue {
     bytes_ += bytes.size();
   }
 
+  // Hands every queued chunk to fn(data, len) and releases it (TLS: plaintext to encrypt).
+  // Only with nothing in flight.
+  template <typename F>
+  void drain(ChunkPool& pool, F&& fn) {
+    while (head_) {
+      Chunk* c = head_;
+      head_ = c->next;
+      fn(c->data, c->len);
+      pool.release(c);
+    }
+    tail_ = last_in_flight_ = nullptr;
+    bytes_ = 0;
+  }
+
   // Puts synthesized bytes in front of everything queued. Only with nothing in flight.
   void push_front_owned(ChunkPool& pool, std::string_view bytes) {
     if (bytes.empty()) return;

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "io/send_queue.h"
+#include "io/tls.h"
 #include "pg/framer.h"
 #include "pool/pool.h"
 #include "server/client_session.h"
@@ -81,9 +82,11 @@ struct Client {
   pool::Backend* backend = nullptr;     // while kActive
   pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
   tenant::TenantState* tenant = nullptr;
-  ParamSetPtr params;          // session parameters the client wants (lower-case names)
-  ParamSetPtr startup_params;  // as given at startup: what RESET ALL / DISCARD ALL return to
-  ResponseTracker tracker;     // replies owed for the messages sent on its behalf
+  ParamSetPtr params;                // session parameters the client wants (lower-case names)
+  ParamSetPtr startup_params;        // as given at startup: what RESET ALL / DISCARD ALL return to
+  ResponseTracker tracker;           // replies owed for the messages sent on its behalf
+  std::unique_ptr<io::TlsConn> tls;  // TLS session (ciphertext goes out through tls->out())
+  bool sending_tls = false;          // the client send in flight is from tls->out()
   std::unique_ptr<ClientSession> session;
   std::unique_ptr<StartupState> startup;
 

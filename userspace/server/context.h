@@ -7,11 +7,13 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "bpf/edge_guard.h"
 #include "control/config.h"
 #include "control/metrics_counters.h"
+#include "io/tls.h"
 #include "pool/backend_table.h"
 #include "pool/connector.h"
 #include "server/auth_service.h"
@@ -50,6 +52,19 @@ struct SharedContext {
   enum KernelFeature { kEdgeGuard, kVipSteering, kSameHostBypass, kKernelFeatureCount };
   std::array<std::atomic<int>, kKernelFeatureCount> kernel_features{};
   bpf::EdgeGuard* edge_guard = nullptr;  // set once at start when the XDP guard is attached
+
+  // Server-side TLS for clients ([tls]); replaced on reload so new certificates apply to new
+  // connections.
+  std::shared_ptr<io::TlsContext> client_tls() const {
+    std::lock_guard lock(tls_mu);
+    return client_tls_ctx;
+  }
+  void set_client_tls(std::shared_ptr<io::TlsContext> ctx) {
+    std::lock_guard lock(tls_mu);
+    client_tls_ctx = std::move(ctx);
+  }
+  mutable std::mutex tls_mu;
+  std::shared_ptr<io::TlsContext> client_tls_ctx;
   std::atomic<bool> quotas_enabled{false};
 
   // ---- tenant hooks called by workers (server/context.cpp)

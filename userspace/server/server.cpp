@@ -98,6 +98,7 @@ Status Server::start() {
   ctx_.pools = std::make_unique<PoolManager>(ctx_.backends, *ctx_.connector);
   ctx_.auth = std::make_unique<AuthService>(*ctx_.connector);
   if (auto s = ctx_.auth->configure(*cfg); !s) return s;
+  if (auto s = load_client_tls(*cfg); !s) return s;
   if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*cfg), default_tenant_limits_from(*cfg),
                                          monotonic_now());
       !s)
@@ -149,6 +150,18 @@ Status Server::start() {
   log::info("heliosproxy {} listening on {} ({} workers, {} mode, {} data path)", HELIOS_VERSION,
             cfg->proxy.listen_address.to_string(), n, control::to_string(cfg->proxy.mode),
             control::to_string(cfg->proxy.data_path));
+  return {};
+}
+
+// Certificates are read at start and at every reload (new connections get the new ones).
+Status Server::load_client_tls(const control::Config& cfg) {
+  if (cfg.tls.client_tls_mode == control::ClientTlsMode::kDisable) {
+    ctx_.set_client_tls(nullptr);
+    return {};
+  }
+  auto ctx = io::TlsContext::server(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file);
+  if (!ctx) return ctx.error();
+  ctx_.set_client_tls(std::move(*ctx));
   return {};
 }
 
@@ -222,6 +235,8 @@ ReloadOutcome Server::reload() {
     out.error = s.error().message;
   } else if (auto a = ctx_.auth->configure(*loaded); !a) {
     out.error = a.error().message;
+  } else if (auto t = load_client_tls(*loaded); !t) {
+    out.error = t.error().message;
   } else {
     apply(std::make_shared<const control::Config>(std::move(*loaded)));
     out.ok = true;

@@ -53,6 +53,7 @@ class Server {
   // Kernel features from [edge], [vip] and [proxy] same_host_bypass: each attached if the
   // kernel allows, else one log line and the proxy runs without it.
   void attach_kernel_features(const control::Config& cfg, int listener_fd);
+  Status load_client_tls(const control::Config& cfg);
   void upkeep(Nanos now);
 
   std::string config_path_;

@@ -345,10 +345,26 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     bufs_->on_delivered(bid);
     stats_.bytes_from_clients.fetch_add(uint64_t(res), std::memory_order_relaxed);
     if (c->state != ClientState::kClosing) {
-      if (c->startup && c->state != ClientState::kWelcome)
+      if (c->tls) {
+        // TLS: decrypt; the plaintext is relayed as copies (no receive buffer behind it).
+        std::string plain;
+        auto st = c->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
+        flush_client(c);  // handshake records
+        if (!st) {
+          if (st.error().code != ECONNRESET) log::info("client TLS: {}", st.error().message);
+          abort_client(c);
+        } else if (!plain.empty()) {
+          auto* p = reinterpret_cast<const uint8_t*>(plain.data());
+          if (c->startup && c->state != ClientState::kWelcome)
+            on_startup_bytes(c, p, uint32_t(plain.size()));
+          else
+            on_client_data(c, kNoBuffer, p, uint32_t(plain.size()));
+        }
+      } else if (c->startup && c->state != ClientState::kWelcome) {
         on_startup_bytes(c, bufs_->data(bid), uint32_t(res));
-      else
+      } else {
         on_client_data(c, bid, bufs_->data(bid), uint32_t(res));
+      }
     }
     bufs_->unref(bid);
     if (!c->recv_armed && c->state != ClientState::kClosing && c->state != ClientState::kFree)
@@ -402,16 +418,37 @@ void Worker::complete_send(io::SendQueue& q, int res) {
 }
 
 void Worker::flush_client(Client* c) {
+  if (c->tls && !c->to_client.in_flight()) {
+    // Plaintext is encrypted as it is flushed; the ciphertext queue is what goes out.
+    c->to_client.drain(*chunks_, [&](const uint8_t* d, uint32_t n) {
+      if (auto st = c->tls->write(std::string_view(reinterpret_cast<const char*>(d), n), *chunks_);
+          !st)
+        log::info("client TLS: {}", st.error().message);
+    });
+    io::SendQueue& out = c->tls->out();
+    if (c->sending_tls || out.in_flight() || out.empty()) return;
+    submit_send(out, c->fd, pack(Op::kClientSend, c->slot, c->gen));
+    c->sending_tls = true;
+    ++c->inflight;
+    return;
+  }
   if (c->to_client.in_flight() || c->to_client.empty()) return;
   submit_send(c->to_client, c->fd, pack(Op::kClientSend, c->slot, c->gen));
   ++c->inflight;
 }
 
+uint32_t Worker::client_backlog(const Client* c) const {
+  return c->to_client.bytes() + (c->tls ? c->tls->out().bytes() : 0);
+}
+
 void Worker::on_client_send(Client* c, int res) {
   --c->inflight;
-  complete_send(c->to_client, res);
+  io::SendQueue& q = c->sending_tls ? c->tls->out() : c->to_client;
+  c->sending_tls = false;
+  complete_send(q, res);
   if (res < 0) {
-    c->to_client.clear(*chunks_);
+    q.clear(*chunks_);
+    c->to_client.clear_if_idle(*chunks_);
     if (c->state != ClientState::kClosing) {
       c->terminate = true;
       close_client(c);
@@ -419,12 +456,12 @@ void Worker::on_client_send(Client* c, int res) {
     maybe_free(c);
     return;
   }
-  if (c->state == ClientState::kClosing && c->fatal_sent && c->to_client.empty()) {
+  if (c->state == ClientState::kClosing && c->fatal_sent && client_backlog(c) == 0) {
     ::shutdown(c->fd, SHUT_RDWR);
   }
   flush_client(c);
   // Backpressure: resume reading from the backend once the client caught up.
-  if (c->backend && c->backend->recv_paused && c->to_client.bytes() < kResumeBytes) {
+  if (c->backend && c->backend->recv_paused && client_backlog(c) < kResumeBytes) {
     c->backend->recv_paused = false;
     arm_backend_recv(c->backend);
   }
@@ -469,7 +506,7 @@ void Worker::close_client(Client* c) {
     ctx_.client_connections.fetch_sub(1, std::memory_order_relaxed);
     ctx_.on_client_closed(c);
   }
-  if (c->to_client.empty() || !c->fatal_sent) {
+  if (client_backlog(c) == 0 || !c->fatal_sent) {
     // Nothing worth flushing (or the peer is gone): shut the socket so outstanding recv and send
     // complete now.
     ::shutdown(c->fd, SHUT_RDWR);
@@ -484,9 +521,11 @@ void Worker::abort_client(Client* c) {
 
 void Worker::maybe_free(Client* c) {
   if (c->state != ClientState::kClosing || c->inflight > 0) return;
-  if (c->to_backend.in_flight() || c->to_client.in_flight()) return;
+  if (c->to_backend.in_flight() || c->to_client.in_flight() || c->sending_tls) return;
   c->to_client.clear(*chunks_);
   c->to_backend.clear(*chunks_);
+  if (c->tls) c->tls->out().clear(*chunks_);
+  c->tls.reset();
   c->framer.reset();
   c->framer.release_scratch();
   c->tracker.clear(track_pool_);

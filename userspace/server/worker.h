@@ -34,6 +34,9 @@ namespace helios::server {
 // the lower mark.
 constexpr uint32_t kPauseBytes = 512 * 1024;
 constexpr uint32_t kResumeBytes = 128 * 1024;
+// Receive-buffer id meaning "this data is not in a provided buffer" (TLS plaintext): handlers
+// copy it instead of referencing the buffer.
+constexpr int32_t kNoBuffer = -1;
 // During a drain, a client idle longer than this is closed at once; a fresher one (it probably
 // just logged in) may run a transaction first.
 constexpr Nanos kDrainIdleGrace = 1000 * kNanosPerMilli;
@@ -108,6 +111,7 @@ class Worker final : public pool::Messenger {
   void on_client_recv(Client* c, int res, uint32_t flags);
   void submit_send(io::SendQueue& q, int fd, uint64_t user_data);
   void complete_send(io::SendQueue& q, int res);
+  uint32_t client_backlog(const Client* c) const;  // bytes queued to the client, any form
   void flush_client(Client* c);
   void on_client_send(Client* c, int res);
   void queue_to_client(Client* c, std::string_view bytes);
@@ -124,8 +128,7 @@ class Worker final : public pool::Messenger {
   void fail_startup(Client* c, std::string_view sqlstate, std::string_view message);
 
   // ---- relay: the user-space data path (server/worker_relay.cpp)
-  void on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len);
-  void on_backend_data(pool::Backend* b, uint16_t bid, const uint8_t* data, uint32_t len);
+  void on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len);
   void flush_backend(Client* c);
   void on_backend_send(Client* c, int res);
   void arm_backend_recv(pool::Backend* b);

@@ -150,7 +150,7 @@ void Worker::emit_synthetic(Client* c) {
 struct ClientHandler {
   Worker& w;
   Client* c;
-  uint16_t bid;
+  int32_t bid;  // provided buffer holding `data`, or kNoBuffer (TLS plaintext: copy it)
   const uint8_t* data;
   bool& forward;  // per connection: a message body continues across receive buffers
   const char* violation = nullptr;
@@ -178,8 +178,12 @@ struct ClientHandler {
     return {reinterpret_cast<const char*>(m.body()), m.captured()};
   }
   void push_prefix(const pg::FramedMessage& m) {
-    if (m.in_place)
-      c->to_backend.push_borrowed(*w.chunks_, bid, data + m.offset, m.prefix_len);
+    if (m.in_place && bid != kNoBuffer)
+      c->to_backend.push_borrowed(*w.chunks_, uint16_t(bid), data + m.offset, m.prefix_len);
+    else if (m.in_place)
+      c->to_backend.push_owned(
+          *w.chunks_,
+          std::string_view(reinterpret_cast<const char*>(data + m.offset), m.prefix_len));
     else
       c->to_backend.push_owned(
           *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
@@ -467,13 +471,18 @@ struct ClientHandler {
   }
 
   void on_body(uint32_t off, uint32_t n) {
-    if (forward) c->to_backend.push_borrowed(*w.chunks_, bid, data + off, n);
+    if (!forward) return;
+    if (bid != kNoBuffer)
+      c->to_backend.push_borrowed(*w.chunks_, uint16_t(bid), data + off, n);
+    else
+      c->to_backend.push_owned(*w.chunks_,
+                               std::string_view(reinterpret_cast<const char*>(data + off), n));
   }
   void on_message_end() {}
   void on_error(const char* what) { violation = what; }
 };
 
-void Worker::on_client_data(Client* c, uint16_t bid, const uint8_t* data, uint32_t len) {
+void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len) {
   if (stopping_ && c->state == ClientState::kIdle && c->ran_transaction) {
     // Draining: no new transactions from clients that already had theirs (a client saying
     // goodbye just goes).
@@ -775,7 +784,7 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
         for (auto& [cl, name] : changes) follow_tenant(cl, name);
         if (c->state == ClientState::kClosing) return;
       }
-      if (c->to_client.bytes() > kPauseBytes) b->recv_paused = true;
+      if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
       if (b->broken || h.desync) {
         // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
         // longer matches the requests: the client has what it was sent; the session is over.

@@ -154,8 +154,22 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
   StartupState& st = *c->startup;
   switch (parsed->kind) {
     case pg::StartupKind::SslRequest:
+      if (!c->tls && cfg_->tls.client_tls_mode != control::ClientTlsMode::kDisable) {
+        if (auto ctx = ctx_.client_tls()) {
+          auto conn = io::TlsConn::accept(ctx);
+          if (conn) {
+            // 'S' goes out in plaintext; everything after it is TLS.
+            queue_to_client(c, "S");
+            c->tls = std::move(*conn);
+            return;
+          }
+          log::warn("client TLS: {}", conn.error().message);
+        }
+      }
+      queue_to_client(c, "N");
+      return;
     case pg::StartupKind::GssEncRequest:
-      // No TLS or GSS encryption on this listener: the client may go on in plaintext.
+      // No GSS encryption: the client may go on (or try SSLRequest next).
       queue_to_client(c, "N");
       return;
     case pg::StartupKind::CancelRequest: {
@@ -171,6 +185,12 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
     }
     case pg::StartupKind::Startup:
       break;
+  }
+  if (!c->tls && cfg_->tls.client_tls_mode == control::ClientTlsMode::kRequire) {
+    fail_startup(c, pg::sqlstate::kInvalidAuthorizationSpecification,
+                 "the proxy accepts only TLS connections (client_tls_mode = require): connect "
+                 "with sslmode=require");
+    return;
   }
   std::string out;
   if (parsed->needs_protocol_negotiation())

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from harness import pgbench
 from harness.util import raise_nofile, set_pdeathsig
 
 from . import procfs

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from harness import BENCH_USER, pgbench
+from harness import pgbench
 
 from . import latency, noise
 from .runner import Bench

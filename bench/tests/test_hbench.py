@@ -8,7 +8,6 @@ import asyncio
 import os
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -204,3 +203,13 @@ def test_timed_logs_and_latency_over_time(tmp_path):
     assert samples == [(100.0, 1.0), (100.4, 3.0), (101.2, 5.0)]
     bins = latency.over_time(samples, t0=100.0, bin_s=0.5)
     assert [(b["t"], b["n"], b["p99"]) for b in bins] == [(0.0, 2, 3.0), (1.0, 1, 5.0)]
+
+
+def test_noisy_runs_are_flagged_in_the_verdict():
+    data = _data()
+    for r in data["runs"]:
+        if r["scenario"] == "rate_10k":
+            r["noisy"] = True
+    t = {t.key: t for t in report.evaluate_targets(data)}
+    assert t["lat"].noisy and not t["cpu"].noisy
+    assert "(noisy runs)" in "\n".join(report.targets_table(data))

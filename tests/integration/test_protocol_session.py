@@ -39,7 +39,8 @@ def leak_schema(pg):
 
 
 def _connect(proxy, **kw):
-    return proxy.connect(APP_USER, "app", prepare_threshold=None, **kw)
+    kw.setdefault("prepare_threshold", None)
+    return proxy.connect(APP_USER, "app", **kw)
 
 
 def _pid(conn) -> int:
@@ -265,6 +266,68 @@ def test_set_in_a_rolled_back_transaction_is_not_carried(proxy_factory, leak_sch
         seen.add(_pid(a))
         assert _sees_probe(a)
     assert len(seen) == 2
+
+
+@pytest.mark.timeout(60)
+def test_failed_set_is_not_carried(proxy_factory):
+    """A SET the server rejects changes nothing; the client's earlier value must survive a move
+    to another backend."""
+    proxy = proxy_factory(mode="transaction", pool_size=2)
+    a = _connect(proxy)
+    b = _connect(proxy)
+    a.execute("SET statement_timeout = '100ms'")
+    with pytest.raises(pgerr.InvalidParameterValue):
+        a.execute("SET statement_timeout = 'not a duration'")
+    assert _show(a, "statement_timeout") == "100ms"
+    pids = set()
+    for _ in range(4):
+        with _holding(b):
+            pids.add(_pid(a))
+            assert _show(a, "statement_timeout") == "100ms", f"backend {_pid(a)}"
+        pids.add(_pid(a))
+        assert _show(a, "statement_timeout") == "100ms", f"backend {_pid(a)}"
+    assert len(pids) == 2
+
+
+@pytest.mark.timeout(60)
+def test_prepared_set_executed_again_never_leaks(proxy_factory, leak_schema):
+    """A SET prepared once and executed several times (psycopg prepare=True; drivers with a
+    statement cache do the same): each execution changes the session, not only the first."""
+    proxy = proxy_factory(mode="transaction", pool_size=1)
+    a = _connect(proxy, prepare_threshold=0)
+    b = _connect(proxy)
+    defaults = _state(b)
+    a.execute(f"SET search_path TO {LEAK_SCHEMA}, public", prepare=True)
+    a.execute("RESET search_path", prepare=True)
+    a.execute(f"SET search_path TO {LEAK_SCHEMA}, public", prepare=True)  # Bind/Execute only
+    assert _sees_probe(a)
+    assert _pid(b) == _pid(a)
+    assert _state(b) == defaults, "B sees the search_path A set with a re-executed statement"
+    assert not _sees_probe(b)
+    assert _sees_probe(a)
+    assert _show(a, "search_path") == f"{LEAK_SCHEMA}, public"
+
+
+@pytest.mark.timeout(60)
+def test_startup_options_are_applied_or_refused(proxy_factory, leak_schema):
+    """options=-c search_path=... in the startup packet: the client either gets it on every
+    backend (and nobody else does), or is refused clearly at connect; never silently dropped."""
+    proxy = proxy_factory(mode="transaction", pool_size=1)
+    try:
+        a = _connect(proxy, options=f"-c search_path={LEAK_SCHEMA},public")
+    except psycopg.OperationalError as e:
+        assert "options" in str(e), f"refused without naming the parameter: {e}"
+        return
+    with psycopg.connect(**proxy.cluster.conninfo(APP_USER, "app"),
+                         options=f"-c search_path={LEAK_SCHEMA},public") as direct:
+        expected = _show(direct, "search_path")  # what PostgreSQL itself makes of it
+        assert _sees_probe(direct)
+    b = _connect(proxy)
+    assert _show(a, "search_path") == expected
+    assert _sees_probe(a), f"search_path through the proxy is {_show(a, 'search_path')!r}"
+    assert _pid(b) == _pid(a)
+    assert not _sees_probe(b)
+    assert _sees_probe(a)
 
 
 @pytest.mark.timeout(60)
@@ -590,6 +653,59 @@ def test_advisory_lock_pins_until_unlocked(proxy_factory, pg):
     assert holder(90302) is None
     _wait_pinned(proxy, 0)
     _backend_released(pid_a, b, c)
+
+
+@pytest.mark.timeout(60)
+def test_advisory_lock_through_a_prepared_statement(proxy_factory, pg):
+    """pg_advisory_lock($1) prepared once, executed for two keys; one unlock leaves a lock held,
+    so the client must stay pinned until the second unlock."""
+    proxy = proxy_factory(mode="transaction", pool_size=2)
+    a = _connect(proxy, prepare_threshold=0)
+    b, c = _connect(proxy), _connect(proxy)
+
+    def holder(key: int):
+        rows = pg.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' "
+                        "AND objid = %s AND granted", (key,), dbname="app")
+        return rows[0][0] if rows else None
+
+    a.execute("SELECT pg_advisory_lock(%s)", (90401,))
+    a.execute("SELECT pg_advisory_lock(%s)", (90402,))  # the same prepared statement again
+    pid_a = _pid(a)
+    assert holder(90401) == pid_a and holder(90402) == pid_a
+    a.execute("SELECT pg_advisory_unlock(%s)", (90401,))
+    assert holder(90401) is None and holder(90402) == pid_a
+    for _ in range(3):
+        with _holding(b) as pid_b:
+            assert pid_b != pid_a, "the backend holding A's lock was leased to another client"
+            assert _pid(a) == pid_a, "A left the backend that holds its lock"
+    _wait_pinned(proxy, 1)
+    assert a.execute("SELECT pg_advisory_unlock(%s)", (90402,)).fetchone() == (True,)
+    _wait_pinned(proxy, 0)
+    _backend_released(pid_a, b, c)
+
+
+@pytest.mark.timeout(60)
+def test_discard_all_unpins_everything(proxy_factory, pg):
+    proxy = proxy_factory(mode="transaction", pool_size=2)
+    a, b, c = _connect(proxy), _connect(proxy), _connect(proxy)
+    a.execute("CREATE TEMP TABLE ps_discard_tmp (id int)")
+    a.execute("SELECT pg_advisory_lock(90501)")
+    a.execute("DECLARE ps_discard_cur CURSOR WITH HOLD FOR SELECT 1")
+    a.execute("LISTEN ps_discard_chan")
+    a.execute("SET enable_seqscan = off")
+    pid_a = _pid(a)
+    _wait_pinned(proxy, 1)
+    a.execute("DISCARD ALL")
+    _wait_pinned(proxy, 0)
+    assert pg.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 90501",
+                    dbname="app") == [(0,)]
+    _backend_released(pid_a, b, c)
+    assert a.execute("SELECT to_regclass('pg_temp.ps_discard_tmp')").fetchone() == (None,)
+    # DISCARD TEMP releases a temp-table pin alone.
+    a.execute("CREATE TEMP TABLE ps_discard_tmp2 (id int)")
+    _wait_pinned(proxy, 1)
+    a.execute("DISCARD TEMP")
+    _wait_pinned(proxy, 0)
 
 
 @pytest.mark.timeout(60)

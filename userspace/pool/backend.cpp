@@ -38,6 +38,7 @@ void Backend::reset_for_reuse() {
   params.clear();
   synced_params.reset();
   statements.clear();
+  tls.reset();
   idle_prev = idle_next = nullptr;
 }
 

@@ -62,7 +62,7 @@ void Connector::connect_one(Pool* pool, Messenger& m) {
   ConnectorSettings s = settings();
   Nanos deadline = monotonic_now() + s.connection_timeout;
   auto session = pg_login(s.address, pool->key().user, pool->key().database, s.extra_params,
-                          pool->login_secret(), deadline);
+                          pool->login_secret(), deadline, s.tls);
   if (!session) {
     pool->on_connect_failed(session.error(), m);
     return;

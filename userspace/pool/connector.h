@@ -21,6 +21,7 @@ struct ConnectorSettings {
   ServerAddress address;
   ParamList extra_params;  // sent in every backend's StartupMessage (e.g. statement_timeout)
   Nanos connection_timeout = 5 * kNanosPerSec;
+  ServerTls tls;
 };
 
 class Connector {

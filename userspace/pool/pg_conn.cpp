@@ -30,15 +30,39 @@ Status wait_fd(int fd, short events, Nanos deadline) {
   }
 }
 
-Status write_all(int fd, std::string_view data, Nanos deadline) {
+// A connection to PostgreSQL for blocking use: a socket, with TLS on top once negotiated.
+struct Wire {
+  int fd;
+  SSL* ssl = nullptr;
+};
+
+// Waits as OpenSSL asks (it may need to read to write and the other way round).
+Status wait_ssl(const Wire& w, int rc, Nanos deadline, const char* what) {
+  int err = SSL_get_error(w.ssl, rc);
+  if (err == SSL_ERROR_WANT_READ) return wait_fd(w.fd, POLLIN, deadline);
+  if (err == SSL_ERROR_WANT_WRITE) return wait_fd(w.fd, POLLOUT, deadline);
+  if (err == SSL_ERROR_ZERO_RETURN) return Error{ECONNRESET, "PostgreSQL closed the TLS session"};
+  return Error{EPROTO, std::string(what) + ": " + io::tls_error_string()};
+}
+
+Status write_all(const Wire& w, std::string_view data, Nanos deadline) {
   while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (w.ssl) {
+      int n = SSL_write(w.ssl, data.data(), int(data.size()));
+      if (n > 0) {
+        data.remove_prefix(size_t(n));
+      } else if (auto s = wait_ssl(w, n, deadline, "TLS write to PostgreSQL"); !s) {
+        return s;
+      }
+      continue;
+    }
+    ssize_t n = ::send(w.fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n > 0) {
       data.remove_prefix(size_t(n));
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (auto s = wait_fd(fd, POLLOUT, deadline); !s) return s;
+      if (auto s = wait_fd(w.fd, POLLOUT, deadline); !s) return s;
       continue;
     }
     return Error::from_errno("send to PostgreSQL");
@@ -46,9 +70,19 @@ Status write_all(int fd, std::string_view data, Nanos deadline) {
   return {};
 }
 
-Status read_exact(int fd, char* out, size_t len, Nanos deadline) {
+Status read_exact(const Wire& w, char* out, size_t len, Nanos deadline) {
   while (len > 0) {
-    ssize_t n = ::recv(fd, out, len, 0);
+    if (w.ssl) {
+      int n = SSL_read(w.ssl, out, int(len));
+      if (n > 0) {
+        out += n;
+        len -= size_t(n);
+      } else if (auto s = wait_ssl(w, n, deadline, "TLS read from PostgreSQL"); !s) {
+        return s;
+      }
+      continue;
+    }
+    ssize_t n = ::recv(w.fd, out, len, 0);
     if (n > 0) {
       out += n;
       len -= size_t(n);
@@ -56,7 +90,7 @@ Status read_exact(int fd, char* out, size_t len, Nanos deadline) {
     }
     if (n == 0) return Error{ECONNRESET, "PostgreSQL closed the connection"};
     if (errno == EAGAIN || errno == EINTR) {
-      if (auto s = wait_fd(fd, POLLIN, deadline); !s) return s;
+      if (auto s = wait_fd(w.fd, POLLIN, deadline); !s) return s;
       continue;
     }
     return Error::from_errno("recv from PostgreSQL");
@@ -71,7 +105,7 @@ struct Message {
 
 constexpr uint32_t kMaxControlMessage = 64 * 1024 * 1024;
 
-Result<Message> read_message(int fd, Nanos deadline) {
+Result<Message> read_message(const Wire& fd, Nanos deadline) {
   char hdr[5];
   if (auto s = read_exact(fd, hdr, 5, deadline); !s) return s.error();
   uint32_t len = (uint32_t(uint8_t(hdr[1])) << 24) | (uint32_t(uint8_t(hdr[2])) << 16) |
@@ -92,7 +126,8 @@ Error server_error(std::string_view body, const char* during) {
 }
 
 // Runs the authentication exchange after the StartupMessage was sent.
-Status authenticate(int fd, const std::string& user, const LoginSecret& secret, Nanos deadline) {
+Status authenticate(const Wire& fd, const std::string& user, const LoginSecret& secret,
+                    Nanos deadline) {
   std::optional<pg::ScramClient> scram;
   for (;;) {
     auto m = read_message(fd, deadline);
@@ -211,21 +246,58 @@ Result<UniqueFd> connect_server(const ServerAddress& addr, Nanos deadline) {
   return fd;
 }
 
+// SSLRequest per sslmode: 'S' -> TLS handshake; 'N' -> plaintext if the mode allows it.
+Result<std::unique_ptr<SSL, SslDeleter>> negotiate_tls(int fd, const ServerAddress& addr,
+                                                       const ServerTls& tls, Nanos deadline) {
+  using M = ServerTls::Mode;
+  std::unique_ptr<SSL, SslDeleter> none;
+  if (tls.mode == M::kDisable || !tls.ctx) return none;
+  std::string req;
+  pg::write_ssl_request(req);
+  Wire plain{fd};
+  if (auto s = write_all(plain, req, deadline); !s) return s.error();
+  char answer;
+  if (auto s = read_exact(plain, &answer, 1, deadline); !s) return s.error();
+  if (answer != 'S') {
+    if (tls.mode == M::kPrefer) return none;
+    return Error{EACCES, "PostgreSQL at " + addr.host + ":" + std::to_string(addr.port) +
+                             " does not accept TLS, and [backend] sslmode requires it"};
+  }
+  std::unique_ptr<SSL, SslDeleter> ssl(SSL_new(tls.ctx->get()));
+  if (!ssl) return Error{EPROTO, "SSL_new: " + io::tls_error_string()};
+  SSL_set_fd(ssl.get(), fd);
+  SSL_set_connect_state(ssl.get());
+  if (!addr.host.empty() && addr.host.front() != '/') {
+    SSL_set_tlsext_host_name(ssl.get(), addr.host.c_str());
+    if (tls.mode == M::kVerifyFull) SSL_set1_host(ssl.get(), addr.host.c_str());
+  }
+  Wire w{fd, ssl.get()};
+  for (;;) {
+    int rc = SSL_connect(ssl.get());
+    if (rc == 1) break;
+    if (auto s = wait_ssl(w, rc, deadline, "TLS handshake with PostgreSQL"); !s) return s.error();
+  }
+  return ssl;
+}
+
 Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& user,
                                const std::string& database, const ParamList& extra_params,
-                               const LoginSecret& secret, Nanos deadline) {
+                               const LoginSecret& secret, Nanos deadline, const ServerTls& tls) {
   auto fd = connect_server(addr, deadline);
   if (!fd) return fd.error();
+  auto ssl = negotiate_tls(fd->get(), addr, tls, deadline);
+  if (!ssl) return ssl.error();
+  Wire w{fd->get(), ssl->get()};
   ParamList params{{"user", user}, {"database", database}};
   for (const auto& p : extra_params) params.push_back(p);
   std::string out;
   pg::write_startup_message(out, params);
-  if (auto s = write_all(fd->get(), out, deadline); !s) return s.error();
-  if (auto s = authenticate(fd->get(), user, secret, deadline); !s) return s.error();
+  if (auto s = write_all(w, out, deadline); !s) return s.error();
+  if (auto s = authenticate(w, user, secret, deadline); !s) return s.error();
 
   ServerSession session;
   for (;;) {
-    auto m = read_message(fd->get(), deadline);
+    auto m = read_message(w, deadline);
     if (!m) return m.error();
     switch (m->type) {
       case pg::be::kParameterStatus: {
@@ -243,6 +315,8 @@ Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& use
       }
       case pg::be::kReadyForQuery:
         session.fd = std::move(*fd);
+        session.ssl = std::move(*ssl);
+        if (session.ssl) session.tls_ctx = tls.ctx;
         return session;
       case pg::be::kErrorResponse:
         return server_error(m->body, "login");
@@ -263,11 +337,12 @@ Result<std::vector<Row>> pg_query(ServerSession& s, const std::string& sql,
   pg::write_bind(out, "", "", values);
   pg::write_execute(out, "", 0);
   pg::write_sync(out);
-  if (auto st = write_all(s.fd.get(), out, deadline); !st) return st.error();
+  Wire w{s.fd.get(), s.ssl.get()};
+  if (auto st = write_all(w, out, deadline); !st) return st.error();
   std::vector<Row> rows;
   std::optional<Error> failure;
   for (;;) {
-    auto m = read_message(s.fd.get(), deadline);
+    auto m = read_message(w, deadline);
     if (!m) return m.error();
     switch (m->type) {
       case pg::be::kDataRow: {
@@ -296,11 +371,12 @@ Status pg_cancel(const ServerAddress& addr, int32_t process_id, int32_t secret_k
   if (!fd) return fd.error();
   std::string out;
   pg::write_cancel_request(out, process_id, secret_key);
-  if (auto s = write_all(fd->get(), out, deadline); !s) return s;
+  Wire w{fd->get()};
+  if (auto s = write_all(w, out, deadline); !s) return s;
   // The server closes the connection after reading the request; wait for that so the cancel
   // has been delivered before we report success.
   char c;
-  (void)read_exact(fd->get(), &c, 1, deadline);
+  (void)read_exact(w, &c, 1, deadline);
   return {};
 }
 

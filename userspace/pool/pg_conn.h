@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "io/tls.h"
 #include "pg/scram_crypto.h"
 #include "pg/scram_secret.h"
 
@@ -33,8 +34,21 @@ struct LoginSecret {
 
 using ParamList = std::vector<std::pair<std::string, std::string>>;
 
+// How to secure a connection to PostgreSQL: PostgreSQL's sslmode semantics.
+struct ServerTls {
+  enum class Mode : uint8_t { kDisable, kPrefer, kRequire, kVerifyFull };
+  Mode mode = Mode::kDisable;
+  std::shared_ptr<io::TlsContext> ctx;  // client context (verification per mode)
+};
+
+struct SslDeleter {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
 struct ServerSession {
   UniqueFd fd;
+  std::unique_ptr<SSL, SslDeleter> ssl;  // set when the session runs over TLS
+  std::shared_ptr<io::TlsContext> tls_ctx;
   int32_t process_id = 0;
   int32_t secret_key = 0;
   ParamList params;  // ParameterStatus values reported at login
@@ -44,7 +58,8 @@ struct ServerSession {
 // Errors from the server keep their SQLSTATE in Error::message as "SQLSTATE: message".
 Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& user,
                                const std::string& database, const ParamList& extra_params,
-                               const LoginSecret& secret, Nanos deadline);
+                               const LoginSecret& secret, Nanos deadline,
+                               const ServerTls& tls = {});
 
 using Row = std::vector<std::optional<std::string>>;
 

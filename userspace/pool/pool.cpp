@@ -164,6 +164,7 @@ void Pool::on_connected(ServerSession session, Messenger& m, Nanos now) {
     return;
   }
   b->fd = std::move(session.fd);
+  if (session.ssl) b->tls = io::TlsConn::adopt(session.ssl.release(), session.tls_ctx);
   b->pool = this;
   b->process_id = session.process_id;
   b->secret_key = session.secret_key;

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "pg/auth_file.h"
+#include "server/server_tls.h"
 
 namespace helios::server {
 
@@ -21,6 +22,7 @@ Status AuthService::configure(const control::Config& cfg) {
   auth_database_ = cfg.auth.auth_database;
   auth_query_ = cfg.auth.auth_query;
   address_ = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
+  if (auto t = server_tls_from(cfg)) tls_ = std::move(*t);
   connect_timeout_ = cfg.backend.connection_timeout;
   cache_.clear();
   {
@@ -61,6 +63,7 @@ void AuthService::lookup(const std::string& user, Done done) {
 Result<pg::Credential> AuthService::query(const std::string& user) {
   std::string auth_user, auth_password, auth_database, sql;
   pool::ServerAddress address;
+  pool::ServerTls tls;
   Nanos timeout;
   {
     std::lock_guard lock(mu_);
@@ -73,6 +76,7 @@ Result<pg::Credential> AuthService::query(const std::string& user) {
     auth_database = auth_database_;
     sql = auth_query_;
     address = address_;
+    tls = tls_;
     timeout = connect_timeout_;
   }
   if (auth_user.empty())
@@ -86,8 +90,9 @@ Result<pg::Credential> AuthService::query(const std::string& user) {
     if (!session_) {
       pool::LoginSecret secret;
       if (!auth_password.empty()) secret.password = auth_password;
-      auto s = pool::pg_login(address, auth_user, auth_database,
-                              {{"application_name", "heliosproxy auth_query"}}, secret, deadline);
+      auto s =
+          pool::pg_login(address, auth_user, auth_database,
+                         {{"application_name", "heliosproxy auth_query"}}, secret, deadline, tls);
       if (!s)
         return Error{s.error().code,
                      "auth_query login as \"" + auth_user + "\": " + s.error().message};

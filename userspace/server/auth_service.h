@@ -43,6 +43,7 @@ class AuthService {
   std::unordered_map<std::string, pg::Credential> file_;
   std::string auth_user_, auth_password_, auth_database_, auth_query_;
   pool::ServerAddress address_;
+  pool::ServerTls tls_;
   Nanos connect_timeout_ = 5 * kNanosPerSec;
   struct Cached {
     pg::Credential secret;

@@ -11,11 +11,12 @@
 #include "io/listener.h"
 #include "pg/scram_crypto.h"
 #include "server/messenger.h"
+#include "server/server_tls.h"
 
 namespace helios::server {
 namespace {
 
-pool::ConnectorSettings connector_settings(const control::Config& cfg) {
+Result<pool::ConnectorSettings> connector_settings(const control::Config& cfg) {
   pool::ConnectorSettings s;
   s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
   s.connection_timeout = cfg.backend.connection_timeout;
@@ -24,6 +25,9 @@ pool::ConnectorSettings connector_settings(const control::Config& cfg) {
     s.extra_params.emplace_back(
         "options", "-c statement_timeout=" +
                        std::to_string(cfg.connection_pool.statement_timeout / kNanosPerMilli));
+  auto tls = server_tls_from(cfg);
+  if (!tls) return tls.error();
+  s.tls = std::move(*tls);
   return s;
 }
 
@@ -93,8 +97,10 @@ Status Server::start() {
 
   if (auto key = pg::scram_crypto::random_bytes(32)) ctx_.mock_scram_key = *key;
   ctx_.make_messenger = [this] { return std::make_unique<ThreadMessenger>(ctx_); };
+  auto conn_settings = connector_settings(*cfg);
+  if (!conn_settings) return conn_settings.error();
   ctx_.connector =
-      std::make_unique<pool::Connector>(connector_settings(*cfg), ctx_.make_messenger, 4);
+      std::make_unique<pool::Connector>(std::move(*conn_settings), ctx_.make_messenger, 4);
   ctx_.pools = std::make_unique<PoolManager>(ctx_.backends, *ctx_.connector);
   ctx_.auth = std::make_unique<AuthService>(*ctx_.connector);
   if (auto s = ctx_.auth->configure(*cfg); !s) return s;
@@ -212,7 +218,7 @@ void Server::apply(std::shared_ptr<const control::Config> cfg) {
       log::warn("XDP edge guard kept its old rates: {}", s.error().message);
   }
   set_log_level(cfg->proxy.log_level);
-  ctx_.connector->apply_settings(connector_settings(*cfg));
+  if (auto cs = connector_settings(*cfg)) ctx_.connector->apply_settings(std::move(*cs));
   ctx_.pools->apply(*cfg);
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
   {

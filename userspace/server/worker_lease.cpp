@@ -327,11 +327,16 @@ void Worker::finish_backend(pool::Backend* b) {
       // Replies are read by on_backend_recv_unattached, which releases the backend after the
       // last one.
       b->finish = F::kNone;
-      b->control_out = std::move(out);
-      io_uring_sqe* sqe = ring_->sqe();
-      io_uring_prep_send(sqe, b->fd.get(), b->control_out.data(), b->control_out.size(),
-                         MSG_NOSIGNAL);
-      sqe->user_data = pack(Op::kControlSend, b->index, b->gen);
+      if (b->tls) {
+        if (auto st = b->tls->write(out, *chunks_); !st) b->broken = true;
+        submit_send(b->tls->out(), b->fd.get(), pack(Op::kControlSend, b->index, b->gen));
+      } else {
+        b->control_out = std::move(out);
+        io_uring_sqe* sqe = ring_->sqe();
+        io_uring_prep_send(sqe, b->fd.get(), b->control_out.data(), b->control_out.size(),
+                           MSG_NOSIGNAL);
+        sqe->user_data = pack(Op::kControlSend, b->index, b->gen);
+      }
       ++b->inflight;
       ++b->sends_inflight;
       arm_backend_recv(b);
@@ -358,6 +363,20 @@ void Worker::finish_backend(pool::Backend* b) {
 void Worker::on_control_send(pool::Backend* b, int res) {
   --b->inflight;
   --b->sends_inflight;
+  if (b->tls) {
+    complete_send(b->tls->out(), res);
+    if (res < 0)
+      b->broken = true;
+    else if (!b->tls->out().empty())  // a partial send: the rest goes next
+      submit_send(b->tls->out(), b->fd.get(), pack(Op::kControlSend, b->index, b->gen)),
+          ++b->inflight, ++b->sends_inflight;
+    if (b->broken) {
+      b->finish = pool::Backend::Finish::kDiscard;
+      ::shutdown(b->fd.get(), SHUT_RDWR);
+    }
+    if (b->finish != pool::Backend::Finish::kNone) finish_backend(b);
+    return;
+  }
   if (res < 0 || size_t(res) < b->control_out.size()) {
     b->broken = true;
     b->finish = pool::Backend::Finish::kDiscard;

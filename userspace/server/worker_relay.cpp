@@ -539,9 +539,25 @@ void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_
 
 void Worker::flush_backend(Client* c) {
   pool::Backend* b = c->backend;
-  if (!b || c->throttled || c->to_backend.in_flight() || c->to_backend.empty()) return;
+  if (!b || c->throttled || c->to_backend.in_flight()) return;
+  if (c->to_backend.empty() && !(b->tls && !b->tls->out().empty() && !b->tls->out().in_flight()))
+    return;
   if (!c->txn_started) c->txn_started = now_;
   if (!c->query_started) c->query_started = now_;
+  if (b->tls) {  // encrypt what is queued; the ciphertext queue is what goes out
+    c->to_backend.drain(*chunks_, [&](const uint8_t* d, uint32_t n) {
+      if (auto st = b->tls->write(std::string_view(reinterpret_cast<const char*>(d), n), *chunks_);
+          !st)
+        log::warn("backend pid {}: TLS: {}", b->process_id, st.error().message);
+    });
+    if (b->tls->out().in_flight() || b->tls->out().empty()) return;
+    submit_send(b->tls->out(), b->fd.get(), pack(Op::kBackendSend, c->slot, c->gen));
+    ++c->inflight;
+    ++b->inflight;
+    ++b->sends_inflight;
+    c->sending_to = b;
+    return;
+  }
   submit_send(c->to_backend, b->fd.get(), pack(Op::kBackendSend, c->slot, c->gen));
   ++c->inflight;
   ++b->inflight;
@@ -555,9 +571,11 @@ void Worker::on_backend_send(Client* c, int res) {
   c->sending_to = nullptr;
   --b->inflight;
   --b->sends_inflight;
-  complete_send(c->to_backend, res);
+  io::SendQueue& q = b->tls ? b->tls->out() : c->to_backend;
+  complete_send(q, res);
   if (res < 0) {
     b->broken = true;
+    q.clear(*chunks_);
     c->to_backend.clear(*chunks_);
     if (c->backend == b) {
       send_error(c, true, pg::sqlstate::kConnectionFailure,
@@ -590,8 +608,8 @@ void Worker::resume_client_input(Client* c) {
 struct BackendHandler {
   Worker& w;
   pool::Backend* b;
-  Client* c;  // nullptr while the backend is being cleaned up after its client left
-  uint16_t bid;
+  Client* c;    // nullptr while the backend is being cleaned up after its client left
+  int32_t bid;  // provided buffer holding `data`, or kNoBuffer (TLS plaintext: copy it)
   const uint8_t* data;
   bool& forward;  // per backend: a message body continues across receive buffers
   bool lease_may_end = false;
@@ -731,14 +749,23 @@ struct BackendHandler {
   }
 
   void push_prefix(const pg::FramedMessage& m) {
-    if (m.in_place)
-      c->to_client.push_borrowed(*w.chunks_, bid, data + m.offset, m.prefix_len);
+    if (m.in_place && bid != kNoBuffer)
+      c->to_client.push_borrowed(*w.chunks_, uint16_t(bid), data + m.offset, m.prefix_len);
+    else if (m.in_place)
+      c->to_client.push_owned(
+          *w.chunks_,
+          std::string_view(reinterpret_cast<const char*>(data + m.offset), m.prefix_len));
     else
       c->to_client.push_owned(
           *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
   }
   void on_body(uint32_t off, uint32_t n) {
-    if (forward && c) c->to_client.push_borrowed(*w.chunks_, bid, data + off, n);
+    if (!forward || !c) return;
+    if (bid != kNoBuffer)
+      c->to_client.push_borrowed(*w.chunks_, uint16_t(bid), data + off, n);
+    else
+      c->to_client.push_owned(*w.chunks_,
+                              std::string_view(reinterpret_cast<const char*>(data + off), n));
   }
   void on_message_end() {
     if (c) w.emit_synthetic(c);  // replies the proxy owes right after this one
@@ -774,8 +801,21 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
     if (!c) b->forward_body = false;
     BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
-    b->framer.feed(bufs_->data(bid), uint32_t(res), h);
-    bufs_->unref(bid);
+    if (b->tls) {  // decrypt; the plaintext is relayed as copies
+      std::string plain;
+      auto st = b->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
+      bufs_->unref(bid);
+      if (!st) {
+        log::warn("backend pid {}: TLS: {}", b->process_id, st.error().message);
+        b->broken = true;
+      }
+      h.bid = kNoBuffer;
+      h.data = reinterpret_cast<const uint8_t*>(plain.data());
+      if (!plain.empty()) b->framer.feed(h.data, uint32_t(plain.size()), h);
+    } else {
+      b->framer.feed(bufs_->data(bid), uint32_t(res), h);
+      bufs_->unref(bid);
+    }
     if (c) {
       flush_client(c);
       if (!tenant_changes_.empty()) {

@@ -1,0 +1,29 @@
+#include "server/server_tls.h"
+
+namespace helios::server {
+
+Result<pool::ServerTls> server_tls_from(const control::Config& cfg) {
+  using M = pool::ServerTls::Mode;
+  pool::ServerTls t;
+  switch (cfg.backend.sslmode) {
+    case control::SslMode::kDisable:
+      return t;
+    case control::SslMode::kPrefer:
+      t.mode = M::kPrefer;
+      break;
+    case control::SslMode::kRequire:
+      t.mode = M::kRequire;
+      break;
+    case control::SslMode::kVerifyFull:
+      t.mode = M::kVerifyFull;
+      break;
+  }
+  auto verify = t.mode == M::kVerifyFull ? io::TlsContext::Verify::kChainAndHost
+                                         : io::TlsContext::Verify::kNone;
+  auto ctx = io::TlsContext::client(verify, cfg.backend.sslrootcert);
+  if (!ctx) return ctx.error();
+  t.ctx = std::move(*ctx);
+  return t;
+}
+
+}  // namespace helios::server

@@ -111,7 +111,7 @@ def _server_cert_der(host: str, port: int) -> bytes:
         return t.getpeercert(binary_form=True)
 
 
-def test_client_certificate_reloaded_on_sighup(proxy_factory, certs):
+def test_client_certificate_reloaded_on_reload(proxy_factory, certs):
     d = tempfile.mkdtemp(prefix="helios-tls-reload-")
     try:
         crt, key = os.path.join(d, "p.crt"), os.path.join(d, "p.key")
@@ -122,7 +122,8 @@ def test_client_certificate_reloaded_on_sighup(proxy_factory, certs):
         held = psycopg.connect(**p.conninfo(APP_USER, "app", sslmode="require").kwargs())
         shutil.copy(certs["other"][0], crt)
         shutil.copy(certs["other"][1], key)
-        p.reload()
+        r = p.admin_post("/api/v1/reload")  # synchronous (SIGHUP would be asynchronous)
+        assert r.status_code == 200, r.text
         after = _server_cert_der("127.0.0.1", p.port)
         assert before != after
         # The session opened before the reload goes on with its old certificate.

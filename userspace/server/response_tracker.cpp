@@ -36,7 +36,7 @@ void ResponseTracker::pop(TrackBlockPool& pool) {
   --size_;
   ++head_idx_;
   if (size_ == 0) {  // empty: give every block back
-    clear(pool);
+    release_blocks(pool);
     return;
   }
   if (head_idx_ == TrackBlockPool::kEntries) {
@@ -48,6 +48,11 @@ void ResponseTracker::pop(TrackBlockPool& pool) {
 }
 
 void ResponseTracker::clear(TrackBlockPool& pool) {
+  release_blocks(pool);
+  skipping_ = false;
+}
+
+void ResponseTracker::release_blocks(TrackBlockPool& pool) {
   while (head_) {
     TrackBlockPool::Block* next = head_->next;
     pool.put(head_);
@@ -72,12 +77,30 @@ bool ResponseTracker::only_synthetic() const {
   return true;
 }
 
-void ResponseTracker::skip_to_sync(TrackBlockPool& pool) {
-  while (size_ && front()->expect != Expect::kSync) pop(pool);
+void ResponseTracker::skip_to_sync(TrackBlockPool& pool, SkipFn skipped, void* ctx) {
+  while (size_ && front()->expect != Expect::kSync) {
+    if (skipped) skipped(ctx, *front());
+    pop(pool);
+  }
+  skipping_ = size_ == 0;
 }
 
-ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& pool, char type) {
+ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& pool, char type,
+                                                             SkipFn skipped, void* ctx) {
   Outcome o;
+  if (skipping_) {
+    // The ReadyForQuery of the Sync that ends the skipped run: drop everything queued before
+    // that Sync (the server skipped it) and match the reply to the Sync.
+    if (type != 'Z') {
+      o.unexpected = true;
+      return o;
+    }
+    skip_to_sync(pool, skipped, ctx);
+    if (skipping_) {  // no Sync queued at all: a reply nobody asked for
+      o.unexpected = true;
+      return o;
+    }
+  }
   TrackEntry* h = front();
   if (!h) {
     o.unexpected = true;
@@ -90,8 +113,9 @@ ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& poo
     o.failed = true;
     // A simple Query goes on to its ReadyForQuery; so does an error answering a Sync.
     if (h->expect == Expect::kQuery || h->expect == Expect::kSync) return o;
+    if (skipped) skipped(ctx, *h);
     pop(pool);
-    skip_to_sync(pool);
+    skip_to_sync(pool, skipped, ctx);
     return o;
   }
   bool done = false;

@@ -78,7 +78,9 @@ class TrackBlockPool {
 
 class ResponseTracker {
  public:
-  bool empty() const { return size_ == 0; }
+  // Empty: the server owes nothing. While skipping after an error, the server still owes the
+  // ReadyForQuery of a Sync the client has not sent yet.
+  bool empty() const { return size_ == 0 && !skipping_; }
   uint32_t size() const { return size_; }
 
   void push(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt = 0);
@@ -94,13 +96,17 @@ class ResponseTracker {
     uint32_t stmt = 0;
   };
   // A backend message of `type` arrived (not NoticeResponse, ParameterStatus or
-  // NotificationResponse, which are asynchronous and always forwarded).
-  Outcome on_backend_message(TrackBlockPool& pool, char type);
+  // NotificationResponse, which are asynchronous and always forwarded). Entries the server
+  // skipped after an error are passed to `skipped(ctx, entry)` as they are dropped (a Parse it
+  // skipped never created its statement).
+  using SkipFn = void (*)(void* ctx, const TrackEntry& e);
+  Outcome on_backend_message(TrackBlockPool& pool, char type, SkipFn skipped = nullptr,
+                             void* ctx = nullptr);
 
   // Synthesized replies now at the head, in order: calls emit(reply) for each and pops it.
   template <typename F>
   void drain_synthetic(TrackBlockPool& pool, F&& emit) {
-    while (size_ && is_synthetic(front()->reply)) {
+    while (size_ && !skipping_ && is_synthetic(front()->reply)) {
       emit(front()->reply);
       pop(pool);
     }
@@ -116,14 +122,17 @@ class ResponseTracker {
  private:
   TrackEntry* front() { return size_ ? &head_->e[head_idx_] : nullptr; }
   void pop(TrackBlockPool& pool);
-  // After an error: PostgreSQL skips every message up to the next Sync.
-  void skip_to_sync(TrackBlockPool& pool);
+  void release_blocks(TrackBlockPool& pool);
+  // After an error: PostgreSQL skips every message up to the next Sync. If that Sync is not
+  // queued yet, the tracker stays `skipping_` and drops what comes until the Sync's reply.
+  void skip_to_sync(TrackBlockPool& pool, SkipFn skipped, void* ctx);
 
   TrackBlockPool::Block* head_ = nullptr;
   TrackBlockPool::Block* tail_ = nullptr;
   uint32_t head_idx_ = 0;  // first live entry in head_
   uint32_t tail_idx_ = 0;  // next free slot in tail_
   uint32_t size_ = 0;
+  bool skipping_ = false;
 };
 
 }  // namespace helios::server

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -29,6 +30,24 @@ Result<pool::ConnectorSettings> connector_settings(const control::Config& cfg) {
   if (!tls) return tls.error();
   s.tls = std::move(*tls);
   return s;
+}
+
+// Each client takes one descriptor and each backend one: lift the soft limit to the hard one,
+// and say so if even that cannot hold max_client_connections.
+void raise_fd_limit(const control::Config& cfg) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  rlim_t need = rlim_t(cfg.connection_pool.max_client_connections) + 1024;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    log::warn(
+        "open-files limit is {}, but max_client_connections = {} needs about {}: clients "
+        "beyond it wait in the listen queue (raise LimitNOFILE / ulimit -n)",
+        rl.rlim_cur, cfg.connection_pool.max_client_connections, need);
 }
 
 void set_log_level(control::LogLevel l) {
@@ -111,6 +130,7 @@ Status Server::start() {
     return s;
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
 
+  raise_fd_limit(*cfg);
   int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : int(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
   if (n > 64) n = 64;

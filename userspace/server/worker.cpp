@@ -228,7 +228,26 @@ void Worker::arm_accept() {
 
 void Worker::on_accept(int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) accept_armed_ = false;
+  if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+    // Out of descriptors (or memory): stop accepting for a moment instead of spinning; the
+    // kernel keeps new connections in the listen queue meanwhile. Resumed from the tick.
+    if (!accept_starved_logged_) {
+      accept_starved_logged_ = true;
+      log::warn(
+          "worker {}: accept: {} — pausing accepts for 100 ms (raise the open-files "
+          "limit, or lower max_client_connections)",
+          id_, std::strerror(-res));
+    }
+    accept_backoff_until_ = monotonic_now() + 100 * kNanosPerMilli;
+    if (accept_armed_) {
+      io_uring_sqe* sqe = ring_->sqe();
+      io_uring_prep_cancel64(sqe, pack(Op::kAccept, 0, 0), 0);
+      sqe->user_data = pack(Op::kCancelOp, 0, 0);
+    }
+    return;
+  }
   if (res >= 0) {
+    accept_starved_logged_ = false;
     if (!accepting_) {
       ::close(res);
     } else {
@@ -238,7 +257,7 @@ void Worker::on_accept(int res, uint32_t flags) {
   } else if (res != -ECANCELED) {
     log::warn("worker {}: accept: {}", id_, std::strerror(-res));
   }
-  if (!accept_armed_ && accepting_) arm_accept();
+  if (!accept_armed_ && accepting_ && !accept_backoff_until_) arm_accept();
 }
 
 // ---------------------------------------------------------------------------------- clients
@@ -558,6 +577,10 @@ void Worker::on_tick(Nanos now) {
       c->deadline = now + kTick;
       break;
     }
+  }
+  if (accept_backoff_until_ && now >= accept_backoff_until_) {
+    accept_backoff_until_ = 0;
+    arm_accept();
   }
   // Statements waiting for QPS tokens.
   for (Client* c = throttled_list_.head; c;) {

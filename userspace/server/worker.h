@@ -177,6 +177,8 @@ class Worker final : public pool::Messenger {
   TrackBlockPool track_pool_;
   UniqueFd listener_;
   bool accept_armed_ = false;
+  Nanos accept_backoff_until_ = 0;  // out of descriptors: accepting again after this
+  bool accept_starved_logged_ = false;
   bool accepting_ = true;
   bool stopping_ = false;
   Nanos drain_deadline_ = 0;

@@ -165,8 +165,9 @@ struct ClientHandler {
         return inspect ? std::min<uint32_t>(body, 4096) : 0;
       case pg::fe::kParse:
         return inspect ? std::min<uint32_t>(body, pg::kMaxPrefixBody) : 0;
+      case pg::fe::kDescribe:  // the first byte says statement or portal: it sets the reply
+        return std::min<uint32_t>(body, c->track_statements ? 1024 : 1);
       case pg::fe::kBind:
-      case pg::fe::kDescribe:
       case pg::fe::kClose:
         return c->track_statements ? std::min<uint32_t>(body, 1024) : 0;
       default:
@@ -678,7 +679,13 @@ struct BackendHandler {
       return;
     }
     w.emit_synthetic(c);  // replies the proxy owes before this one
-    auto o = c->tracker.on_backend_message(w.track_pool_, m.type);
+    // A Parse the server skipped after an error never created its statement there.
+    auto skipped = [](void* ctx, const TrackEntry& e) {
+      auto* backend = static_cast<pool::Backend*>(ctx);
+      if (e.expect == Expect::kParse && e.stmt && !ResponseTracker::is_synthetic(e.reply))
+        backend->statements.erase(e.stmt);
+    };
+    auto o = c->tracker.on_backend_message(w.track_pool_, m.type, skipped, b);
     // An injected extended-protocol message failed: the server now skips the client's messages
     // up to its Sync, so the client must see the error instead of a bare ReadyForQuery.
     if (o.failed && !o.forward && o.expect != Expect::kQuery) o.forward = true;

@@ -127,3 +127,44 @@ TEST_CASE("a batch the proxy answers alone") {
   t.push(pool, Expect::kBind, Reply::kForward);
   CHECK_FALSE(t.only_synthetic());
 }
+
+TEST_CASE("an error before the client sent its Sync: later messages are skipped too") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kParse, Reply::kForward, 7);
+  t.push(pool, Expect::kBind, Reply::kForward);
+  CHECK(client_sees(t, pool, "1E") == "1E");
+  CHECK_FALSE(t.empty());  // the server still owes the ReadyForQuery of the coming Sync
+  // The rest of the block arrives after the error: the server skips all of it.
+  t.push(pool, Expect::kParse, Reply::kSwallow, 8);     // a statement the proxy re-prepared
+  t.push(pool, Expect::kParse, Reply::kSynthParse, 9);  // one the proxy would have answered
+  t.push(pool, Expect::kBind, Reply::kForward, 8);
+  t.push(pool, Expect::kExecute, Reply::kForward);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  std::string skipped;
+  auto note = [](void* ctx, const TrackEntry& e) {
+    *static_cast<std::string*>(ctx) += std::to_string(e.stmt) + ",";
+  };
+  std::string out;
+  t.drain_synthetic(pool, [&](Reply) { out += '!'; });  // nothing: the Parse was skipped
+  auto o = t.on_backend_message(pool, 'Z', note, &skipped);
+  CHECK_FALSE(o.unexpected);
+  CHECK(o.forward);
+  CHECK(out.empty());
+  CHECK(skipped == "8,9,8,0,");
+  CHECK(t.empty());
+  // The next block is tracked normally again.
+  t.push(pool, Expect::kQuery, Reply::kForward);
+  CHECK(client_sees(t, pool, "TDCZ") == "TDCZ");
+  CHECK(t.empty());
+}
+
+TEST_CASE("a ReadyForQuery while skipping with no Sync queued is unexpected") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kBind, Reply::kForward);
+  t.on_backend_message(pool, 'E');
+  CHECK(t.on_backend_message(pool, 'Z').unexpected);
+  t.clear(pool);
+  CHECK(t.empty());
+}

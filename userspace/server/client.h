@@ -67,7 +67,9 @@ struct Client {
                                  // refused extended-protocol message: discard until Sync
   uint16_t inflight = 0;         // io_uring ops outstanding that reference this slot
   uint32_t outstanding = 0;      // ReadyForQuery messages the client still expects
-  uint32_t cancel_key = 0;       // secret half of the BackendKeyData the proxy issued
+  uint32_t rfq_sent = 0;    // Query/Sync/FunctionCall messages forwarded to a server (wrapping)
+  uint32_t rfq_seen = 0;    // ReadyForQuery replies to them
+  uint32_t cancel_key = 0;  // secret half of the BackendKeyData the proxy issued
 
   Nanos state_since = 0;
   Nanos throttle_since = 0;      // when the held statements started waiting for QPS tokens

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,6 +30,17 @@ struct ClientSession {
 
   std::array<std::vector<std::string>, size_t(PinReason::kCount)> pins;  // names per reason
   int advisory_locks = 0;
+
+  // Changes that PostgreSQL keeps only if their transaction commits (SET, RESET, unpins).
+  struct Staged {
+    uint32_t at_ready;  // the client's ReadyForQuery (Client::rfq_sent count) ending the statement
+    SessionEffect effect;
+  };
+  std::deque<Staged> staged;          // statements not answered yet
+  std::vector<SessionEffect> in_txn;  // answered, waiting for their transaction to end
+  bool txn_failed = false;            // an error or ROLLBACK since the transaction began
+  char last_status = 'I';             // transaction status of the last ReadyForQuery
+  bool has_staged() const { return !staged.empty() || !in_txn.empty(); }
 
   bool pinned() const {
     if (advisory_locks > 0) return true;

@@ -63,4 +63,43 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+std::string quote_ident(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"') out += '"';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+std::string quote_literal(std::string_view s) {
+  std::string out = "E'";
+  for (char ch : s) {
+    if (ch == '\'' || ch == '\\') out += ch;
+    out += ch;
+  }
+  return out + "'";
+}
+
+bool settable(std::string_view n) {
+  return n != "server_version" && n != "server_encoding" && n != "is_superuser" &&
+         n != "session_authorization" && n != "integer_datetimes" && n != "in_hot_standby" &&
+         n != "fallback_application_name";
+}
+
+std::string set_parameter_sql(std::string_view name, const std::string& value) {
+  if (!value.empty() && value[0] == kSqlTextMark)
+    return "SET " + quote_ident(name) + " TO " + value.substr(1);
+  if (!value.empty() && value[0] == kConfigMark)
+    return "SELECT pg_catalog.set_config(" + quote_literal(name) + ", " +
+           quote_literal(std::string_view(value).substr(1)) + ", false)";
+  return "SET " + quote_ident(name) + " TO " + quote_literal(value);
+}
+
+std::string_view reported_value(const std::string& value) {
+  if (!value.empty() && (value[0] == kSqlTextMark || value[0] == kConfigMark))
+    return std::string_view(value).substr(1);
+  return value;
+}
+
 }  // namespace helios::server

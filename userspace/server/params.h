@@ -42,6 +42,33 @@ class ParamInterner {
 // Parameter names are stored lower-cased (PostgreSQL's GUC names are case-insensitive).
 std::string lower(std::string_view s);
 
+// How a carried value is replayed on a backend. A value the server reported (ParameterStatus)
+// is plain and replayed as a literal: SET name TO 'value'. A client's SET is replayed as the
+// client wrote it (marked kSqlTextMark). Startup parameters and set_config() values are in
+// configuration-file syntax (kConfigMark) and replayed with set_config(), the one form that
+// parses them as the server did at startup (search_path 'a,b' is two schemas there, one schema
+// after SET ... TO 'a,b').
+inline constexpr char kSqlTextMark = '\x01';
+inline constexpr char kConfigMark = '\x02';
+inline std::string sql_text_value(std::string_view v) {
+  return kSqlTextMark + std::string(v);
+}
+inline std::string config_value(std::string_view v) {
+  return kConfigMark + std::string(v);
+}
+// The statement that gives parameter `name` (lower-case) `value` (in any of the forms above).
+std::string set_parameter_sql(std::string_view name, const std::string& value);
+// A plain or configuration-syntax value as the server would report it (marks stripped); SQL text
+// has no such form and is returned as written.
+std::string_view reported_value(const std::string& value);
+
+std::string quote_ident(std::string_view s);
+std::string quote_literal(std::string_view s);  // E'...': safe whatever standard_conforming_strings
+
+// Parameters the client may not set on a pooled backend (properties of the connection, reported
+// by the server, not of the session).
+bool settable(std::string_view lower_name);
+
 // Names (lower-case) whose value the server reports in ParameterStatus and that a client may
 // change; the proxy carries them from backend to backend (GUC_REPORT parameters in PostgreSQL 15).
 bool is_tracked_parameter(std::string_view name);

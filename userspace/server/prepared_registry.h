@@ -10,6 +10,9 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
+
+#include "server/sql_inspect.h"
 
 namespace helios::server {
 
@@ -17,6 +20,7 @@ struct PreparedStatement {
   uint32_t id = 0;
   std::string server_name;  // "hp_<id>"
   std::string tail;         // Parse body after the statement name: query\0 int16 n, types
+  std::vector<SessionEffect> effects;  // what each execution does to the session (usually none)
 };
 using PreparedPtr = std::shared_ptr<const PreparedStatement>;
 

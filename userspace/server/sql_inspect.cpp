@@ -1,5 +1,7 @@
 #include "server/sql_inspect.h"
 
+#include "server/params.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -140,6 +142,65 @@ std::string qualified_name(const std::vector<Word>& w, size_t i, size_t* next) {
   return name;
 }
 
+// A '...' literal at s[i] (after blanks): its value, and i moved past it.
+bool take_literal(std::string_view s, size_t& i, std::string& v) {
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  if (i >= s.size() || s[i] != '\'') return false;
+  v.clear();
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\'') {
+      if (i + 1 < s.size() && s[i + 1] == '\'') {
+        v += '\'';
+        ++i;
+        continue;
+      }
+      ++i;
+      return true;
+    }
+    v += s[i];
+  }
+  return false;
+}
+
+bool take_char(std::string_view s, size_t& i, char c) {
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  if (i >= s.size() || s[i] != c) return false;
+  ++i;
+  return true;
+}
+
+// set_config(name, value, is_local) in any statement. With literal arguments and is_local false
+// it is a SET in configuration-file syntax; with is_local true it ends with the transaction;
+// anything else (parameters, expressions) cannot be carried and pins.
+void inspect_set_config(std::string_view stmt, std::vector<SessionEffect>& out) {
+  using K = SessionEffect::Kind;
+  static constexpr std::string_view kFn = "set_config";
+  size_t from = 0;
+  for (;;) {
+    auto it = std::search(stmt.begin() + from, stmt.end(), kFn.begin(), kFn.end(),
+                          [](char a, char b) { return lower_ch(a) == b; });
+    if (it == stmt.end()) return;
+    size_t i = size_t(it - stmt.begin()) + kFn.size();
+    from = i;
+    if (it != stmt.begin() && ident_char(*(it - 1))) continue;  // part of another name
+    std::string name, value;
+    bool named = take_char(stmt, i, '(') && take_literal(stmt, i, name);
+    for (char& ch : name) ch = lower_ch(ch);
+    bool literal =
+        named && take_char(stmt, i, ',') && take_literal(stmt, i, value) && take_char(stmt, i, ',');
+    auto flag = literal ? words(stmt.substr(i), 2) : std::vector<Word>{};
+    bool local =
+        flag.size() == 2 && flag[1].text == ")" && (flag[0].text == "true" || flag[0].text == "t");
+    bool session =
+        flag.size() == 2 && flag[1].text == ")" && (flag[0].text == "false" || flag[0].text == "f");
+    if (local) continue;
+    if (session)
+      out.push_back({K::kSet, PinReason::kCount, name, config_value(value)});
+    else
+      out.push_back({K::kPin, PinReason::kUntrackedSet, named ? name : "set_config()", ""});
+  }
+}
+
 void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& out) {
   using K = SessionEffect::Kind;
   auto w = words(stmt, 16);
@@ -150,6 +211,7 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
     return i < w.size() ? w[i].text : empty;
   };
 
+  if (contains_ci(stmt, "set_config")) inspect_set_config(stmt, out);
   // Advisory locks can hide in any statement (SELECT pg_advisory_lock(1)).
   size_t locks = count_ci(stmt, "pg_advisory_lock") + count_ci(stmt, "pg_try_advisory_lock");
   size_t unlocks =

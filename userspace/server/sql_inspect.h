@@ -30,7 +30,8 @@ struct SessionEffect {
   enum class Kind : uint8_t {
     kPin,            // creates backend-bound state: pin (reason, name)
     kUnpin,          // releases it: (reason, name; name "" = all of that reason)
-    kSet,            // SET name TO value (name lower-case, value as written)
+    kSet,            // SET name TO value (name lower-case, value as written, or from
+                     // set_config(): configuration syntax marked with kConfigMark)
     kReset,          // RESET name
     kResetAll,       // RESET ALL
     kDeallocateAll,  // DEALLOCATE ALL

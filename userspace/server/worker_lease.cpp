@@ -37,27 +37,6 @@ const std::string* find_ci(const pool::ParamList& l, std::string_view name) {
   return nullptr;
 }
 
-std::string quote_ident(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
-}
-
-std::string quote_literal(std::string_view s) {
-  std::string out = "'";
-  for (char ch : s) out += ch == '\'' ? std::string("''") : std::string(1, ch);
-  return out + "'";
-}
-
-// Parameters the client may not set on a pooled backend (the server reports them; they are
-// properties of the connection, not of the session).
-bool settable(std::string_view lower_name) {
-  return lower_name != "server_version" && lower_name != "server_encoding" &&
-         lower_name != "is_superuser" && lower_name != "session_authorization" &&
-         lower_name != "integer_datetimes" && lower_name != "in_hot_standby" &&
-         lower_name != "fallback_application_name";
-}
-
 }  // namespace
 
 // Queues the SET/RESET statements that make the backend's session parameters what the client
@@ -70,9 +49,6 @@ void Worker::sync_parameters(Client* c, pool::Backend* b) {
   const pool::ParamList& defaults = c->pool->server_params_ref();
   std::string out;
   uint16_t n = 0;
-  auto value_sql = [](const std::string& v) {
-    return !v.empty() && v[0] == '\x01' ? v.substr(1) : quote_literal(v);
-  };
   auto add = [&](const std::string& sql) {
     pg::write_query(out, sql);
     ++n;
@@ -82,7 +58,7 @@ void Worker::sync_parameters(Client* c, pool::Backend* b) {
       if (!settable(name)) continue;
       std::string* cur = find_ci(b->params, name);
       if (cur && *cur == value) continue;
-      add("SET " + quote_ident(name) + " TO " + value_sql(value));
+      add(set_parameter_sql(name, value));
       if (cur)
         *cur = value;
       else
@@ -98,7 +74,7 @@ void Worker::sync_parameters(Client* c, pool::Backend* b) {
     const std::string* def = find_ci(defaults, name);
     if (def) {
       if (*def != it->second) {
-        add("SET " + quote_ident(name) + " TO " + quote_literal(*def));
+        add(set_parameter_sql(name, *def));
         it->second = *def;
       }
       ++it;
@@ -203,7 +179,11 @@ void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view
   // Every statement that was waiting fails with the reason; the client can go on.
   c->to_backend.clear_if_idle(*chunks_);
   c->tracker.clear(track_pool_);
-  if (c->session) c->session->pending.clear();
+  if (c->session) {
+    c->session->pending.clear();
+    c->session->staged.clear();  // their statements never ran
+  }
+  c->rfq_seen = c->rfq_sent;
   std::string out;
   for (uint32_t i = 0; i < c->outstanding; ++i) {
     pg::write_error_response(out, "ERROR", sqlstate, message);
@@ -320,6 +300,11 @@ void Worker::finish_backend(pool::Backend* b) {
     if (!reset.empty()) {
       pg::write_query(out, reset);
       ++b->swallow_rfq;
+      // DISCARD ALL (or whatever reset query) may drop statements and parameters: assume it
+      // did, so the next lease re-prepares and re-syncs what it needs.
+      b->statements.clear();
+      b->params = b->pool->server_params_ref();
+      b->synced_params.reset();
     }
     if (out.empty()) {
       b->finish = F::kRelease;  // nothing to run: return it as it is
@@ -409,12 +394,20 @@ void Worker::detach_backend_on_close(Client* c) {
     finish_backend(b);
     return;
   }
-  if (b->tx_status == 'I' && !session) {
+  // A pinned client leaves state in the session (temp tables, locks, cursors, LISTEN, SETs the
+  // proxy does not carry) that no other client may inherit: reset it like a session client's.
+  bool reset = session || c->pinned;
+  if (b->tx_status == 'I' && !reset) {
     b->finish = pool::Backend::Finish::kRelease;
     finish_backend(b);
     return;
   }
-  begin_cleanup(b, b->tx_status != 'I', session);
+  if (c->pinned && b->pool->reset_query().empty()) {  // nothing to reset it with: close it
+    b->finish = pool::Backend::Finish::kDiscard;
+    finish_backend(b);
+    return;
+  }
+  begin_cleanup(b, b->tx_status != 'I', reset);
 }
 
 void Worker::on_cancel(uint32_t slot, uint32_t key) {

@@ -233,6 +233,7 @@ struct ClientHandler {
         }
         if (inspect && !effects(inspect_sql(sql, m.complete()), m)) return;
         ++c->outstanding;
+        ++c->rfq_sent;
         ++queries;
         c->unsynced = false;
         track(Expect::kQuery);
@@ -241,6 +242,7 @@ struct ClientHandler {
       case pg::fe::kFunctionCall:
         ++queries;
         ++c->outstanding;
+        ++c->rfq_sent;
         c->unsynced = false;
         track(Expect::kQuery);
         break;
@@ -255,6 +257,7 @@ struct ClientHandler {
           return;
         }
         ++c->outstanding;
+        ++c->rfq_sent;
         track(Expect::kSync);
         break;
       case pg::fe::kParse:
@@ -327,7 +330,21 @@ struct ClientHandler {
         refuse_transaction(m);
         return true;
       }
-      if (!effects(inspect_sql(query, m.complete()), m)) return true;
+      // A named statement the proxy tracks changes the session at each execution (see
+      // on_bind), not here; pin_policy = "error" still refuses it up front.
+      bool per_execution =
+          !name.empty() && c->track_statements && m.complete() &&
+          w.cfg_->connection_pool.prepared_statement_mode == control::PreparedStatementMode::kTrack;
+      if (!per_execution && !effects(inspect_sql(query, m.complete()), m)) return true;
+      if (per_execution && w.cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
+        auto fx = inspect_sql(query, true);  // only what would pin: refused here and now
+        const auto& extras = w.cfg_->connection_pool.track_parameters;
+        std::erase_if(fx, [&](const SessionEffect& e) {
+          return e.kind != SessionEffect::Kind::kPin &&
+                 (e.kind != SessionEffect::Kind::kSet || is_carried_parameter(e.name, extras));
+        });
+        if (!effects(fx, m)) return true;
+      }
     }
     if (name.empty()) return false;  // unnamed: lives until the next Parse; passes through
     auto mode = w.cfg_->connection_pool.prepared_statement_mode;
@@ -402,6 +419,16 @@ struct ClientHandler {
     auto it = c->session->statements.find(std::string(stmt_name));
     if (it == c->session->statements.end()) return false;  // unknown: the server says so
     PreparedPtr stmt = it->second;
+    // What the statement does to the session happens at every execution (a prepared SET or
+    // pg_advisory_lock($1) run again).
+    if (!stmt->effects.empty()) {
+      std::string why;
+      if (!w.apply_effects(c, stmt->effects, &why)) {
+        refusal = why;  // pin_policy changed since its Parse was accepted
+        forward = false;
+        return true;
+      }
+    }
     need_statement(stmt);
     std::string out;
     size_t body = portal.size() + 1 + stmt->server_name.size() + 1 + rest2.size() + m.body_left;
@@ -623,7 +650,9 @@ struct BackendHandler {
       case pg::be::kParameterStatus:
         return length - 4;  // small; we record it
       case pg::be::kErrorResponse:
-        return 512;  // severity, SQLSTATE, message
+        return 512;                   // severity, SQLSTATE, message
+      case pg::be::kCommandComplete:  // "ROLLBACK" drops staged session changes
+        return c && c->session && c->session->has_staged() ? std::min<uint32_t>(length - 4, 16) : 0;
       default:
         return 0;
     }
@@ -702,6 +731,8 @@ struct BackendHandler {
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
         if (forward) {
           if (c->outstanding > 0) --c->outstanding;
+          ++c->rfq_seen;
+          if (c->session) w.settle_effects(c, b->tx_status);
           lease_may_end = true;
           if (c->tenant && c->query_started) {
             c->tenant->record_query(w.now_, w.now_ - c->query_started);
@@ -714,7 +745,12 @@ struct BackendHandler {
         }
         break;
       case pg::be::kErrorResponse:
+        if (o.forward && c->session) c->session->txn_failed = true;
         if (auto f = pg::parse_error_response(body); f) on_error_response(*f, o, m);
+        break;
+      case pg::be::kCommandComplete:
+        if (o.forward && c->session && body == std::string_view("ROLLBACK\0", 9))
+          c->session->txn_failed = true;
         break;
       default:
         break;

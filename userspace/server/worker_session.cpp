@@ -1,16 +1,17 @@
 // Session state in transaction and statement pooling: what a client's statements do to its
-// session, applied as they are relayed. Carried parameters follow the client to every backend;
-// state that cannot be carried pins the lease (or, with pin_policy = "error", is refused).
+// session. State that cannot be carried pins the lease at once (or, with pin_policy = "error",
+// is refused). Changes PostgreSQL undoes when a transaction fails or rolls back (SET, RESET,
+// dropping a temp table, closing a cursor, unlocking) are staged: they take effect for the proxy
+// only when the ReadyForQuery that ends their transaction says it committed.
 #include "common/log.h"
 #include "server/worker.h"
 
 namespace helios::server {
 namespace {
 
-// Values recorded from a client's SET are replayed as written; a leading \x01 marks them
-// (values learned from ParameterStatus are plain and replayed as literals).
+// A client's SET is replayed as written; set_config() values (marked already) as they are.
 std::string raw_value(std::string_view v) {
-  return "\x01" + std::string(v);
+  return !v.empty() && v[0] == kConfigMark ? std::string(v) : sql_text_value(v);
 }
 
 void remove_name(std::vector<std::string>& names, const std::string& name) {
@@ -22,67 +23,138 @@ void remove_name(std::vector<std::string>& names, const std::string& name) {
   if (it != names.end()) names.erase(it);
 }
 
+using K = SessionEffect::Kind;
+
+// Effects that follow the transaction's fate.
+bool transactional(const SessionEffect& e, const std::vector<std::string>& extras) {
+  switch (e.kind) {
+    case K::kReset:
+    case K::kResetAll:
+    case K::kUnpin:
+      return true;
+    case K::kSet:  // a carried parameter; any other SET pins at once
+      return is_carried_parameter(e.name, extras);
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
                            std::string* refusal) {
-  using K = SessionEffect::Kind;
+  if (effects.empty()) return true;
+  const auto& extras = cfg_->connection_pool.track_parameters;
+  // pin_policy = "error": refuse the whole statement before any of it counts.
+  if (cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
+    for (const auto& e : effects) {
+      if (e.kind != K::kPin && (e.kind != K::kSet || is_carried_parameter(e.name, extras)))
+        continue;
+      PinReason reason = e.kind == K::kPin ? e.reason : PinReason::kUntrackedSet;
+      *refusal = std::string(reason == PinReason::kUntrackedSet
+                                 ? "SET of a parameter the proxy does not carry"
+                                 : pin_reason_name(reason)) +
+                 (e.name.empty() ? "" : " \"" + e.name + "\"") +
+                 " would bind this client to one server connection, which transaction "
+                 "pooling does not allow here (pin_policy = \"error\")";
+      return false;
+    }
+  }
+  if (!c->session) c->session = std::make_unique<ClientSession>();
+  ClientSession& s = *c->session;
   pool::Backend* b = c->backend;
-  auto session = [&]() -> ClientSession& {
-    if (!c->session) c->session = std::make_unique<ClientSession>();
-    return *c->session;
-  };
-  auto forget_backend_statements = [&] {
-    if (b)
-      b->statements.clear();
-    else
-      session().clear_backend_statements = true;
-  };
   bool was_pinned = c->pinned;
+  // The ReadyForQuery that ends the statement: a Query's own, or the next Sync's.
+  uint32_t at_ready = c->rfq_sent + 1;
   for (const auto& e : effects) {
+    if (transactional(e, extras)) {
+      s.staged.push_back({at_ready, e});
+      continue;
+    }
     switch (e.kind) {
-      case K::kBegin:
-        break;
-      case K::kSet:
-        if (is_carried_parameter(e.name, cfg_->connection_pool.track_parameters)) {
-          std::string v = raw_value(e.value);
-          c->params = ctx_.params.with(c->params, e.name, &v);
-          if (b) {  // the backend will hold it after this statement
-            bool found = false;
-            for (auto& [k, val] : b->params)
-              if (lower(k) == e.name) val = v, found = true;
-            if (!found) b->params.emplace_back(e.name, v);
-            b->synced_params = c->params;
-          }
-          break;
-        }
-        [[fallthrough]];  // a parameter the proxy does not carry: pin
+      case K::kSet:  // a parameter the proxy does not carry
       case K::kPin: {
         PinReason reason = e.kind == K::kPin ? e.reason : PinReason::kUntrackedSet;
-        if (cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
-          *refusal = std::string(reason == PinReason::kUntrackedSet
-                                     ? "SET of a parameter the proxy does not carry"
-                                     : pin_reason_name(reason)) +
-                     (e.name.empty() ? "" : " \"" + e.name + "\"") +
-                     " would bind this client to one server connection, which transaction "
-                     "pooling does not allow here (pin_policy = \"error\")";
-          return false;
-        }
         if (reason == PinReason::kAdvisoryLock)
-          ++session().advisory_locks;
+          ++s.advisory_locks;
         else
-          session().pins[size_t(reason)].push_back(e.name);
+          s.pins[size_t(reason)].push_back(e.name);
         ctx_.pins_total[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
         break;
       }
-      case K::kUnpin:
-        if (!c->session) break;
-        if (e.reason == PinReason::kAdvisoryLock) {
-          c->session->advisory_locks =
-              e.name.empty() ? 0 : std::max(0, c->session->advisory_locks - 1);
-        } else if (e.reason < PinReason::kCount) {
-          remove_name(c->session->pins[size_t(e.reason)], e.name);
+      case K::kDiscardAll:
+        c->params = c->startup_params;
+        if (b) {
+          b->params = c->pool->server_params_ref();
+          b->synced_params.reset();
         }
+        s.statements.clear();
+        for (auto& p : s.pins) p.clear();
+        s.advisory_locks = 0;
+        s.staged.clear();
+        s.in_txn.clear();
+        [[fallthrough]];
+      case K::kDeallocateAll:
+        // Not transactional: statements are gone whatever happens to the transaction.
+        s.statements.clear();
+        s.pins[size_t(PinReason::kSqlPrepare)].clear();
+        s.pins[size_t(PinReason::kNamedStatement)].clear();
+        if (b)
+          b->statements.clear();
+        else
+          s.clear_backend_statements = true;
+        break;
+      default:  // kBegin, kDeallocate (its pin goes with the matching kUnpin)
+        break;
+    }
+  }
+  c->pinned = s.pinned();
+  if (c->pinned != was_pinned)
+    ctx_.pinned_clients.fetch_add(c->pinned ? 1 : -1, std::memory_order_relaxed);
+  return true;
+}
+
+void Worker::settle_effects(Client* c, char tx_status) {
+  ClientSession& s = *c->session;
+  while (!s.staged.empty() && int32_t(s.staged.front().at_ready - c->rfq_seen) <= 0) {
+    s.in_txn.push_back(std::move(s.staged.front().effect));
+    s.staged.pop_front();
+  }
+  if (tx_status == 'T' && s.last_status == 'E') s.txn_failed = false;  // ROLLBACK TO SAVEPOINT
+  s.last_status = tx_status;
+  if (tx_status != 'I') return;
+  bool commit = !s.txn_failed;
+  s.txn_failed = false;
+  if (s.in_txn.empty()) return;
+  std::vector<SessionEffect> done;
+  done.swap(s.in_txn);
+  if (commit) commit_effects(c, done);
+}
+
+// Effects of a committed transaction: carried parameters change, pins are released.
+void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects) {
+  ClientSession& s = *c->session;
+  pool::Backend* b = c->backend;
+  bool was_pinned = c->pinned;
+  for (const auto& e : effects) {
+    switch (e.kind) {
+      case K::kSet: {
+        std::string v = raw_value(e.value);
+        c->params = ctx_.params.with(c->params, e.name, &v);
+        if (b) {  // the backend holds it now
+          bool found = false;
+          for (auto& [k, val] : b->params)
+            if (lower(k) == e.name) val = v, found = true;
+          if (!found) b->params.emplace_back(e.name, v);
+          b->synced_params = c->params;
+        }
+        break;
+      }
+      case K::kUnpin:
+        if (e.reason == PinReason::kAdvisoryLock)
+          s.advisory_locks = e.name.empty() ? 0 : std::max(0, s.advisory_locks - 1);
+        else if (e.reason < PinReason::kCount)
+          remove_name(s.pins[size_t(e.reason)], e.name);
         break;
       case K::kReset: {
         const std::string* start = c->startup_params ? c->startup_params->find(e.name) : nullptr;
@@ -91,43 +163,24 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
           std::erase_if(b->params, [&](const auto& kv) { return lower(kv.first) == e.name; });
           b->synced_params.reset();
         }
-        if (c->session) remove_name(c->session->pins[size_t(PinReason::kUntrackedSet)], e.name);
+        remove_name(s.pins[size_t(PinReason::kUntrackedSet)], e.name);
         break;
       }
       case K::kResetAll:
-      case K::kDiscardAll:
         c->params = c->startup_params;
         if (b) {
           b->params = c->pool->server_params_ref();
           b->synced_params.reset();
         }
-        if (e.kind == K::kDiscardAll) {
-          if (c->session) {
-            c->session->statements.clear();
-            for (auto& p : c->session->pins) p.clear();
-            c->session->advisory_locks = 0;
-          }
-          forget_backend_statements();
-        } else if (c->session) {
-          c->session->pins[size_t(PinReason::kUntrackedSet)].clear();
-        }
+        s.pins[size_t(PinReason::kUntrackedSet)].clear();
         break;
-      case K::kDeallocateAll:
-        if (c->session) {
-          c->session->statements.clear();
-          c->session->pins[size_t(PinReason::kSqlPrepare)].clear();
-          c->session->pins[size_t(PinReason::kNamedStatement)].clear();
-        }
-        forget_backend_statements();
+      default:
         break;
-      case K::kDeallocate:
-        break;  // SQL-level name: its pin is dropped by the matching kUnpin
     }
   }
-  c->pinned = c->session && c->session->pinned();
+  c->pinned = s.pinned();
   if (c->pinned != was_pinned)
     ctx_.pinned_clients.fetch_add(c->pinned ? 1 : -1, std::memory_order_relaxed);
-  return true;
 }
 
 }  // namespace helios::server

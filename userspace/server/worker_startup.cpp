@@ -390,6 +390,8 @@ void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
   c->pool = ctx_.pools->get(key, *cfg_);
   // The freshest secret wins: a changed password reaches the pool at the next login.
   if (login.password || login.client_key || login.md5_hash) c->pool->set_login_secret(login);
+  // Startup values are in configuration-file syntax: replayed with set_config().
+  for (auto& kv : st.params) kv.second = config_value(kv.second);
   c->params = ctx_.params.intern(std::move(st.params));
   c->startup_params = c->params;
   c->mode = lease_mode(c);
@@ -415,8 +417,8 @@ void Worker::send_welcome(Client* c) {
   auto server = c->pool->server_params();
   for (const auto& [name, value] : server) {
     const std::string* mine = c->params ? c->params->find(lower(name)) : nullptr;
-    pg::write_parameter_status(out, name,
-                               mine && is_tracked_parameter(lower(name)) ? *mine : value);
+    pg::write_parameter_status(
+        out, name, mine && is_tracked_parameter(lower(name)) ? reported_value(*mine) : value);
   }
   int32_t pid = int32_t((1u << 30) | (uint32_t(id_) << 24) | c->slot);
   pg::write_backend_key_data(out, pid, int32_t(c->cancel_key));

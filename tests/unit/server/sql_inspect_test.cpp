@@ -96,3 +96,28 @@ TEST_CASE("carried parameters") {
   CHECK_FALSE(is_carried_parameter("myapp.tenant", {}));
   CHECK(is_carried_parameter("myapp.tenant", {"myapp.tenant"}));
 }
+
+TEST_CASE("set_config() with literal arguments is a SET in configuration syntax") {
+  auto e = fx("SELECT set_config('Search_Path', 'a, b', false), 1");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == K::kSet);
+  CHECK(e[0].name == "search_path");
+  CHECK(e[0].value == std::string("\x02") + "a, b");
+  e = fx("select pg_catalog.set_config ( 'app.tenant' , 'it''s' , FALSE )");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].name == "app.tenant");
+  CHECK(e[0].value == std::string("\x02") + "it's");
+  // Transaction-local: nothing outlives the transaction.
+  CHECK(fx("SELECT set_config('app.tenant', 'x', true)").empty());
+  // Not literal: cannot be replayed, so the session is pinned.
+  e = fx("SELECT set_config('app.tenant', $1, false)");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == K::kPin);
+  CHECK(e[0].reason == PinReason::kUntrackedSet);
+  CHECK(e[0].name == "app.tenant");
+  e = fx("SELECT set_config(name, 'v', false) FROM t");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == K::kPin);
+  // A longer name that merely ends in set_config is something else.
+  CHECK(fx("SELECT my_set_config_x(1)").empty());
+}

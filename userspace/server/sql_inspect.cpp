@@ -20,9 +20,10 @@ bool ident_char(char c) {
   return ident_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '$';
 }
 
-// Splits SQL into statements at ';' outside quotes, dollar quotes and comments.
-std::vector<std::string_view> split_statements(std::string_view s) {
-  std::vector<std::string_view> out;
+// Calls fn(statement, last) for the statements of `s`, split at ';' outside quotes, dollar
+// quotes and comments.
+template <typename F>
+void for_each_statement(std::string_view s, F&& fn) {
   size_t start = 0, i = 0;
   while (i < s.size()) {
     char c = s[i];
@@ -46,14 +47,13 @@ std::vector<std::string_view> split_statements(std::string_view s) {
         i = j;
       }
     } else if (c == ';') {
-      out.push_back(s.substr(start, i - start));
+      fn(s.substr(start, i - start), false);
       start = ++i;
     } else {
       ++i;
     }
   }
-  if (start < s.size()) out.push_back(s.substr(start));
-  return out;
+  fn(s.substr(std::min(start, s.size())), true);
 }
 
 // Words of a statement: identifiers/keywords (unquoted lower-cased, quoted kept), with the
@@ -201,8 +201,46 @@ void inspect_set_config(std::string_view stmt, std::vector<SessionEffect>& out) 
   }
 }
 
+// The first keyword of a statement (after blanks, comments and parentheses), as written.
+std::string_view first_keyword(std::string_view s) {
+  size_t i = 0;
+  for (;;) {
+    while (i < s.size() && (std::isspace(static_cast<unsigned char>(s[i])) || s[i] == '(')) ++i;
+    if (s.substr(i, 2) == "--") {
+      while (i < s.size() && s[i] != '\n') ++i;
+    } else if (s.substr(i, 2) == "/*") {
+      auto end = s.find("*/", i + 2);
+      i = end == std::string_view::npos ? s.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  size_t j = i;
+  while (j < s.size() && ident_char(s[j])) ++j;
+  return s.substr(i, j - i);
+}
+
+bool ieq(std::string_view a, std::string_view lower_b) {
+  if (a.size() != lower_b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower_ch(a[i]) != lower_b[i]) return false;
+  return true;
+}
+
+// Plain queries and DML (most of the traffic) change session state only through functions they
+// call or SELECT ... INTO TEMP: skip the word-by-word analysis when none of those appear.
+bool plainly_stateless(std::string_view stmt) {
+  std::string_view kw = first_keyword(stmt);
+  bool query = ieq(kw, "select") || ieq(kw, "with");  // SELECT ... INTO TEMP t
+  bool dml = query || ieq(kw, "insert") || ieq(kw, "update") || ieq(kw, "delete") ||
+             ieq(kw, "values") || ieq(kw, "table");
+  return dml && !contains_ci(stmt, "advisory") && !contains_ci(stmt, "set_config") &&
+         !(query && contains_ci(stmt, "into"));
+}
+
 void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& out) {
   using K = SessionEffect::Kind;
+  if (plainly_stateless(stmt)) return;
   auto w = words(stmt, 16);
   if (w.empty()) return;
   const std::string& first = w[0].text;
@@ -375,11 +413,9 @@ const char* pin_reason_name(PinReason r) {
 
 std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete) {
   std::vector<SessionEffect> out;
-  auto stmts = split_statements(sql);
-  for (size_t i = 0; i < stmts.size(); ++i) {
-    // A statement cut off at the end of the captured text: its first words are still reliable.
-    inspect_one(stmts[i], !complete && i + 1 == stmts.size(), out);
-  }
+  // A statement cut off at the end of the captured text: its first words are still reliable.
+  for_each_statement(
+      sql, [&](std::string_view stmt, bool last) { inspect_one(stmt, !complete && last, out); });
   return out;
 }
 

@@ -121,3 +121,14 @@ TEST_CASE("set_config() with literal arguments is a SET in configuration syntax"
   // A longer name that merely ends in set_config is something else.
   CHECK(fx("SELECT my_set_config_x(1)").empty());
 }
+
+TEST_CASE("plain queries and DML are stateless unless they lock, set_config or SELECT INTO") {
+  CHECK(fx("SELECT abalance FROM pgbench_accounts WHERE aid = 42").empty());
+  CHECK(fx("  (select 1) union (select 2)").empty());
+  CHECK(fx("/* c */ INSERT INTO t VALUES (1); UPDATE t SET v = 2; DELETE FROM t").empty());
+  CHECK(fx("with x as (select 1) select * from x").empty());
+  CHECK(fx("SELECT * INTO TEMP t2 FROM t").size() == 1);
+  CHECK(fx("-- note\nSELECT pg_advisory_lock(1)").size() == 1);
+  CHECK(fx("UPDATE t SET v = set_config('a.b', 'c', false)").size() == 1);
+  CHECK(fx("SELECT 1;").empty());
+}

@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -16,6 +17,14 @@
 
 namespace helios::server {
 namespace {
+
+// CPUs this process may run on (taskset, cgroup cpusets), not every CPU of the machine: more
+// workers than that only adds context switches.
+int usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return int(std::thread::hardware_concurrency());
+}
 
 Result<pool::ConnectorSettings> connector_settings(const control::Config& cfg) {
   pool::ConnectorSettings s;
@@ -131,7 +140,7 @@ Status Server::start() {
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
 
   raise_fd_limit(*cfg);
-  int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : int(std::thread::hardware_concurrency());
+  int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : usable_cpus();
   if (n < 1) n = 1;
   if (n > 64) n = 64;
   io::HostPort hp{cfg->proxy.listen_address.host, cfg->proxy.listen_address.port};
@@ -173,9 +182,9 @@ Status Server::start() {
     return failed;
   }
   ready_.store(true, std::memory_order_release);
-  log::info("heliosproxy {} listening on {} ({} workers, {} mode, {} data path)", HELIOS_VERSION,
-            cfg->proxy.listen_address.to_string(), n, control::to_string(cfg->proxy.mode),
-            control::to_string(cfg->proxy.data_path));
+  log::info("heliosproxy {} listening on {} ({} worker{}, {} mode, {} data path)", HELIOS_VERSION,
+            cfg->proxy.listen_address.to_string(), n, n == 1 ? "" : "s",
+            control::to_string(cfg->proxy.mode), control::to_string(cfg->proxy.data_path));
   return {};
 }
 

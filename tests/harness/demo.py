@@ -22,7 +22,7 @@ from .wire import LoginError, RawConn
 
 POOL = 10
 SMALL_TENANT, SMALL_LIMIT = "tenant_small_acme", 5
-METERED_TENANT, METERED_QPS = "tenant_metered_globex", 200
+METERED_TENANT, METERED_QPS, METERED_BURST = "tenant_metered_globex", 200, 20
 
 QUOTAS = {
     "tenant_quotas": {
@@ -30,7 +30,10 @@ QUOTAS = {
         "identifier": "application_name",
         "limits": [
             {"tenant_pattern": "tenant_small_*", "max_connections": SMALL_LIMIT},
-            {"tenant_pattern": "tenant_metered_*", "max_qps": METERED_QPS},
+            # A small burst and a long enough wait: over its rate the tenant's statements queue
+            # (the bucket refills at max_qps) instead of being refused with 53400.
+            {"tenant_pattern": "tenant_metered_*", "max_qps": METERED_QPS,
+             "qps_burst": METERED_BURST, "qps_max_wait": "5s"},
         ],
     },
 }
@@ -167,8 +170,8 @@ def main() -> int:
                 say(f"   {SMALL_TENANT}: max_connections = {SMALL_LIMIT}")
                 for line in connection_quota(proxy):
                     say(line)
-                say(f"   {METERED_TENANT}: max_qps = {METERED_QPS}, driven by pgbench "
-                    "-R 1000 (10 clients, 5 s)")
+                say(f"   {METERED_TENANT}: max_qps = {METERED_QPS} (burst {METERED_BURST}, "
+                    "qps_max_wait 5s), driven by pgbench -R 1000 (10 clients, 5 s)")
                 q = pgbench(proxy.conninfo(BENCH_USER, "bench", application_name=METERED_TENANT),
                             clients=10, jobs=2, seconds=5, select_only=True, rate=1000,
                             timeout=60)

@@ -124,9 +124,10 @@ def test_seed_monitoring_script_runs_unmodified(proxy_factory, tmp_path):
     held += hold(proxy, "free_rider", 1)
     for c in held:
         c.execute("SELECT 1")
-    # Some load, so qps and latencies are not all zero.
+    # Some load, so qps and latencies are not all zero; paced below the tenant's max_qps (1000),
+    # or on a fast machine its statements would wait past qps_max_wait and be refused (53400).
     r = pgbench(proxy.conninfo(BENCH_USER, "bench", application_name="tenant_medium_co"),
-                clients=4, seconds=2, select_only=True)
+                clients=4, seconds=2, select_only=True, rate=400)
     assert r.clean, r.describe()
 
     src = SEED_SCRIPT.read_text()

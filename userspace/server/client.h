@@ -67,8 +67,9 @@ struct Client {
                                  // refused extended-protocol message: discard until Sync
   uint16_t inflight = 0;         // io_uring ops outstanding that reference this slot
   uint32_t outstanding = 0;      // ReadyForQuery messages the client still expects
-  uint32_t rfq_sent = 0;    // Query/Sync/FunctionCall messages forwarded to a server (wrapping)
-  uint32_t rfq_seen = 0;    // ReadyForQuery replies to them
+  // Query/Sync/FunctionCall messages forwarded to a server (wrapping); rfq_sent - outstanding
+  // of them have been answered.
+  uint32_t rfq_sent = 0;
   uint32_t cancel_key = 0;  // secret half of the BackendKeyData the proxy issued
 
   Nanos state_since = 0;

@@ -102,4 +102,27 @@ std::string_view reported_value(const std::string& value) {
   return value;
 }
 
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string* find_param(ParamPairs& l, std::string_view name) {
+  for (auto& [k, v] : l)
+    if (iequals(k, name)) return &v;
+  return nullptr;
+}
+
+const std::string* find_param(const ParamPairs& l, std::string_view name) {
+  for (const auto& [k, v] : l)
+    if (iequals(k, name)) return &v;
+  return nullptr;
+}
+
 }  // namespace helios::server

@@ -41,6 +41,10 @@ class ParamInterner {
 
 // Parameter names are stored lower-cased (PostgreSQL's GUC names are case-insensitive).
 std::string lower(std::string_view s);
+bool iequals(std::string_view a, std::string_view b);  // ASCII case-insensitive
+// The value of parameter `name` in a list of (name, value) pairs, names compared ignoring case.
+std::string* find_param(ParamPairs& l, std::string_view name);
+const std::string* find_param(const ParamPairs& l, std::string_view name);
 
 // How a carried value is replayed on a backend. A value the server reported (ParameterStatus)
 // is plain and replayed as a literal: SET name TO 'value'. A client's SET is replayed as the

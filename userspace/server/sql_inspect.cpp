@@ -220,20 +220,13 @@ std::string_view first_keyword(std::string_view s) {
   return s.substr(i, j - i);
 }
 
-bool ieq(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower_ch(a[i]) != lower_b[i]) return false;
-  return true;
-}
-
 // Plain queries and DML (most of the traffic) change session state only through functions they
 // call or SELECT ... INTO TEMP: skip the word-by-word analysis when none of those appear.
 bool plainly_stateless(std::string_view stmt) {
   std::string_view kw = first_keyword(stmt);
-  bool query = ieq(kw, "select") || ieq(kw, "with");  // SELECT ... INTO TEMP t
-  bool dml = query || ieq(kw, "insert") || ieq(kw, "update") || ieq(kw, "delete") ||
-             ieq(kw, "values") || ieq(kw, "table");
+  bool query = iequals(kw, "select") || iequals(kw, "with");  // SELECT ... INTO TEMP t
+  bool dml = query || iequals(kw, "insert") || iequals(kw, "update") || iequals(kw, "delete") ||
+             iequals(kw, "values") || iequals(kw, "table");
   return dml && !contains_ci(stmt, "advisory") && !contains_ci(stmt, "set_config") &&
          !(query && contains_ci(stmt, "into"));
 }
@@ -417,6 +410,11 @@ std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete) {
   for_each_statement(
       sql, [&](std::string_view stmt, bool last) { inspect_one(stmt, !complete && last, out); });
   return out;
+}
+
+bool pins_session(const SessionEffect& e, const std::vector<std::string>& extras) {
+  return e.kind == SessionEffect::Kind::kPin ||
+         (e.kind == SessionEffect::Kind::kSet && !is_carried_parameter(e.name, extras));
 }
 
 bool is_carried_parameter(std::string_view n, const std::vector<std::string>& extras) {

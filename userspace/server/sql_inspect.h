@@ -56,4 +56,8 @@ std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete);
 // idle_in_transaction_session_timeout, and the configured extras.
 bool is_carried_parameter(std::string_view lower_name, const std::vector<std::string>& extras);
 
+// True if the effect binds the session to its backend: a pin, or a SET of a parameter the proxy
+// does not carry (with `extras` the configured track_parameters).
+bool pins_session(const SessionEffect& e, const std::vector<std::string>& extras);
+
 }  // namespace helios::server

@@ -139,8 +139,8 @@ class Worker final : public pool::Messenger {
   void emit_synthetic(Client* c);  // synthesized replies now due, to the client
   // Session effects of a statement (SET tracking, pins, DEALLOCATE/DISCARD); false = refused.
   bool apply_effects(Client* c, const std::vector<SessionEffect>& effects, std::string* refusal);
-  // A ReadyForQuery of the client's own arrived (rfq_seen counted): staged effects of answered
-  // statements join their transaction, which commits them or drops them as it ends.
+  // A ReadyForQuery of the client's own arrived (outstanding counted down): staged effects of
+  // answered statements join their transaction, which commits them or drops them as it ends.
   void settle_effects(Client* c, char tx_status);
   void commit_effects(Client* c, const std::vector<SessionEffect>& effects);
   void ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,

@@ -12,32 +12,6 @@
 #include "server/worker.h"
 
 namespace helios::server {
-namespace {
-
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string* find_ci(pool::ParamList& l, std::string_view name) {
-  for (auto& [k, v] : l)
-    if (ieq(k, name)) return &v;
-  return nullptr;
-}
-
-const std::string* find_ci(const pool::ParamList& l, std::string_view name) {
-  for (const auto& [k, v] : l)
-    if (ieq(k, name)) return &v;
-  return nullptr;
-}
-
-}  // namespace
 
 // Queues the SET/RESET statements that make the backend's session parameters what the client
 // expects, in front of the client's queued messages; their replies are swallowed. Cheap when
@@ -56,7 +30,7 @@ void Worker::sync_parameters(Client* c, pool::Backend* b) {
   if (c->params) {
     for (const auto& [name, value] : c->params->pairs()) {
       if (!settable(name)) continue;
-      std::string* cur = find_ci(b->params, name);
+      std::string* cur = find_param(b->params, name);
       if (cur && *cur == value) continue;
       add(set_parameter_sql(name, value));
       if (cur)
@@ -71,7 +45,7 @@ void Worker::sync_parameters(Client* c, pool::Backend* b) {
       ++it;
       continue;
     }
-    const std::string* def = find_ci(defaults, name);
+    const std::string* def = find_param(defaults, name);
     if (def) {
       if (*def != it->second) {
         add(set_parameter_sql(name, *def));
@@ -183,7 +157,6 @@ void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view
     c->session->pending.clear();
     c->session->staged.clear();  // their statements never ran
   }
-  c->rfq_seen = c->rfq_sent;
   std::string out;
   for (uint32_t i = 0; i < c->outstanding; ++i) {
     pg::write_error_response(out, "ERROR", sqlstate, message);

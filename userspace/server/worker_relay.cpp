@@ -330,21 +330,10 @@ struct ClientHandler {
         refuse_transaction(m);
         return true;
       }
-      // A named statement the proxy tracks changes the session at each execution (see
-      // on_bind), not here; pin_policy = "error" still refuses it up front.
-      bool per_execution =
-          !name.empty() && c->track_statements && m.complete() &&
-          w.cfg_->connection_pool.prepared_statement_mode == control::PreparedStatementMode::kTrack;
-      if (!per_execution && !effects(inspect_sql(query, m.complete()), m)) return true;
-      if (per_execution && w.cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
-        auto fx = inspect_sql(query, true);  // only what would pin: refused here and now
-        const auto& extras = w.cfg_->connection_pool.track_parameters;
-        std::erase_if(fx, [&](const SessionEffect& e) {
-          return e.kind != SessionEffect::Kind::kPin &&
-                 (e.kind != SessionEffect::Kind::kSet || is_carried_parameter(e.name, extras));
-        });
-        if (!effects(fx, m)) return true;
-      }
+      // A statement the proxy tracks (interned below) changes the session at each execution
+      // (on_bind), not at its Parse.
+      bool tracked = !name.empty() && c->track_statements && m.complete();
+      if (!tracked && !effects(inspect_sql(query, m.complete()), m)) return true;
     }
     if (name.empty()) return false;  // unnamed: lives until the next Parse; passes through
     auto mode = w.cfg_->connection_pool.prepared_statement_mode;
@@ -376,6 +365,13 @@ struct ClientHandler {
       return false;
     }
     PreparedPtr stmt = w.ctx_.prepared.intern(tail);
+    // pin_policy = "error" refuses a statement that would pin at its Parse, not at a later Bind.
+    if (w.cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
+      std::vector<SessionEffect> pins;
+      for (const auto& e : stmt->effects)
+        if (pins_session(e, w.cfg_->connection_pool.track_parameters)) pins.push_back(e);
+      if (!effects(pins, m)) return true;
+    }
     session().statements[std::string(name)] = stmt;
     forward = false;
     if (!leased()) {
@@ -731,7 +727,6 @@ struct BackendHandler {
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
         if (forward) {
           if (c->outstanding > 0) --c->outstanding;
-          ++c->rfq_seen;
           if (c->session) w.settle_effects(c, b->tx_status);
           lease_may_end = true;
           if (c->tenant && c->query_started) {

@@ -25,18 +25,11 @@ void remove_name(std::vector<std::string>& names, const std::string& name) {
 
 using K = SessionEffect::Kind;
 
-// Effects that follow the transaction's fate.
+// Effects that follow the transaction's fate (a SET of a parameter the proxy does not carry
+// pins at once instead).
 bool transactional(const SessionEffect& e, const std::vector<std::string>& extras) {
-  switch (e.kind) {
-    case K::kReset:
-    case K::kResetAll:
-    case K::kUnpin:
-      return true;
-    case K::kSet:  // a carried parameter; any other SET pins at once
-      return is_carried_parameter(e.name, extras);
-    default:
-      return false;
-  }
+  return e.kind == K::kReset || e.kind == K::kResetAll || e.kind == K::kUnpin ||
+         (e.kind == K::kSet && !pins_session(e, extras));
 }
 
 }  // namespace
@@ -48,8 +41,7 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
   // pin_policy = "error": refuse the whole statement before any of it counts.
   if (cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
     for (const auto& e : effects) {
-      if (e.kind != K::kPin && (e.kind != K::kSet || is_carried_parameter(e.name, extras)))
-        continue;
+      if (!pins_session(e, extras)) continue;
       PinReason reason = e.kind == K::kPin ? e.reason : PinReason::kUntrackedSet;
       *refusal = std::string(reason == PinReason::kUntrackedSet
                                  ? "SET of a parameter the proxy does not carry"
@@ -116,7 +108,8 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
 
 void Worker::settle_effects(Client* c, char tx_status) {
   ClientSession& s = *c->session;
-  while (!s.staged.empty() && int32_t(s.staged.front().at_ready - c->rfq_seen) <= 0) {
+  uint32_t answered = c->rfq_sent - c->outstanding;
+  while (!s.staged.empty() && int32_t(s.staged.front().at_ready - answered) <= 0) {
     s.in_txn.push_back(std::move(s.staged.front().effect));
     s.staged.pop_front();
   }
@@ -142,10 +135,10 @@ void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects
         std::string v = raw_value(e.value);
         c->params = ctx_.params.with(c->params, e.name, &v);
         if (b) {  // the backend holds it now
-          bool found = false;
-          for (auto& [k, val] : b->params)
-            if (lower(k) == e.name) val = v, found = true;
-          if (!found) b->params.emplace_back(e.name, v);
+          if (std::string* cur = find_param(b->params, e.name))
+            *cur = v;
+          else
+            b->params.emplace_back(e.name, v);
           b->synced_params = c->params;
         }
         break;
@@ -160,7 +153,7 @@ void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects
         const std::string* start = c->startup_params ? c->startup_params->find(e.name) : nullptr;
         c->params = ctx_.params.with(c->params, e.name, start);
         if (b) {
-          std::erase_if(b->params, [&](const auto& kv) { return lower(kv.first) == e.name; });
+          std::erase_if(b->params, [&](const auto& kv) { return iequals(kv.first, e.name); });
           b->synced_params.reset();
         }
         remove_name(s.pins[size_t(PinReason::kUntrackedSet)], e.name);

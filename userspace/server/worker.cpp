@@ -31,6 +31,8 @@ const char* to_string(ClientState s) {
       return "idle";
     case ClientState::kQueued:
       return "queued";
+    case ClientState::kThrottled:
+      return "throttled";
     case ClientState::kActive:
       return "active";
     case ClientState::kClosing:

@@ -51,56 +51,65 @@ double round_ms(double ms) {
   return std::round(ms * 1000.0) / 1000.0;
 }
 
-json tutorial_pool_stats_json(const ProxySnapshot& s) {
-  int64_t total = 0, active = 0, idle = 0, waiting = 0;
+namespace {
+
+// Every pool's counts added up.
+struct PoolTotals {
+  int64_t total = 0, active = 0, idle = 0, waiting = 0, max = 0, connecting = 0;
   uint64_t acquires = 0, releases = 0, lease_ns = 0;
+};
+
+PoolTotals pool_totals(const ProxySnapshot& s) {
+  PoolTotals t;
   for (const PoolSample& p : s.pools) {
-    total += p.snap.total;
-    active += p.snap.active;
-    idle += p.snap.idle;
-    waiting += p.snap.waiting;
-    acquires += p.snap.acquires;
-    releases += p.snap.releases;
-    lease_ns += p.lease_ns_total;
+    t.total += p.snap.total;
+    t.active += p.snap.active;
+    t.idle += p.snap.idle;
+    t.waiting += p.snap.waiting;
+    t.max += p.snap.max;
+    t.connecting += p.snap.connecting;
+    t.acquires += p.snap.acquires;
+    t.releases += p.snap.releases;
+    t.lease_ns += p.lease_ns_total;
   }
+  return t;
+}
+
+}  // namespace
+
+json tutorial_pool_stats_json(const ProxySnapshot& s) {
+  PoolTotals t = pool_totals(s);
   return json{
       {"mode", std::string(to_string(s.mode))},
-      {"total_connections", total},
-      {"active_leases", active},
-      {"idle_connections", idle},
-      {"waiting_requests", waiting},
-      {"total_acquires", acquires},
-      {"total_releases", releases},
-      {"avg_lease_duration_ms", round_ms(releases ? double(lease_ns) / double(releases) / 1e6 : 0)},
+      {"total_connections", t.total},
+      {"active_leases", t.active},
+      {"idle_connections", t.idle},
+      {"waiting_requests", t.waiting},
+      {"total_acquires", t.acquires},
+      {"total_releases", t.releases},
+      {"avg_lease_duration_ms",
+       round_ms(t.releases ? double(t.lease_ns) / double(t.releases) / 1e6 : 0)},
   };
 }
 
 json pool_stats_json(const ProxySnapshot& s, uint64_t quota_rejections_1h) {
-  int64_t total = 0, active = 0, idle = 0, waiting = 0, max = 0, connecting = 0;
+  PoolTotals t = pool_totals(s);
   json pools = json::array();
-  for (const PoolSample& p : s.pools) {
-    total += p.snap.total;
-    active += p.snap.active;
-    idle += p.snap.idle;
-    waiting += p.snap.waiting;
-    max += p.snap.max;
-    connecting += p.snap.connecting;
-    pools.push_back(pool_json(p));
-  }
+  for (const PoolSample& p : s.pools) pools.push_back(pool_json(p));
   AtomicHistogram::Snapshot acquire = merged_acquire_latency(s);
   return json{
       {"mode", std::string(to_string(s.mode))},
-      {"active", active},
-      {"max", max},
-      {"idle", idle},
-      {"total", total},
-      {"connecting", connecting},
+      {"active", t.active},
+      {"max", t.max},
+      {"idle", t.idle},
+      {"total", t.total},
+      {"connecting", t.connecting},
       {"client_connections", s.client_connections},
       {"max_client_connections", s.max_client_connections},
       {"avg_acquire_ms", round_ms(avg_ms(acquire))},
       {"p99_acquire_ms", round_ms(p99_ms(acquire))},
       {"acquires", acquire.count},
-      {"queued_clients", waiting},
+      {"queued_clients", t.waiting},
       {"quota_rejections_1h", quota_rejections_1h},
       {"quota_rejections_total", total_quota_rejections(s)},
       {"pools", std::move(pools)},

@@ -310,7 +310,7 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
   if (was_active) w->f = st->frame;
 
   /* Walk only when the lease could be forwarded: a passed-up skb needs no framing. */
-  bool candidate = lease && peer_st;
+  bool candidate = lease && peer_st && !(role == SPLICE_ROLE_CLIENT && (flags & SPLICE_F_CLIENT_UP));
   if (candidate) {
     struct pg_walk_ctx wc = {skb, w};
     bpf_loop(PG_FRAME_MAX_STEPS, pg_frame_step, &wc, 0);
@@ -358,7 +358,13 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
           bool ends = w->rfq && lease->outstanding == w->rfq && w->last_status == 'I' &&
                       !lease->unsynced && !lease->client_mid && lease->mode != SPLICE_MODE_SESSION;
           bool last = w->rfq_end == len && end_at_boundary;
-          if (ends && !last) {
+          /* Statement mode: a statement that leaves a transaction open is the proxy's to
+           * refuse; that ReadyForQuery goes up. */
+          bool txn_open = w->rfq && lease->outstanding == w->rfq && w->last_status != 'I' &&
+                          lease->mode == SPLICE_MODE_STATEMENT;
+          if (txn_open) {
+            leave_active(lease, &snap, SPLICE_LEASE_HANDED_BACK, SPLICE_R_TXN_OPEN);
+          } else if (ends && !last) {
             leave_active(lease, &snap, SPLICE_LEASE_HANDED_BACK, SPLICE_R_BYTES_AFTER_END);
           } else {
             lease->outstanding -= w->rfq;

@@ -303,6 +303,11 @@ enum splice_ctl_flags {
   SPLICE_F_TRACK_NAMED = 1u << 0,      /* Parse / Close of a named statement or portal */
   SPLICE_F_QPS = 1u << 1,              /* statements take tokens from splice_qps[tenant] */
   SPLICE_F_PARAMETER_STATUS = 1u << 2, /* ParameterStatus from the backend */
+  /* The client direction stays in user space: every client skb goes up (the lease is not
+   * handed back for it); the kernel forwards only the backend's replies. The proxy's worker
+   * uses this: it keeps inspecting every statement (pins, SET tracking, QPS) and tells the
+   * kernel how many replies to expect by taking the lease back before it sends more. */
+  SPLICE_F_CLIENT_UP = 1u << 3,
 };
 
 enum splice_lease_state {
@@ -332,6 +337,7 @@ enum splice_reason {
   SPLICE_R_USER = 11,             /* user space took the lease back (unsplice) */
   SPLICE_R_NOT_CAUGHT_UP = 12,    /* activation refused: bytes reached user space after splice */
   SPLICE_R_REDIRECT_FAILED = 13,  /* the peer socket left the map */
+  SPLICE_R_TXN_OPEN = 14,         /* statement mode: the last ReadyForQuery left a transaction open */
 };
 
 /* Hash "splice_ctl": how user space wants one socket handled. Written by user space only

@@ -340,6 +340,52 @@ TEST_CASE("splice: ParameterStatus from the backend goes up when asked" *
   CHECK(evs[0].msg_type == 'S');
 }
 
+TEST_CASE("splice: with CLIENT_UP the client's bytes go up and the replies are forwarded" *
+          doctest::skip(skip_splice_tests())) {
+  // The worker's mode: it relays every client message itself (and takes the lease back before
+  // it sends one during a lease); the kernel carries the replies and ends the lease.
+  SpliceRig r;
+  r.splice(SPLICE_MODE_TRANSACTION, 1, SPLICE_F_CLIENT_UP);
+  std::string q = pgm::query("SELECT 2");
+  REQUIRE(send_all(r.app(), q));
+  CHECK(r.read_c(q.size()) == q);  // up, not to PostgreSQL
+  CHECK(recv_available(r.pg(), 30).empty());
+  CHECK(r.lease().state == SPLICE_LEASE_ACTIVE);  // not a hand-back
+  CHECK(r.lease().outstanding == 1);              // the kernel counted nothing of it
+  std::string resp = pgm::response(3);
+  REQUIRE(send_all(r.pg(), resp));
+  CHECK(recv_exact(r.app(), resp.size()) == resp);
+  CHECK(eventually([&] { return r.lease().state == SPLICE_LEASE_ENDED; }));
+  auto evs = r.events();
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0].kind == SPLICE_EV_LEASE_ENDED);
+  CHECK(evs[0].outstanding == 0);
+  CHECK(r.state(r.c.cookie).active == 0);  // the client direction was never the kernel's
+  CHECK(r.counters().queries == 0);
+  CHECK(r.counters().transactions == 1);
+}
+
+TEST_CASE("splice: statement mode hands back a ReadyForQuery that leaves a transaction open" *
+          doctest::skip(skip_splice_tests())) {
+  SpliceRig r;
+  r.splice(SPLICE_MODE_STATEMENT, 1, SPLICE_F_CLIENT_UP);
+  std::string resp = pgm::command_complete("BEGIN") + pgm::ready('T');
+  REQUIRE(send_all(r.pg(), resp));
+  CHECK(r.read_b(resp.size()) == resp);  // the proxy refuses it, so it must see it
+  CHECK(recv_available(r.app(), 30).empty());
+  auto evs = r.events();
+  REQUIRE(evs.size() == 1);
+  CHECK(evs[0].reason == SPLICE_R_TXN_OPEN);
+  CHECK(evs[0].outstanding == 1);
+  // In transaction mode the same reply is forwarded and the lease goes on.
+  SpliceRig t;
+  t.splice(SPLICE_MODE_TRANSACTION, 1, SPLICE_F_CLIENT_UP);
+  REQUIRE(send_all(t.pg(), resp));
+  CHECK(recv_exact(t.app(), resp.size()) == resp);
+  CHECK(t.lease().state == SPLICE_LEASE_ACTIVE);
+  CHECK(t.lease().tx_status == 'T');
+}
+
 TEST_CASE("splice: statements beyond the tenant's QPS tokens go to user space" *
           doctest::skip(skip_splice_tests())) {
   SpliceRig r;

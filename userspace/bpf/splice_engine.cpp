@@ -423,6 +423,8 @@ const char* splice_reason_name(uint32_t r) {
       return "not_caught_up";
     case SPLICE_R_REDIRECT_FAILED:
       return "redirect_failed";
+    case SPLICE_R_TXN_OPEN:
+      return "txn_open";
   }
   return "?";
 }

@@ -19,6 +19,10 @@ const char* to_string(BackendState s) {
 }
 
 void Backend::reset_for_reuse() {
+  if (splice_engine) (void)datapath::leave(*splice_engine, splice);
+  splice_engine = nullptr;
+  splice = {};
+  resume = {};
   fd.reset();
   state = BackendState::kClosed;
   pool = nullptr;

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/unique_fd.h"
+#include "datapath/kernel_lease.h"
 #include "pg/framer.h"
 #include "pool/pg_conn.h"
 #include "pool/statement_cache.h"
@@ -64,7 +65,12 @@ struct Backend {
   bool broken = false;        // I/O error or protocol violation: close instead of reuse
   bool forward_body = false;  // the body of the message being read goes to the client
   pg::StreamFramer framer;    // backend -> client direction
-  ParamList params;           // session parameters as the server reports / as the proxy set them
+  // Kernel data path: the socket's place in the splice engine (joined at its first lease on
+  // that path, left when it closes) and where its stream resumes after a kernel lease.
+  bpf::SpliceEngine* splice_engine = nullptr;
+  datapath::SpliceEndpoint splice;
+  datapath::SpliceContinuation resume;
+  ParamList params;  // session parameters as the server reports / as the proxy set them
   std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches
   StatementCache statements;                  // prepared statements (hp_<id>) this session holds
   std::unique_ptr<io::TlsConn> tls;           // [backend] sslmode: the session runs over TLS

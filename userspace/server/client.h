@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
+#include "datapath/kernel_lease.h"
 #include "io/send_queue.h"
 #include "io/tls.h"
 #include "pg/framer.h"
@@ -39,6 +41,16 @@ enum class ClientState : uint8_t {
 const char* to_string(ClientState s);
 
 struct StartupState;  // startup/auth scratch, freed once the client is authenticated
+
+// A client's side of the kernel data path (server/worker_kernel.cpp), allocated when its socket
+// first joins the splice engine: most clients never do, and an idle client stays small.
+struct ClientKernel {
+  datapath::SpliceEndpoint ep;                 // bytes read / written since it joined
+  std::optional<datapath::KernelLease> lease;  // while the backend's replies go through the kernel
+  uint32_t seq = 0;                            // lease sequence of this client
+  uint32_t spliced_outstanding = 0;            // Client::outstanding when the lease was spliced
+  bool fence = false;  // before the next write: the kernel's bytes must have left (drained)
+};
 
 struct Client {
   uint32_t slot = 0;
@@ -92,6 +104,7 @@ struct Client {
   bool sending_tls = false;          // the client send in flight is from tls->out()
   std::unique_ptr<ClientSession> session;
   std::unique_ptr<StartupState> startup;
+  std::unique_ptr<ClientKernel> kernel;  // joined the splice engine (kernel data path)
 
   pg::StreamFramer framer;  // client -> backend direction
   io::SendQueue to_backend;

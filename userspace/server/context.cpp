@@ -16,6 +16,7 @@ tenant::TenantLimits convert(const control::TenantLimits& l, const control::Conf
   t.max_transaction_duration = l.max_transaction_duration;
   t.weight = uint32_t(l.weight > 0 ? l.weight : 1);
   t.pool_mode_override = l.pool_mode == cfg.proxy.mode ? int8_t(-1) : int8_t(l.pool_mode);
+  t.data_path_override = l.data_path == cfg.proxy.data_path ? int8_t(-1) : int8_t(l.data_path);
   t.tier = -1;
   for (size_t i = 0; i < cfg.tiers.size(); ++i)
     if (cfg.tiers[i].name == l.tier) t.tier = int16_t(i);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bpf/edge_guard.h"
+#include "bpf/splice_engine.h"
 #include "control/config.h"
 #include "control/metrics_counters.h"
 #include "io/tls.h"
@@ -49,9 +50,17 @@ struct SharedContext {
   std::atomic<int64_t> pinned_clients{0};  // clients whose lease is pinned right now
   control::MetricsCounters metrics;        // errors by SQLSTATE, reloads, kernel-path bytes
   // Kernel features: 0 = not configured, 1 = active, -1 = configured but unavailable here.
-  enum KernelFeature { kEdgeGuard, kVipSteering, kSameHostBypass, kKernelFeatureCount };
+  enum KernelFeature {
+    kEdgeGuard,
+    kVipSteering,
+    kSameHostBypass,
+    kLeaseSplicing,
+    kKernelFeatureCount
+  };
   std::array<std::atomic<int>, kKernelFeatureCount> kernel_features{};
   bpf::EdgeGuard* edge_guard = nullptr;  // set once at start when the XDP guard is attached
+  // Lease splicing (data_path kernel/auto, docs/datapath.md): loaded once at start, else null.
+  bpf::SpliceEngine* splice = nullptr;
 
   // Server-side TLS for clients ([tls]); replaced on reload so new certificates apply to new
   // connections.

@@ -8,17 +8,18 @@
 namespace helios::server {
 
 enum class Op : uint8_t {
-  kAccept = 1,   // multishot accept on the worker's listener
-  kClientRecv,   // multishot recv on a client socket           slot = client
-  kClientSend,   // send to a client                            slot = client
-  kBackendRecv,  // recv on a leased / cleaning backend         slot = backend
-  kBackendSend,  // send to a backend (client's outgoing queue) slot = client
-  kGrant,        // msg_ring: a pool granted backend `res`      slot = client
-  kFail,         // msg_ring: the pool failed the wait (res = reason)  slot = client
-  kMail,         // msg_ring: drain the mailbox
-  kMsgSent,      // our own msg_ring SQE failed (success CQEs are skipped)
-  kControlSend,  // proxy-internal query to a backend           slot = backend
-  kCancelOp,     // our ASYNC_CANCEL of a backend recv          slot = backend
+  kAccept = 1,    // multishot accept on the worker's listener
+  kClientRecv,    // multishot recv on a client socket           slot = client
+  kClientSend,    // send to a client                            slot = client
+  kBackendRecv,   // recv on a leased / cleaning backend         slot = backend
+  kBackendSend,   // send to a backend (client's outgoing queue) slot = client
+  kGrant,         // msg_ring: a pool granted backend `res`      slot = client
+  kFail,          // msg_ring: the pool failed the wait (res = reason)  slot = client
+  kMail,          // msg_ring: drain the mailbox
+  kMsgSent,       // our own msg_ring SQE failed (success CQEs are skipped)
+  kControlSend,   // proxy-internal query to a backend           slot = backend
+  kCancelOp,      // our ASYNC_CANCEL of a backend recv          slot = backend
+  kSpliceEvents,  // POLL_ADD on this worker's splice event ring (kernel data path)
 };
 
 inline uint64_t pack(Op op, uint32_t slot, uint32_t gen) {

@@ -77,6 +77,37 @@ bool ResponseTracker::only_synthetic() const {
   return true;
 }
 
+bool ResponseTracker::all_forwarded() const {
+  if (skipping_) return false;
+  const TrackBlockPool::Block* b = head_;
+  uint32_t idx = head_idx_;
+  for (uint32_t n = 0; n < size_; ++n) {
+    if (idx == TrackBlockPool::kEntries) {
+      b = b->next;
+      idx = 0;
+    }
+    if (b->e[idx].reply != Reply::kForward || b->e[idx].stmt != 0) return false;
+    ++idx;
+  }
+  return true;
+}
+
+static bool ends_in_ready(Expect e) {
+  return e == Expect::kSync || e == Expect::kQuery;
+}
+
+void ResponseTracker::drop_answered(TrackBlockPool& pool, uint32_t n) {
+  while (n > 0 && size_) {
+    if (ends_in_ready(front()->expect)) --n;
+    pop(pool);
+  }
+}
+
+void ResponseTracker::merge_head_request(TrackBlockPool& pool) {
+  while (size_ && !ends_in_ready(front()->expect)) pop(pool);
+  if (size_) *front() = TrackEntry{Expect::kQuery, Reply::kForward, false, 0};
+}
+
 void ResponseTracker::skip_to_sync(TrackBlockPool& pool, SkipFn skipped, void* ctx) {
   while (size_ && front()->expect != Expect::kSync) {
     if (skipped) skipped(ctx, *front());

@@ -119,6 +119,17 @@ class ResponseTracker {
   // True if every pending reply is one the proxy makes up (no server involved).
   bool only_synthetic() const;
 
+  // Kernel data path (server/worker_kernel.cpp). True when every pending reply goes to the
+  // client exactly as the server sends it: nothing synthesized or swallowed, no prepared
+  // statement to follow, not skipping after an error. Only then may the kernel carry them.
+  bool all_forwarded() const;
+  // The kernel forwarded the replies to the first `n` requests that end in a ReadyForQuery
+  // (Query, Sync): drop their entries.
+  void drop_answered(TrackBlockPool& pool, uint32_t n);
+  // The kernel may have forwarded part of the next request's replies: its entries become one
+  // that takes everything up to its ReadyForQuery.
+  void merge_head_request(TrackBlockPool& pool);
+
  private:
   TrackEntry* front() { return size_ ? &head_->e[head_idx_] : nullptr; }
   void pop(TrackBlockPool& pool);

@@ -111,9 +111,6 @@ ReloadOutcome Server::last_reload() const {
 Status Server::start() {
   auto cfg = config();
   set_log_level(cfg->proxy.log_level);
-  if (cfg->proxy.data_path == control::DataPathMode::kKernel)
-    return Error{ENOTSUP,
-                 "data_path \"kernel\" unavailable: this build has no kernel data path yet"};
   // Signals are read from a signalfd by the control loop: block them in every thread.
   sigset_t set;
   sigemptyset(&set);
@@ -155,6 +152,7 @@ Status Server::start() {
     workers_.push_back(std::move(w));
   }
   attach_kernel_features(*cfg, listeners.front().get());
+  load_splice_engine(*cfg, n);
   control_messenger_ = std::make_unique<ThreadMessenger>(ctx_);
   // Each ring is created on the thread that will submit to it (IORING_SETUP_SINGLE_ISSUER).
   std::vector<std::promise<Status>> inits(static_cast<size_t>(n));
@@ -301,6 +299,46 @@ void Server::drain() {
 
 void Server::upkeep(Nanos now) {
   for (pool::Pool* p : ctx_.pools->all()) p->upkeep(*control_messenger_, now);
+  if (splice_counters_) {
+    // What the kernel forwarded joins the same byte counters as the user-space relay. (Queries
+    // and transactions of kernel leases are counted by the workers from the lease results.)
+    std::vector<uint32_t> ids;
+    ctx_.tenants.for_each([&](tenant::TenantState& t) {
+      if (t.index() < HELIOS_SOCK_MAX_TENANTS) ids.push_back(t.index());
+    });
+    if (auto deltas = splice_counters_->poll(ids)) {
+      for (const auto& d : *deltas) {
+        ctx_.metrics.add_bytes(control::BytePath::kKernel, control::ByteDirection::kClientToServer,
+                               d.bytes_to_backend);
+        ctx_.metrics.add_bytes(control::BytePath::kKernel, control::ByteDirection::kServerToClient,
+                               d.bytes_to_client);
+      }
+    }
+  }
+}
+
+// data_path "kernel" or "auto" anywhere in the config: the splice engine is loaded once. If the
+// kernel lacks something, one line says so and every lease runs in user space.
+void Server::load_splice_engine(const control::Config& cfg, int workers) {
+  bool wanted = cfg.proxy.data_path != control::DataPathMode::kUserspace;
+  for (const auto& r : cfg.tenant_quotas.limits)
+    wanted = wanted || r.limits.data_path != control::DataPathMode::kUserspace;
+  if (!wanted) return;
+  bpf::SpliceOptions o;
+  o.instance = cfg.proxy.instance;
+  o.workers = uint16_t(workers);
+  auto eng = bpf::SpliceEngine::load(o);
+  if (!eng) {
+    ctx_.kernel_features[SharedContext::kLeaseSplicing] = -1;
+    log::warn("data_path \"{}\" unavailable, falling back to userspace: {}",
+              control::to_string(cfg.proxy.data_path), eng.error().message);
+    return;
+  }
+  splice_ = std::make_unique<bpf::SpliceEngine>(std::move(*eng));
+  splice_counters_ = std::make_unique<datapath::KernelTenantCounters>(*splice_);
+  ctx_.splice = splice_.get();
+  ctx_.kernel_features[SharedContext::kLeaseSplicing] = 1;
+  log::info("kernel lease splicing on (maps under {})", splice_->pin_path());
 }
 
 int Server::run() {

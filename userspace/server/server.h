@@ -16,6 +16,7 @@
 #include "bpf/vip_steering.h"
 #include "common/result.h"
 #include "control/config.h"
+#include "datapath/kernel_accounting.h"
 #include "server/context.h"
 #include "server/worker.h"
 
@@ -61,6 +62,11 @@ class Server {
   std::shared_ptr<const control::Config> cfg_;
   ReloadOutcome last_reload_;
 
+  // Lease splicing (data_path kernel/auto): declared before ctx_ so it outlives the backends
+  // and clients that joined it. Its per-tenant counters go into the byte metrics at upkeep.
+  std::unique_ptr<bpf::SpliceEngine> splice_;
+  std::unique_ptr<datapath::KernelTenantCounters> splice_counters_;
+  void load_splice_engine(const control::Config& cfg, int workers);
   SharedContext ctx_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -67,6 +67,7 @@ Status Worker::init(UniqueFd listener) {
 
 void Worker::run() {
   arm_accept();
+  arm_splice_events();
   next_tick_ = monotonic_now() + kTick;
   while (true) {
     if (bufs_->publish() && !starved_.empty()) {
@@ -151,6 +152,9 @@ void Worker::dispatch(const io_uring_cqe& cqe) {
       return;
     }
     case Op::kCancelOp:
+      return;
+    case Op::kSpliceEvents:
+      on_splice_events();
       return;
     case Op::kMsgSent:
       log::error("worker {}: msg_ring failed: {}", id_, std::strerror(-cqe.res));
@@ -365,6 +369,7 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
     bufs_->on_delivered(bid);
     stats_.bytes_from_clients.fetch_add(uint64_t(res), std::memory_order_relaxed);
+    if (c->kernel) c->kernel->ep.on_read(uint64_t(res));
     if (c->state != ClientState::kClosing) {
       if (c->tls) {
         // TLS: decrypt; the plaintext is relayed as copies (no receive buffer behind it).
@@ -454,6 +459,10 @@ void Worker::flush_client(Client* c) {
     return;
   }
   if (c->to_client.in_flight() || c->to_client.empty()) return;
+  if (c->kernel) {  // kernel data path: the kernel's bytes to this socket go first
+    if (c->kernel->lease && !settle_kernel_lease(c)) return;
+    if (!fence_open(c) || c->to_client.in_flight() || c->to_client.empty()) return;
+  }
   submit_send(c->to_client, c->fd, pack(Op::kClientSend, c->slot, c->gen));
   ++c->inflight;
 }
@@ -467,6 +476,7 @@ void Worker::on_client_send(Client* c, int res) {
   io::SendQueue& q = c->sending_tls ? c->tls->out() : c->to_client;
   c->sending_tls = false;
   complete_send(q, res);
+  if (c->kernel && res > 0) c->kernel->ep.on_written(uint64_t(res));
   if (res < 0) {
     q.clear(*chunks_);
     c->to_client.clear_if_idle(*chunks_);
@@ -506,6 +516,7 @@ void Worker::send_error(Client* c, bool fatal, std::string_view sqlstate, std::s
 
 void Worker::close_client(Client* c) {
   if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
+  if (c->kernel && c->kernel->lease) drop_kernel_lease(c);
   Nanos now = monotonic_now();
   if (c->state == ClientState::kQueued || c->state == ClientState::kWelcome) {
     if (c->gate_waiting) {
@@ -553,6 +564,10 @@ void Worker::maybe_free(Client* c) {
   if (c->pinned) ctx_.pinned_clients.fetch_sub(1, std::memory_order_relaxed);
   c->pinned = false;
   c->session.reset();
+  if (c->kernel) {
+    if (ctx_.splice) (void)datapath::leave(*ctx_.splice, c->kernel->ep);
+    c->kernel.reset();
+  }
   ::close(c->fd);
   c->fd = -1;
   c->params.reset();
@@ -564,6 +579,7 @@ void Worker::maybe_free(Client* c) {
 // ---------------------------------------------------------------------------------- timers
 
 void Worker::on_tick(Nanos now) {
+  if (!fenced_.empty()) retry_fences();
   // Startup and auth must finish within startup_timeout.
   while (Client* c = startup_list_.head) {
     if (now < c->deadline) break;

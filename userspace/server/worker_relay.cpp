@@ -507,6 +507,8 @@ struct ClientHandler {
 };
 
 void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len) {
+  // Kernel data path: the worker relays this itself, so the replies come back to it first.
+  if (c->kernel && c->kernel->lease && !settle_kernel_lease(c)) return;
   if (stopping_ && c->state == ClientState::kIdle && c->ran_transaction) {
     // Draining: no new transactions from clients that already had theirs (a client saying
     // goodbye just goes).
@@ -582,6 +584,7 @@ void Worker::flush_backend(Client* c) {
     c->sending_to = b;
     return;
   }
+  if (c->kernel) maybe_splice(c, b);  // the replies to what goes now may go through the kernel
   submit_send(c->to_backend, b->fd.get(), pack(Op::kBackendSend, c->slot, c->gen));
   ++c->inflight;
   ++b->inflight;
@@ -826,6 +829,16 @@ void Worker::arm_backend_recv(pool::Backend* b) {
 }
 
 void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
+  if (res > 0 && b->splice.joined) {
+    b->splice.on_read(uint64_t(res));
+    // Bytes from a backend whose replies the kernel was carrying: the kernel handed the lease
+    // back (or ended it and these came after). Settle it before they are relayed. The recv
+    // still counts as in flight, so an ended lease's backend is not released under our feet.
+    if (b->state == pool::BackendState::kLeased && b->finish == pool::Backend::Finish::kNone)
+      if (Client* owner = client_at(b->client_slot, b->client_gen);
+          owner && owner->backend == b && owner->kernel && owner->kernel->lease)
+        (void)settle_kernel_lease(owner);
+  }
   b->recv_armed = false;
   --b->inflight;
   Client* c = nullptr;
@@ -851,7 +864,12 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       h.data = reinterpret_cast<const uint8_t*>(plain.data());
       if (!plain.empty()) b->framer.feed(h.data, uint32_t(plain.size()), h);
     } else {
-      b->framer.feed(bufs_->data(bid), uint32_t(res), h);
+      // After a kernel lease: first the rest of a message the kernel began, sent on raw.
+      bool ready = false;
+      uint32_t raw = resume_backend(b, c, bid, bufs_->data(bid), uint32_t(res), &ready);
+      h.data = bufs_->data(bid) + raw;
+      h.lease_may_end = ready;
+      b->framer.feed(h.data, uint32_t(res) - raw, h);
       bufs_->unref(bid);
     }
     if (c) {

@@ -71,6 +71,7 @@ TenantLimits TenantState::limits() const {
   l.max_transaction_duration = max_txn_.load(std::memory_order_relaxed);
   l.weight = weight_.load(std::memory_order_relaxed);
   l.pool_mode_override = pool_mode_.load(std::memory_order_relaxed);
+  l.data_path_override = data_path_.load(std::memory_order_relaxed);
   l.tier = tier_.load(std::memory_order_relaxed);
   return l;
 }
@@ -88,6 +89,7 @@ void TenantState::set_limits(const TenantLimits& l, Nanos now) {
   max_txn_.store(l.max_transaction_duration, std::memory_order_relaxed);
   weight_.store(std::max<uint32_t>(1, l.weight), std::memory_order_relaxed);
   pool_mode_.store(l.pool_mode_override, std::memory_order_relaxed);
+  data_path_.store(l.data_path_override, std::memory_order_relaxed);
   tier_.store(l.tier, std::memory_order_relaxed);
 }
 

@@ -66,6 +66,7 @@ class TenantState {
   void set_rule(int16_t rule) { rule_.store(rule, std::memory_order_relaxed); }
   uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
   int8_t pool_mode_override() const { return pool_mode_.load(std::memory_order_relaxed); }
+  int8_t data_path_override() const { return data_path_.load(std::memory_order_relaxed); }
   int16_t tier() const { return tier_.load(std::memory_order_relaxed); }
   Nanos qps_max_wait() const { return qps_max_wait_.load(std::memory_order_relaxed); }
   Nanos max_transaction_duration() const { return max_txn_.load(std::memory_order_relaxed); }
@@ -131,6 +132,7 @@ class TenantState {
   std::atomic<int16_t> rule_{-1};
   std::atomic<int16_t> tier_{-1};
   std::atomic<int8_t> pool_mode_{-1};
+  std::atomic<int8_t> data_path_{-1};
   uint8_t name_len_ = 0;
   char name_[kMaxTenantName + 1] = {};
 };

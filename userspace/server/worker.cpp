@@ -405,6 +405,11 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     }
     return;
   }
+  if (res == -EAGAIN && c->kernel) {  // in the splice engine: woken for bytes the verdict took
+    if (!c->recv_armed && c->state != ClientState::kClosing) arm_client_recv(c);
+    maybe_free(c);
+    return;
+  }
   if (res == -ECANCELED && c->recv_paused) {
     maybe_free(c);
     return;

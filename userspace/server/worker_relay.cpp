@@ -905,7 +905,9 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     on_backend_recv_unattached(b, /*had_data=*/true);
     return;
   }
-  if (res == -ENOBUFS) {  // out of receive buffers for a moment: try again next round
+  // ENOBUFS: out of receive buffers for a moment. EAGAIN: the socket is in the splice engine
+  // and the verdict forwarded what woke the recv. Either way: try again.
+  if (res == -ENOBUFS || res == -EAGAIN) {
     arm_backend_recv(b);
     return;
   }

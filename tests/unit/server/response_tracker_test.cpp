@@ -168,3 +168,48 @@ TEST_CASE("a ReadyForQuery while skipping with no Sync queued is unexpected") {
   t.clear(pool);
   CHECK(t.empty());
 }
+
+TEST_CASE("kernel data path: only plain forwarded replies may go through the kernel") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  CHECK(t.all_forwarded());
+  t.push(pool, Expect::kQuery, Reply::kForward);
+  t.push(pool, Expect::kParse, Reply::kForward);
+  t.push(pool, Expect::kSync, Reply::kForward);
+  CHECK(t.all_forwarded());
+  t.push(pool, Expect::kQuery, Reply::kSwallow);  // an injected SET
+  CHECK_FALSE(t.all_forwarded());
+  t.clear(pool);
+  t.push(pool, Expect::kBind, Reply::kForward, 7);  // a tracked prepared statement
+  CHECK_FALSE(t.all_forwarded());
+  t.clear(pool);
+  t.push(pool, Expect::kClose, Reply::kSynthClose);
+  CHECK_FALSE(t.all_forwarded());
+}
+
+TEST_CASE("kernel data path: answered requests are dropped, a half-answered one merges") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  // Query; Parse/Bind/Execute/Sync; Query — the kernel forwarded the first ReadyForQuery and
+  // part of the extended batch's replies (say ParseComplete and BindComplete).
+  t.push(pool, Expect::kQuery, Reply::kForward);
+  for (Expect e : {Expect::kParse, Expect::kBind, Expect::kExecute, Expect::kSync})
+    t.push(pool, e, Reply::kForward);
+  t.push(pool, Expect::kQuery, Reply::kForward);
+  t.drop_answered(pool, 1);
+  CHECK(t.size() == 5);
+  t.merge_head_request(pool);
+  CHECK(t.size() == 2);
+  // What comes now (rows, CommandComplete, ReadyForQuery of the batch, then the last Query's
+  // replies) all reaches the client, and each ReadyForQuery closes one request.
+  CHECK(client_sees(t, pool, "DCZ") == "DCZ");
+  CHECK(t.size() == 1);
+  CHECK(client_sees(t, pool, "TDCZ") == "TDCZ");
+  CHECK(t.empty());
+  // Dropping more than there is leaves it empty; merging an empty tracker is harmless.
+  t.push(pool, Expect::kSync, Reply::kForward);
+  t.drop_answered(pool, 3);
+  CHECK(t.empty());
+  t.merge_head_request(pool);
+  CHECK(t.empty());
+}

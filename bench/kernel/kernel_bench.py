@@ -4,6 +4,7 @@
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py bypass [--rounds 3] [--seconds 10]
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py relay  [--rounds 3]
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py splice-pg [--rounds 3]
+    sudo HELIOS_BUILD_DIR=build bench/kernel/kernel_bench.py proxy [--rounds 3] [--seconds 8]
     ... [--json out.json] [--quick]
 
 bypass     pgbench -S -c16 against PostgreSQL directly, through heliosproxy (user-space path),
@@ -14,6 +15,14 @@ relay      kernel_tool relay: a PostgreSQL-framed request/response relay with no
 splice-pg  kernel_tool pgrelay: a session-mode relay in front of a real PostgreSQL that does
            startup/auth in user space then either splices the pair in the kernel or keeps copying
            in user space: pgbench -S -c16, a 10 MB SELECT, COPY out of 1 GB.
+proxy      heliosproxy itself, data_path userspace vs kernel (the worker keeps the client
+           direction, the kernel splices the replies), against PostgreSQL directly and PgBouncer
+           1.18 (bench/run's systems, pool 20; each run from a freshly started proxy):
+           pgbench -S -c16 (transaction mode), pgbench -S -R 10000 (latency avg and p99),
+           5 x 10 MB SELECT in one psql session and COPY out of 1 GB (session mode). For
+           heliosproxy it also records how many reply bytes each path relayed during the run
+           (helios_proxy_bytes_total{direction="server_to_client"}): the kernel configuration's
+           must be the kernel's. Tables in markdown, with per-round ratios.
 
 Each configuration runs once per round, rounds interleave the configurations, and the report
 gives median (min-max) over rounds plus the machine load seen (1-minute loadavg before each
@@ -31,9 +40,11 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -42,7 +53,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from harness import BENCH_USER, ROLES, ConnInfo, PgCluster, pgbench  # noqa: E402
 from harness.proxy import HeliosProxy, default_config, deep_merge  # noqa: E402
 from harness.util import free_port  # noqa: E402
+from hbench import latency  # noqa: E402
 from hbench.procfs import descendants, machine_cpu, ppid_map, proc_cpu, tree_cpu  # noqa: E402
+from hbench.scenarios import rotation  # noqa: E402
+from hbench.systems import SPECS, ProxySettings, System  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench" / "kernel"))
 from kernel_tool import Bypass, PgRelay as _PgRelay, build_tool  # noqa: E402
@@ -446,9 +460,186 @@ def bench_splice_pg(args) -> dict:
     return out
 
 
+# ---- heliosproxy: user space vs kernel data path, against direct and PgBouncer ---------------
+
+# config name -> bench/run's system (hbench.systems: same pool, auth, logging as bench/run)
+PROXY_CONFIGS = {"direct": "direct", "helios-userspace": "helios",
+                 "helios-kernel": "helios-kernel", "pgbouncer": "pgbouncer"}
+PROXY_RATIOS = [("helios-kernel", "helios-userspace"), ("helios-kernel", "direct"),
+                ("helios-userspace", "direct"), ("helios-userspace", "pgbouncer"),
+                ("helios-kernel", "pgbouncer")]
+COUNTER_PERIOD_S = 1.1  # the proxy adds the kernel's byte counters once a second
+# heliosproxy relays the first statement of a session in user space (the kernel path takes over
+# from the second), so the psql sessions open with SELECT 1, for every configuration.
+SELECT_10MB = "SELECT repeat('x', 1000) FROM generate_series(1, 10000)"
+TEN_MB_SELECT = ";".join(["SELECT 1"] + [SELECT_10MB] * 5)
+COPY_OUT = "SELECT 1;COPY (SELECT repeat('x', 1000) FROM generate_series(1, {rows})) TO STDOUT"
+
+
+@dataclass
+class Workload:
+    label: str
+    mode: str  # the proxies' pool mode
+    warm: bool  # fill the pool first (pgbench)
+    run: Callable[[ConnInfo, argparse.Namespace], dict]
+    metrics: list[tuple[str, str, int]]  # (result key, column, digits)
+    ratios: list[str]  # keys compared per round
+
+
+def pgbench_rate(ci: ConnInfo, seconds: int, rate: int = 10_000) -> dict:
+    """pgbench -S -R rate; latency percentiles from its transaction log (as bench/run's
+    rate_10k: measured from the scheduled start, schedule lag included)."""
+    with tempfile.TemporaryDirectory(prefix="helios-kbench-") as d:
+        prefix = f"{d}/txlog"
+        r = run_pgbench(ci, seconds, rate=rate, extra=["-l", "--log-prefix", prefix])
+        r["p99_ms"] = latency.summary(latency.read_logs(prefix).latencies_ms)["p99"]
+    return r
+
+
+def proxy_workloads(args) -> list[Workload]:
+    txn = [("tps", "tps", 0), ("latency_ms", "latency avg ms", 3),
+           ("cpu_us_per_txn", "cpu µs/txn path", 1),
+           ("ours_cpu_us_per_txn", "cpu µs/txn ours", 1)]
+    big = [("seconds", "wall s", 2), ("path_cpu_s", "cpu s path", 2),
+           ("path_ours_cpu_s", "cpu s ours", 2)]
+    rows = 100_000 if args.quick else 1_000_000
+    return [
+        Workload(f"pgbench -S -c16 -j2, {args.seconds} s (transaction mode, pool 20)",
+                 "transaction", True, lambda ci, a: run_pgbench(ci, a.seconds), txn,
+                 ["tps", "cpu_us_per_txn"]),
+        Workload(f"pgbench -S -R 10000 -c16 -j2, {args.seconds} s (transaction mode, pool 20)",
+                 "transaction", True, lambda ci, a: pgbench_rate(ci, a.seconds),
+                 txn[:2] + [("p99_ms", "latency p99 ms", 3)] + txn[2:],
+                 ["latency_ms", "p99_ms", "cpu_us_per_txn"]),
+        Workload("5 x 10 MB SELECT (10k rows of 1 KB) in one psql session (session mode)",
+                 "session", False, lambda ci, a: timed_psql(ci, TEN_MB_SELECT), big,
+                 ["seconds", "path_cpu_s"]),
+        Workload(f"COPY out of {rows // 1000} MB (1 KB rows) via psql (session mode)",
+                 "session", False, lambda ci, a: timed_psql(ci, COPY_OUT.format(rows=rows)), big,
+                 ["seconds", "path_cpu_s"]),
+    ]
+
+
+def reply_mb(system: System) -> dict:
+    """Reply bytes (server to client) heliosproxy has relayed, by data path, in MB, once the
+    kernel's counter has settled (data_path kernel); {} for the others."""
+    if system.spec.kind != "helios":
+        return {}
+
+    def read() -> dict:
+        return {f"{p}_mb": system.proxy.metric("helios_proxy_bytes_total", data_path=p,
+                                               direction="server_to_client") / 1e6
+                for p in ("kernel", "userspace")}
+    last = read()
+    for _ in range(5 if system.spec.data_path == "kernel" else 0):
+        time.sleep(COUNTER_PERIOD_S)
+        now = read()
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def run_on(system: System, w: Workload, args) -> dict:
+    """One workload on one configuration, from a freshly started proxy. A failed run is
+    returned as {"error": ...} (with the proxy's stderr tail) and the bench goes on."""
+    try:
+        system.start(ProxySettings(overrides={"proxy": {"mode": w.mode}}))
+        PATH_PIDS[:] = [system.pid] if system.pid else []
+        ci = system.conninfo()
+        if w.warm:
+            warm(ci)
+        before = reply_mb(system)
+        r = w.run(ci, args)
+        r.update({k: v - before[k] for k, v in reply_mb(system).items()})
+    except Exception as e:  # noqa: BLE001 - reported in the table
+        r = {"error": str(e).strip(), "stderr_tail": system.stderr_tail(20)}
+    finally:
+        system.stop()
+        PATH_PIDS[:] = []
+    return r
+
+
+def log_run(rnd: int, name: str, w: Workload, r: dict) -> None:
+    what = (f"FAILED: {r['error']}" if "error" in r else "  ".join(
+        f"{col} {r[k]:.{d}f}" for k, col, d in w.metrics)
+        + (f"  kernel MB {r['kernel_mb']:.1f}" if "kernel_mb" in r else "")
+        + f"  load {r['load']:.1f}")
+    log(f"round {rnd + 1} {name:16s} {what}  | {w.label}")
+
+
+def bench_proxy(args) -> dict:
+    workloads = proxy_workloads(args)
+    results: dict[str, dict[str, list[dict]]] = {w.label: {} for w in workloads}
+    global PG
+    with PgCluster(max_connections=100) as pg:
+        PG = pg
+        pg.pgbench_init("bench", scale=1)
+        systems = {name: System(SPECS[spec], pg) for name, spec in PROXY_CONFIGS.items()}
+        try:
+            for rnd in range(args.rounds):
+                for w in workloads:
+                    for name in rotation(list(systems), rnd):
+                        r = run_on(systems[name], w, args)
+                        results[w.label].setdefault(name, []).append(r)
+                        log_run(rnd, name, w, r)
+        finally:
+            for s in systems.values():
+                s.stop()
+    out = {}
+    for w in workloads:
+        out[w.label] = summarize_proxy(w, results[w.label])
+        print_proxy_table(w, out[w.label], args.rounds)
+    return out
+
+
+def summarize_proxy(w: Workload, by_config: dict[str, list[dict]]) -> dict:
+    """Per configuration: median (min-max) of the runs that succeeded; per ratio: of the
+    rounds where both succeeded (None if none did; a CPU time of 0 or less, which tick-based
+    accounting gives a short direct run, is left out)."""
+    keys = [k for k, _, _ in w.metrics] + ["kernel_mb", "userspace_mb", "load"]
+    configs = {}
+    for name, runs in by_config.items():
+        ok = [r for r in runs if "error" not in r]
+        configs[name] = {k: summary([r[k] for r in ok]) for k in keys if ok and k in ok[0]}
+        configs[name].update(failed=len(runs) - len(ok), runs=runs)
+
+    def ratio(a: str, b: str, k: str) -> Optional[dict]:
+        v = [x[k] / y[k] for x, y in zip(by_config[a], by_config[b])
+             if "error" not in x and "error" not in y and y[k] > 0]
+        return summary(v) if v else None
+    ratios = {f"{a} / {b}": {k: ratio(a, b, k) for k in w.ratios} for a, b in PROXY_RATIOS}
+    return {"configs": configs, "ratios": ratios}
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header)] + rows
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def print_proxy_table(w: Workload, o: dict, rounds: int) -> None:
+    def cell(v: dict, key: str, digits: int) -> str:
+        return fmt(v[key], digits) if key in v else "-"
+    cols = w.metrics + [("kernel_mb", "kernel s→c MB", 1), ("userspace_mb", "user s→c MB", 1),
+                        ("load", "load", 1)]
+    print(f"\n### {w.label}\nmedian (min-max) over {rounds} round(s)\n")
+    print(md_table(["config"] + [c for _, c, _ in cols],
+                   [[name] + [cell(v, k, d) for k, _, d in cols]
+                    for name, v in o["configs"].items()]))
+    column = {k: c for k, c, _ in w.metrics}
+    print("\nper-round ratios, median (min-max)\n")
+    print(md_table(["ratio"] + [column[k] for k in w.ratios],
+                   [[name] + [fmt(v[k], 2) if v[k] else "-" for k in w.ratios]
+                    for name, v in o["ratios"].items()]))
+    for name, v in o["configs"].items():
+        errors = [r["error"].splitlines()[0] for r in v["runs"] if "error" in r]
+        if errors:
+            print(f"\n{name}: {len(errors)} of {len(v['runs'])} run(s) failed: {errors[0]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("what", choices=["bypass", "relay", "splice-pg", "all"])
+    ap.add_argument("what", choices=["bypass", "relay", "splice-pg", "proxy", "all"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--sndbuf", type=int, default=16 * 1024 * 1024,
@@ -460,7 +651,8 @@ def main() -> None:
         args.rounds, args.seconds = 1, 3
     if os.geteuid() != 0:
         sys.exit("run as root (BPF, cgroups)")
-    build_tool()
+    if args.what != "proxy":  # the proxy bench runs heliosproxy itself, not kernel_tool
+        build_tool()
     out = {"machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
                        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]},
            "args": vars(args)}
@@ -470,6 +662,8 @@ def main() -> None:
         out["relay"] = bench_relay(args)
     if args.what in ("splice-pg", "all"):
         out["splice_pg"] = bench_splice_pg(args)
+    if args.what in ("proxy", "all"):
+        out["proxy"] = bench_proxy(args)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

@@ -908,6 +908,10 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
   // ENOBUFS: out of receive buffers for a moment. EAGAIN: the socket is in the splice engine
   // and the verdict forwarded what woke the recv. Either way: try again.
   if (res == -ENOBUFS || res == -EAGAIN) {
+    if (b->cancel_issued || b->finish != pool::Backend::Finish::kNone) {
+      finish_backend(b);  // the lease is over: this was the recv being cancelled
+      return;
+    }
     arm_backend_recv(b);
     return;
   }

@@ -167,10 +167,13 @@ def test_online_restart_second_process_takes_over_with_no_failed_connect(proxy_f
     try:
         new.start(timeout=20)  # its SELECT 1 may be served by either process
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "listening on" not in new.stderr_tail():
+        # Its admin and metrics ports are still the old process's: it retries them (logged just
+        # after "listening on", so wait for both).
+        while time.monotonic() < deadline and not ("listening on" in new.stderr_tail() and
+                                                   "retrying in the background" in
+                                                   new.stderr_tail()):
             time.sleep(0.05)
         assert "listening on" in new.stderr_tail(), new.stderr_tail()
-        # Its admin and metrics ports are still the old process's: it retries them.
         assert "retrying in the background" in new.stderr_tail(), new.stderr_tail()
         time.sleep(1)
         old.proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,8 @@ Fixtures:
   pg              session PgCluster (roles from harness.ROLES, databases app and bench,
                   pgbench tables in bench at scale 1)
   data_path       session-scoped parameter: each value of HELIOS_DATA_PATHS
-  proxy_factory   proxy_factory(overrides=None, *, mode=None, pool_size=None, **sections)
+  proxy_factory   proxy_factory(overrides=None, *, mode=None, pool_size=None, path=None,
+                  **sections) (path: a data path other than the session's)
                   starts a proxy (default config + overrides) on the current data path;
                   stopped at teardown with SIGTERM and exit status 0 asserted
   proxy           proxy_factory() with the defaults (transaction mode, 20 backends)
@@ -101,18 +102,19 @@ def proxy_factory(pg, data_path, request):
     request.node._helios_proxies = started
 
     def factory(overrides: dict | None = None, *, mode: str | None = None,
-                pool_size: int | None = None, **sections):
+                pool_size: int | None = None, path: str | None = None, **sections):
+        path = path or data_path  # a test may pin its own data path (test_kernel_datapath)
         ov = deep_merge(overrides or {}, sections)
         if mode is not None:
             ov = deep_merge(ov, {"proxy": {"mode": mode}})
         if pool_size is not None:
             ov = deep_merge(ov, {"backend": {"max_connections": pool_size}})
-        if data_path in _unavailable:
-            pytest.skip(_unavailable[data_path])
+        if path in _unavailable:
+            pytest.skip(_unavailable[path])
         try:
-            p = start_proxy(pg, ov, data_path=data_path)
+            p = start_proxy(pg, ov, data_path=path)
         except DataPathUnavailable as e:
-            _unavailable[data_path] = str(e)
+            _unavailable[path] = str(e)
             pytest.skip(str(e))
         p.expect_exit = 0  # a test may change this before teardown (None = any)
         started.append(p)

@@ -29,54 +29,12 @@ import asyncpg
 import psycopg
 import pytest
 
-from harness import (BENCH_USER, BackendSampler, DataPathUnavailable, ProxyError, deep_merge,
-                     pgbench, start_proxy)
+from harness import BENCH_USER, BackendSampler, pgbench
 
 PATHS = ["kernel", "userspace"]
-_unavailable: dict[str, str] = {}  # data path -> why it cannot run (skip the rest at once)
 
 # The kernel path merges its per-tenant and byte counters into the proxy's up to ~1 s late.
 SETTLE_SECONDS = 5.0
-
-
-@pytest.fixture
-def path_proxy(pg, request):
-    """path_proxy(path, overrides=None, *, mode=None, pool_size=None) -> started proxy on
-    `path`; skips when the proxy says the path is unavailable; at teardown stops every proxy
-    with SIGTERM and asserts exit status 0 (as conftest.proxy_factory)."""
-    started = []
-    request.node._helios_proxies = started  # conftest adds their stderr tails to failures
-
-    def factory(path: str, overrides: dict | None = None, *, mode: str | None = None,
-                pool_size: int | None = None):
-        ov = deep_merge({}, overrides)
-        if mode is not None:
-            ov = deep_merge(ov, {"proxy": {"mode": mode}})
-        if pool_size is not None:
-            ov = deep_merge(ov, {"backend": {"max_connections": pool_size}})
-        if path in _unavailable:
-            pytest.skip(_unavailable[path])
-        try:
-            p = start_proxy(pg, ov, data_path=path)
-        except DataPathUnavailable as e:
-            _unavailable[path] = str(e)
-            pytest.skip(str(e))
-        p.expect_exit = 0
-        started.append(p)
-        return p
-
-    yield factory
-    problems = []
-    for p in started:
-        try:
-            if p.returncode is None:
-                p.stop(expect_exit=p.expect_exit)
-        except ProxyError as e:
-            problems.append(str(e))
-        finally:
-            p.cleanup()
-    if problems:
-        pytest.fail("proxy shutdown: " + "\n".join(problems), pytrace=False)
 
 
 def relayed_bytes(p) -> dict[tuple[str, str], float]:
@@ -230,11 +188,11 @@ async def run_isolation(ci, clients: int, seconds: float) -> IsolationStats:
 
 @pytest.mark.timeout(int(ISOLATION_SECONDS) + 150)
 @pytest.mark.parametrize("path", PATHS)
-def test_isolation_500_clients_10_backends_every_row_to_its_own_client(path_proxy, pg, path):
+def test_isolation_500_clients_10_backends_every_row_to_its_own_client(proxy_factory, pg, path):
     # acquire_timeout is raised from the harness's 5 s: 500 Python clients share one event loop
     # on a small shared machine, so a client can wait long for its turn; this test is about
     # where rows go, and any error (a timeout included) still fails it.
-    p = path_proxy(path, {"connection_pool": {"acquire_timeout": "30s"}},
+    p = proxy_factory({"connection_pool": {"acquire_timeout": "30s"}}, path=path,
                    mode="transaction", pool_size=ISOLATION_BACKENDS)
     ci = p.conninfo(BENCH_USER, "bench", application_name="isolation")
     with BackendSampler(pg, interval=0.05) as sampler:
@@ -312,8 +270,9 @@ def settled_counts(p, tenant: str, want: tuple[int, int]) -> tuple[float, float]
 @pytest.mark.needs("metrics", "tenant_quotas")
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("path", PATHS)
-def test_tenant_counters_equal_pgbench_exactly(path_proxy, path):
-    p = path_proxy(path, {"tenant_quotas": {"enabled": True}}, mode="transaction", pool_size=2)
+def test_tenant_counters_equal_pgbench_exactly(proxy_factory, path):
+    p = proxy_factory({"tenant_quotas": {"enabled": True}}, path=path, mode="transaction",
+                      pool_size=2)
     # The first client of a pool borrows a backend once to learn the server's parameters for
     # its welcome; that lease runs no query. Let another tenant take it, so the counts below
     # are the pgbench tenants' own statements only.
@@ -363,8 +322,8 @@ def first_difference(got: list, want: list) -> str:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("mode", ["transaction", "session"])
 @pytest.mark.parametrize("path", PATHS)
-def test_large_result_is_complete_and_identical_to_direct(path_proxy, pg, path, mode):
-    p = path_proxy(path, mode=mode, pool_size=2)
+def test_large_result_is_complete_and_identical_to_direct(proxy_factory, pg, path, mode):
+    p = proxy_factory(path=path, mode=mode, pool_size=2)
     with psycopg.connect(**pg.conninfo(BENCH_USER, "bench"), autocommit=True) as direct:
         wants = [direct.execute(sql, params).fetchall() for sql, params in LARGE_QUERIES]
     assert len(wants[0]) == ROWS and wants[0][0] == ("x" * 1000,)

@@ -64,32 +64,12 @@ void ResponseTracker::release_blocks(TrackBlockPool& pool) {
 }
 
 bool ResponseTracker::only_synthetic() const {
-  const TrackBlockPool::Block* b = head_;
-  uint32_t idx = head_idx_;
-  for (uint32_t n = 0; n < size_; ++n) {
-    if (idx == TrackBlockPool::kEntries) {
-      b = b->next;
-      idx = 0;
-    }
-    if (!is_synthetic(b->e[idx].reply)) return false;
-    ++idx;
-  }
-  return true;
+  return every_entry([](const TrackEntry& e) { return is_synthetic(e.reply); });
 }
 
 bool ResponseTracker::all_forwarded() const {
-  if (skipping_) return false;
-  const TrackBlockPool::Block* b = head_;
-  uint32_t idx = head_idx_;
-  for (uint32_t n = 0; n < size_; ++n) {
-    if (idx == TrackBlockPool::kEntries) {
-      b = b->next;
-      idx = 0;
-    }
-    if (b->e[idx].reply != Reply::kForward || b->e[idx].stmt != 0) return false;
-    ++idx;
-  }
-  return true;
+  return !skipping_ &&
+         every_entry([](const TrackEntry& e) { return e.reply == Reply::kForward && e.stmt == 0; });
 }
 
 static bool ends_in_ready(Expect e) {

@@ -132,6 +132,20 @@ class ResponseTracker {
 
  private:
   TrackEntry* front() { return size_ ? &head_->e[head_idx_] : nullptr; }
+  // True if pred(entry) holds for every pending entry, in order.
+  template <typename Pred>
+  bool every_entry(Pred&& pred) const {
+    const TrackBlockPool::Block* b = head_;
+    uint32_t idx = head_idx_;
+    for (uint32_t n = 0; n < size_; ++n, ++idx) {
+      if (idx == TrackBlockPool::kEntries) {
+        b = b->next;
+        idx = 0;
+      }
+      if (!pred(b->e[idx])) return false;
+    }
+    return true;
+  }
   void pop(TrackBlockPool& pool);
   void release_blocks(TrackBlockPool& pool);
   // After an error: PostgreSQL skips every message up to the next Sync. If that Sync is not

@@ -279,6 +279,10 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
     gs->skbs++;
     gs->bytes += len;
   }
+  /* A FIN comes as an skb with no bytes. Redirected, it breaks the peer: the psock transmit
+   * treats a zero-byte send as a broken pipe and sets EPIPE on the peer socket. Passed up, it
+   * is the end of stream that user space's recv reports. There is nothing in it to frame. */
+  if (len == 0) return SK_PASS;
   __u64 cookie = bpf_get_socket_cookie(skb);
   struct splice_ctl* ctl = bpf_map_lookup_elem(&splice_ctl, &cookie);
   struct splice_sock_state* st = bpf_map_lookup_elem(&splice_state, &cookie);

@@ -29,6 +29,7 @@ class BackendSampler:
         self.max_by_user: Counter = Counter()
         self.max_by_app: Counter = Counter()  # key: (usename, application_name)
         self.max_by_user_state: Counter = Counter()  # key: (usename, state)
+        self.max_by_app_state: Counter = Counter()  # key: (usename, application_name, state)
         self.last: list[tuple] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -69,12 +70,14 @@ class BackendSampler:
         by_user: Counter = Counter()
         by_app: Counter = Counter()
         by_state: Counter = Counter()
+        by_app_state: Counter = Counter()
         total = 0
         for usename, app, state, n in rows:
             total += n
             by_user[usename] += n
             by_app[(usename, app)] += n
             by_state[(usename, state)] += n
+            by_app_state[(usename, app, state)] += n
         self.max_total = max(self.max_total, total)
         for k, v in by_user.items():
             self.max_by_user[k] = max(self.max_by_user[k], v)
@@ -82,6 +85,8 @@ class BackendSampler:
             self.max_by_app[k] = max(self.max_by_app[k], v)
         for k, v in by_state.items():
             self.max_by_user_state[k] = max(self.max_by_user_state[k], v)
+        for k, v in by_app_state.items():
+            self.max_by_app_state[k] = max(self.max_by_app_state[k], v)
 
     def stop(self) -> "BackendSampler":
         self._stop.set()

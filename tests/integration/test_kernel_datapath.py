@@ -13,6 +13,7 @@ the proxy's reason.
    Prometheus counters equal what pgbench sent, exactly.
 3. A large result (10 MB) arrives complete and identical to a direct connection's, in
    transaction and session mode, and the connection goes on working.
+4. Tenants past the kernel's 256 per-tenant counter slots stay in user space (kernel only).
 
 Environment: HELIOS_ISOLATION_SECONDS (default 20), HELIOS_ISOLATION_CLIENTS (default 500).
 """
@@ -344,3 +345,40 @@ def test_large_result_is_complete_and_identical_to_direct(proxy_factory, pg, pat
         assert conn.execute("SELECT 'after'").fetchone() == ("after",)
     # Three 10 MB results went to the client: at least one of them through the path under test.
     assert_relayed_by(p, path, min_server_to_client=10_000_000)
+
+
+# -- 4. tenants past the kernel's counter slots -------------------------------------------------
+
+KERNEL_TENANT_SLOTS = 256  # HELIOS_SOCK_MAX_TENANTS
+
+
+@pytest.mark.needs("metrics", "tenant_quotas")
+@pytest.mark.timeout(150)
+def test_tenants_past_the_kernel_slots_stay_in_user_space(proxy_factory):
+    """The kernel counts per tenant in 256 slots. A tenant created after them runs in user space
+    (counted exactly there), while an early tenant's leases still go through the kernel."""
+    p = proxy_factory({"tenant_quotas": {"enabled": True}, "metrics": {"max_tenant_labels": 1000}},
+                      path="kernel", mode="transaction", pool_size=2)
+    for i in range(KERNEL_TENANT_SLOTS + 8):  # one connection creates one tenant
+        with psycopg.connect(**p.conninfo(BENCH_USER, "bench",
+                                          application_name=f"slot_{i:03d}").kwargs()):
+            pass
+    big = LARGE_QUERIES[0][0]
+
+    def kernel_bytes_for(tenant: str) -> float:
+        time.sleep(SETTLE_SECONDS / 2)  # earlier leases' bytes are merged about once a second
+        before = relayed_bytes(p)[("kernel", "server_to_client")]
+        with psycopg.connect(**p.conninfo(BENCH_USER, "bench", application_name=tenant).kwargs(),
+                             autocommit=True) as conn:
+            for _ in range(3):  # 30 MB, so that some of it goes to the kernel if it can
+                assert len(conn.execute(big).fetchall()) == ROWS
+        time.sleep(SETTLE_SECONDS / 2)
+        return relayed_bytes(p)[("kernel", "server_to_client")] - before
+
+    late_tenant = f"slot_{KERNEL_TENANT_SLOTS + 4:03d}"
+    late = kernel_bytes_for(late_tenant)
+    early = kernel_bytes_for("slot_000")
+    assert late == 0, f"a tenant past slot {KERNEL_TENANT_SLOTS} had {late:.0f} bytes spliced"
+    assert early >= 10_000_000, f"an early tenant had only {early:.0f} bytes spliced"
+    # Counted in user space: three autocommit queries, three leases.
+    assert tenant_counts(p, late_tenant) == (3, 3)

@@ -141,8 +141,9 @@ def test_max_active_caps_a_tenants_concurrent_backends(proxy_factory, pg):
         r = pgbench(ci, clients=8, jobs=2, transactions=10, script="SELECT pg_sleep(0.05);\n",
                     timeout=60)
     assert r.failed == 0, r.errors
-    running = s.max_by_app.get((BENCH_USER, "capped_tenant"), 0)
-    assert 1 <= running <= 2, f"tenant ran {running} statements at once with max_active = 2"
+    running = s.max_by_app_state.get((BENCH_USER, "capped_tenant", "active"), 0)
+    assert 1 <= running <= 2, (f"tenant ran {running} statements at once with max_active = 2: "
+                               f"{dict(s.max_by_app_state)}")
 
 
 def _latencies_ms(prefix: str) -> list[float]:

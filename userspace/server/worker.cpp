@@ -489,6 +489,9 @@ void Worker::on_client_send(Client* c, int res) {
       c->terminate = true;
       close_client(c);
     }
+    // The peer is gone: nothing more will be flushed, so shut the socket to complete the recv
+    // that is still armed (close_client left it open to flush a final error).
+    ::shutdown(c->fd, SHUT_RDWR);
     maybe_free(c);
     return;
   }

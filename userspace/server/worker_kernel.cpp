@@ -52,6 +52,9 @@ splice_mode mode_of(control::PoolMode m) {
 }  // namespace
 
 bool Worker::kernel_path_for(const Client* c) const {
+  // The kernel counts per tenant in arrays of HELIOS_SOCK_MAX_TENANTS slots; a tenant past them
+  // stays in user space, where it is counted exactly.
+  if (!c->tenant || c->tenant->index() >= HELIOS_SOCK_MAX_TENANTS) return false;
   control::DataPathMode m = cfg_->proxy.data_path;
   if (c->tenant && ctx_.quotas_enabled.load(std::memory_order_relaxed)) {
     int8_t o = c->tenant->data_path_override();
@@ -86,8 +89,7 @@ void Worker::maybe_splice(Client* c, pool::Backend* b) {
   bpf::SpliceEngine& eng = *ctx_.splice;
   bpf::LeaseInfo li;
   li.seq = ++k.seq;
-  li.tenant_id = c->tenant ? c->tenant->index() : HELIOS_SOCK_MAX_TENANTS;
-  if (li.tenant_id >= HELIOS_SOCK_MAX_TENANTS) li.tenant_id = 0;
+  li.tenant_id = c->tenant->index();  // < HELIOS_SOCK_MAX_TENANTS (kernel_path_for)
   li.mode = mode_of(c->mode);
   li.worker = id_;
   li.flags = SPLICE_F_CLIENT_UP | SPLICE_F_PARAMETER_STATUS;

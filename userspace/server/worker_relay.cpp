@@ -706,6 +706,17 @@ struct BackendHandler {
       if (forward) push_prefix(m);
       return;
     }
+    // A FATAL the server sends on its own (terminated by an administrator, shutting down)
+    // answers no request: the client gets it and the session ends with the connection.
+    if (m.type == pg::be::kErrorResponse && c->tracker.empty()) {
+      if (auto f = pg::parse_error_response(body);
+          f && (f->effective_severity() == "FATAL" || f->effective_severity() == "PANIC")) {
+        b->broken = true;
+        forward = true;
+        push_prefix(m);
+        return;
+      }
+    }
     w.emit_synthetic(c);  // replies the proxy owes before this one
     // A Parse the server skipped after an error never created its statement there.
     auto skipped = [](void* ctx, const TrackEntry& e) {
@@ -829,11 +840,12 @@ void Worker::arm_backend_recv(pool::Backend* b) {
 }
 
 void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
-  if (res > 0 && b->splice.joined) {
-    b->splice.on_read(uint64_t(res));
-    // Bytes from a backend whose replies the kernel was carrying: the kernel handed the lease
-    // back (or ended it and these came after). Settle it before they are relayed. The recv
-    // still counts as in flight, so an ended lease's backend is not released under our feet.
+  if (b->splice.joined && res != -EAGAIN && res != -ENOBUFS && res != -ECANCELED) {
+    if (res > 0) b->splice.on_read(uint64_t(res));
+    // Bytes (or the end of the stream) from a backend whose replies the kernel was carrying:
+    // the kernel handed the lease back, ended it, or the server went away. Settle the lease
+    // before they are handled. The recv still counts as in flight, so an ended lease's backend
+    // is not released under our feet.
     if (b->state == pool::BackendState::kLeased && b->finish == pool::Backend::Finish::kNone)
       if (Client* owner = client_at(b->client_slot, b->client_gen);
           owner && owner->backend == b && owner->kernel && owner->kernel->lease)
@@ -899,6 +911,10 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       if (h.lease_may_end) maybe_end_lease(c);
       // Draining, session mode: the session is between transactions; end it.
       if (stopping_ && h.lease_may_end && c->mode == control::PoolMode::kSession) drain_if_idle(c);
+      // The replies the proxy had to see (its own SETs ahead of the client's statement) are in:
+      // what is still owed may go through the kernel. If more of the reply already reached the
+      // socket, the kernel refuses the splice (not caught up) and the relay goes on here.
+      if (c->kernel && c->backend == b) maybe_splice(c, b);
       if (c->backend == b) arm_backend_recv(b);
       return;
     }

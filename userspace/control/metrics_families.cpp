@@ -253,6 +253,15 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   for (size_t i = 0; i < s.workers.size(); ++i)
     add_gauge(worker_clients, {{"worker", std::to_string(i)}}, double(s.workers[i].clients));
   out.push_back(std::move(worker_clients));
+  auto worker_buffers = family("helios_proxy_worker_recv_buffers_free",
+                               "Receive buffers (16 KiB) each worker's io_uring can still fill; "
+                               "all of them when the worker is idle",
+                               MetricType::Gauge);
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    if (s.workers[i].recv_buffers_free >= 0)
+      add_gauge(worker_buffers, {{"worker", std::to_string(i)}},
+                double(s.workers[i].recv_buffers_free));
+  out.push_back(std::move(worker_buffers));
   auto cancels = family("helios_proxy_cancel_requests_total", "CancelRequest packets received",
                         MetricType::Counter);
   add_counter(cancels, {}, double(s.cancel_requests));

@@ -37,7 +37,8 @@ ProxySnapshot take_snapshot(server::Server& server, const MetricsCounters& count
     const auto& st = w->stats();
     s.workers.push_back({st.clients.load(std::memory_order_relaxed),
                          st.bytes_from_clients.load(std::memory_order_relaxed),
-                         st.bytes_from_backends.load(std::memory_order_relaxed)});
+                         st.bytes_from_backends.load(std::memory_order_relaxed),
+                         st.recv_buffers_free.load(std::memory_order_relaxed)});
   }
 
   if (ctx.pools) {

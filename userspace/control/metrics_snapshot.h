@@ -45,6 +45,7 @@ struct WorkerSample {
   int64_t clients = 0;
   uint64_t bytes_from_clients = 0;
   uint64_t bytes_from_backends = 0;
+  int64_t recv_buffers_free = -1;
 };
 
 struct ReloadSample {

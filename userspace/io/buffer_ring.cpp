@@ -54,6 +54,25 @@ void BufferRing::recycle(uint16_t bid) {
   --in_use_;
 }
 
+namespace {
+// Linux 6.8 UAPI; liburing 2.3's headers predate it.
+constexpr unsigned kRegisterPbufStatus = 26;  // IORING_REGISTER_PBUF_STATUS
+struct PbufStatus {                           // struct io_uring_buf_status
+  uint32_t buf_group;
+  uint32_t head;
+  uint32_t resv[8];
+};
+}  // namespace
+
+Result<uint32_t> BufferRing::available() const {
+  PbufStatus st{};
+  st.buf_group = group_;
+  if (syscall(__NR_io_uring_register, ring_->ring_fd, kRegisterPbufStatus, &st, 1) != 0)
+    return Error::from_errno("IORING_REGISTER_PBUF_STATUS");
+  uint16_t tail = io_uring_smp_load_acquire(&br_->tail);
+  return uint32_t(uint16_t(tail - uint16_t(st.head)));
+}
+
 bool BufferRing::publish() {
   if (!pending_) return false;
   io_uring_buf_ring_advance(br_, pending_);

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <memory>
@@ -41,6 +43,10 @@ class BufferRing {
   // Returns true if any buffer became available (so starved receivers can be re-armed).
   bool publish();
   uint32_t in_use() const { return in_use_; }
+  // Buffers the kernel can still pick: published and not yet taken (from the kernel's head,
+  // IORING_REGISTER_PBUF_STATUS, Linux 6.8+). All of them (count()) when the worker is idle;
+  // fewer means buffers held by queued sends, or lost. An error where the kernel cannot say.
+  Result<uint32_t> available() const;
 
  private:
   BufferRing() = default;

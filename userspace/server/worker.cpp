@@ -100,18 +100,33 @@ void Worker::run() {
 
 void Worker::dispatch(const io_uring_cqe& cqe) {
   uint64_t ud = cqe.user_data;
-  switch (op_of(ud)) {
+  Op op = op_of(ud);
+  uint32_t flags = cqe.flags;
+  // A receive buffer the kernel took from the ring and handed to a completion with no bytes in
+  // it goes straight back. io_uring commits a selected ring buffer when the request completes,
+  // whatever the result: an EAGAIN from a socket in the splice engine carries one. Kept, each
+  // such completion lost a buffer until the ring ran dry and every receive on the worker stalled.
+  auto give_back = [&](uint32_t f) {
+    uint16_t bid = uint16_t(f >> IORING_CQE_BUFFER_SHIFT);
+    bufs_->on_delivered(bid);
+    bufs_->unref(bid);
+  };
+  if ((op == Op::kClientRecv || op == Op::kBackendRecv) && (flags & IORING_CQE_F_BUFFER) &&
+      cqe.res <= 0) {
+    give_back(flags);
+    flags &= ~uint32_t(IORING_CQE_F_BUFFER);
+  }
+  switch (op) {
     case Op::kAccept:
-      on_accept(cqe.res, cqe.flags);
+      on_accept(cqe.res, flags);
       return;
     case Op::kClientRecv: {
       Client* c = client_at(slot_of(ud), gen_of(ud));
       if (!c) {
-        if (cqe.flags & IORING_CQE_F_BUFFER)
-          bufs_->unref(uint16_t(cqe.flags >> IORING_CQE_BUFFER_SHIFT));
+        if (flags & IORING_CQE_F_BUFFER) give_back(flags);
         return;
       }
-      on_client_recv(c, cqe.res, cqe.flags);
+      on_client_recv(c, cqe.res, flags);
       return;
     }
     case Op::kClientSend: {
@@ -122,14 +137,10 @@ void Worker::dispatch(const io_uring_cqe& cqe) {
     case Op::kBackendRecv: {
       pool::Backend* b = ctx_.backends.find(slot_of(ud), gen_of(ud));
       if (!b) {
-        if (cqe.flags & IORING_CQE_F_BUFFER) {
-          uint16_t bid = uint16_t(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-          bufs_->on_delivered(bid);
-          bufs_->unref(bid);
-        }
+        if (flags & IORING_CQE_F_BUFFER) give_back(flags);
         return;
       }
-      on_backend_recv(b, cqe.res, cqe.flags);
+      on_backend_recv(b, cqe.res, flags);
       return;
     }
     case Op::kBackendSend: {
@@ -588,6 +599,8 @@ void Worker::maybe_free(Client* c) {
 
 void Worker::on_tick(Nanos now) {
   if (!fenced_.empty()) retry_fences();
+  if (auto free = bufs_->available())
+    stats_.recv_buffers_free.store(*free, std::memory_order_relaxed);
   // Startup and auth must finish within startup_timeout.
   while (Client* c = startup_list_.head) {
     if (now < c->deadline) break;

@@ -80,6 +80,7 @@ class Worker final : public pool::Messenger {
     std::atomic<int64_t> clients{0};
     std::atomic<uint64_t> bytes_from_clients{0};
     std::atomic<uint64_t> bytes_from_backends{0};
+    std::atomic<int64_t> recv_buffers_free{-1};  // BufferRing::available(); -1: unknown
   };
   const Stats& stats() const { return stats_; }
 

@@ -56,7 +56,7 @@ bool Worker::kernel_path_for(const Client* c) const {
   // stays in user space, where it is counted exactly.
   if (!c->tenant || c->tenant->index() >= HELIOS_SOCK_MAX_TENANTS) return false;
   control::DataPathMode m = cfg_->proxy.data_path;
-  if (c->tenant && ctx_.quotas_enabled.load(std::memory_order_relaxed)) {
+  if (ctx_.quotas_enabled.load(std::memory_order_relaxed)) {
     int8_t o = c->tenant->data_path_override();
     if (o >= 0) m = control::DataPathMode(o);
   }

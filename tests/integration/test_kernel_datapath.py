@@ -418,7 +418,7 @@ def test_copy_out_is_complete_and_every_receive_buffer_comes_back(proxy_factory,
     """About 100 MB of COPY out, twice, arrives byte-identical to a direct connection's, and
     once the clients are gone every receive buffer is back in the rings. (On the kernel path every
     receive that ends in EAGAIN still carries a buffer from the ring; a worker that kept them
-    ran dry after a few GB and stopped reading every socket it owned.)"""
+    ran dry after about 1 GB and stopped reading every socket it owned.)"""
     p = proxy_factory(path=path, mode="session", pool_size=2)
     with psycopg.connect(**pg.conninfo(BENCH_USER, "bench"), autocommit=True) as direct:
         want = copy_digest(direct)

@@ -1,6 +1,8 @@
 #include "io/buffer_ring.h"
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 

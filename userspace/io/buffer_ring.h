@@ -4,8 +4,6 @@
 #pragma once
 
 #include <liburing.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <memory>

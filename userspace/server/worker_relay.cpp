@@ -686,8 +686,7 @@ struct BackendHandler {
         if (b->swallow_rfq) --b->swallow_rfq;
       } else if (m.type == pg::be::kErrorResponse) {
         if (auto f = pg::parse_error_response(body); f) {
-          if (f->effective_severity() == "FATAL" || f->effective_severity() == "PANIC")
-            b->broken = true;
+          if (f->is_fatal()) b->broken = true;
           log::warn("backend pid {}: cleanup query failed: {}: {}", b->process_id, f->sqlstate,
                     f->message);
         }
@@ -709,8 +708,7 @@ struct BackendHandler {
     // A FATAL the server sends on its own (terminated by an administrator, shutting down)
     // answers no request: the client gets it and the session ends with the connection.
     if (m.type == pg::be::kErrorResponse && c->tracker.empty()) {
-      if (auto f = pg::parse_error_response(body);
-          f && (f->effective_severity() == "FATAL" || f->effective_severity() == "PANIC")) {
+      if (auto f = pg::parse_error_response(body); f && f->is_fatal()) {
         b->broken = true;
         forward = true;
         push_prefix(m);
@@ -769,7 +767,7 @@ struct BackendHandler {
 
   void on_error_response(const pg::ErrorFields& f, const ResponseTracker::Outcome& o,
                          const pg::FramedMessage& m) {
-    if (f.effective_severity() == "FATAL" || f.effective_severity() == "PANIC") b->broken = true;
+    if (f.is_fatal()) b->broken = true;
     if (o.stmt) {
       // The statement is not (or no longer usable) on this backend: a failed Parse never
       // created it, and "cached plan must not change result type" after a schema change means

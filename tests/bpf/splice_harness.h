@@ -180,6 +180,26 @@ inline int inq(int fd) {
   return n;
 }
 
+// A helper thread joined when it goes out of scope. `unblock` runs first (shut the socket the
+// thread may be stuck on), so a failed REQUIRE ends the test case instead of the process.
+class JoinedThread {
+ public:
+  JoinedThread(std::function<void()> body, std::function<void()> unblock)
+      : unblock_(std::move(unblock)), t_(std::move(body)) {}
+  JoinedThread(const JoinedThread&) = delete;
+  JoinedThread& operator=(const JoinedThread&) = delete;
+  ~JoinedThread() {
+    if (!t_.joinable()) return;
+    unblock_();
+    t_.join();
+  }
+  void join() { t_.join(); }
+
+ private:
+  std::function<void()> unblock_;
+  std::thread t_;
+};
+
 // Polls `cond` every millisecond up to timeout_ms.
 inline bool eventually(const std::function<bool()>& cond, int timeout_ms = 2000) {
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

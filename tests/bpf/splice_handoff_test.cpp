@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <thread>
@@ -112,12 +113,14 @@ TEST_CASE("hand-off: the next query racing the lease end goes to exactly one pla
     r.splice(SPLICE_MODE_TRANSACTION, 1);
     std::atomic<int> go{0};
     bool sent = false;
-    std::thread t([&] {
-      go.fetch_add(1);
-      while (go.load() < 2) {
-      }
-      sent = send_all(r.pg(), rfq);
-    });
+    JoinedThread t(
+        [&] {
+          go.fetch_add(1);
+          while (go.load() < 2) {
+          }
+          sent = send_all(r.pg(), rfq);
+        },
+        [&] { shutdown(r.pg(), SHUT_RDWR); });
     go.fetch_add(1);
     while (go.load() < 2) {
     }
@@ -177,17 +180,13 @@ TEST_CASE("hand-off: after a hand-back user space can tell when the kernel's byt
   CHECK(eventually([&] { return r.eng.drained(r.proxy_c(), r.c, 0).value(); }, 10000));
   // Relay the rest from user space as a worker does, reading while the kernel passes bytes up
   // (left unread, they fill proxy_b's receive buffer and TCP stops the sender).
+  const uint64_t want = big.size() - redirected;
   uint64_t relayed = 0;
-  std::string chunk(64 * 1024, '\0');
-  while (redirected + relayed < big.size()) {
-    pollfd pfd{r.proxy_b(), POLLIN, 0};
-    if (poll(&pfd, 1, 10000) <= 0) break;
-    ssize_t n = recv(r.proxy_b(), chunk.data(), chunk.size(), MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n <= 0) break;
-    r.consumed.backend += uint64_t(n);
-    relayed += uint64_t(n);
-    REQUIRE(send_all(r.proxy_c(), chunk.data(), size_t(n)));
+  while (relayed < want) {
+    std::string part = r.read_b(size_t(std::min<uint64_t>(want - relayed, 64 * 1024)));
+    if (part.empty()) break;
+    REQUIRE(send_all(r.proxy_c(), part));
+    relayed += part.size();
   }
   sender.join();
   REQUIRE(sent);

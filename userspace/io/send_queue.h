@@ -19,9 +19,10 @@ namespace helios::io {
 
 struct Chunk {
   Chunk* next;
-  const uint8_t* data;
+  const uint8_t* data;  // the bytes not sent yet (a partial send moves it forward)
   uint32_t len;
-  int32_t bid;  // >= 0: range of provided buffer `bid`; -1: `data` is owned (malloc)
+  int32_t bid;    // >= 0: range of provided buffer `bid`; -1: owned (malloc)
+  uint32_t sent;  // bytes already sent from this chunk: an owned one was allocated at data - sent
 };
 
 class ChunkPool {
@@ -46,7 +47,7 @@ class ChunkPool {
     if (c->bid >= 0)
       bufs_->unref(uint16_t(c->bid));
     else
-      std::free(const_cast<uint8_t*>(c->data));
+      std::free(const_cast<uint8_t*>(c->data - c->sent));
     c->next = free_;
     free_ = c;
   }
@@ -57,7 +58,7 @@ class ChunkPool {
     if (!free_) grow();
     Chunk* c = free_;
     free_ = c->next;
-    *c = Chunk{nullptr, data, len, bid};
+    *c = Chunk{nullptr, data, len, bid, 0};
     return c;
   }
   void grow() {
@@ -153,6 +154,7 @@ class SendQueue {
       } else {
         head_->data += sent;
         head_->len -= sent;
+        head_->sent += sent;
         sent = 0;
       }
     }

@@ -326,6 +326,8 @@ Worker::TimerList* Worker::list_for(ClientState s) {
       return &active_list_;
     case ClientState::kThrottled:
       return &throttled_list_;
+    case ClientState::kClosing:
+      return &closing_list_;
     default:
       return nullptr;
   }
@@ -421,7 +423,11 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     maybe_free(c);
     return;
   }
-  if (res == -ECANCELED && c->recv_paused) {
+  if (res == -ECANCELED) {
+    // Only a pause cancels a client's recv. If the client was resumed before the cancel
+    // completed, arming was a no-op then (the recv was still armed): arm now.
+    if (!c->recv_armed && c->state != ClientState::kClosing && c->state != ClientState::kFree)
+      arm_client_recv(c);
     maybe_free(c);
     return;
   }
@@ -510,11 +516,12 @@ void Worker::on_client_send(Client* c, int res) {
     ::shutdown(c->fd, SHUT_RDWR);
   }
   flush_client(c);
-  // Backpressure: resume reading from the backend once the client caught up.
+  // Backpressure: read from the backend, and the client's requests, once the client caught up.
   if (c->backend && c->backend->recv_paused && client_backlog(c) < kResumeBytes) {
     c->backend->recv_paused = false;
     arm_backend_recv(c->backend);
   }
+  update_client_input(c);
   maybe_free(c);
 }
 
@@ -608,6 +615,11 @@ void Worker::on_tick(Nanos now) {
                  "startup and authentication did not complete within startup_timeout");
     if (startup_list_.head == c) set_state(c, ClientState::kClosing, now);  // defensive
   }
+  // Closing clients that did not read their final error in time: shut the socket, so the
+  // sends and recv still in flight complete and the client is freed.
+  for (Client* c = closing_list_.head; c && now - c->state_since > kClosingLinger;
+       c = c->timer_next)
+    ::shutdown(c->fd, SHUT_RDWR);
   // Waiting clients: acquire_timeout.
   while (Client* c = queued_list_.head) {
     if (now < c->deadline) break;

@@ -41,6 +41,9 @@ constexpr int32_t kNoBuffer = -1;
 // During a drain, a client idle longer than this is closed at once; a fresher one (it probably
 // just logged in) may run a transaction first.
 constexpr Nanos kDrainIdleGrace = 1000 * kNanosPerMilli;
+// A closing client gets this long to read its final error; then its socket is shut (a peer
+// that never reads must not hold the connection and its queued replies forever).
+constexpr Nanos kClosingLinger = 5000 * kNanosPerMilli;
 
 class Worker final : public pool::Messenger {
  public:
@@ -137,6 +140,10 @@ class Worker final : public pool::Messenger {
   void on_backend_recv(pool::Backend* b, int res, uint32_t flags);
   void on_backend_recv_unattached(pool::Backend* b, bool had_data);
   void on_control_send(pool::Backend* b, int res);
+  // Backpressure on a client's requests: reading stops while the backend has not taken what
+  // is queued for it, or the client has not read what is queued for it (either queue past
+  // kPauseBytes), and starts again once both are under kResumeBytes.
+  void update_client_input(Client* c);
   void pause_client_input(Client* c);
   void emit_synthetic(Client* c);  // synthesized replies now due, to the client
   // Session effects of a statement (SET tracking, pins, DEALLOCATE/DISCARD); false = refused.
@@ -229,7 +236,7 @@ class Worker final : public pool::Messenger {
     Client* head = nullptr;
     Client* tail = nullptr;
   };
-  TimerList startup_list_, queued_list_, active_list_, throttled_list_;
+  TimerList startup_list_, queued_list_, active_list_, throttled_list_, closing_list_;
   TimerList* list_for(ClientState s);
 
   std::vector<Client*> starved_;  // multishot recv ended with ENOBUFS

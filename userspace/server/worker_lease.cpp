@@ -165,7 +165,7 @@ void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view
   c->outstanding = 0;
   set_state(c, ClientState::kIdle, monotonic_now());
   queue_to_client(c, out);
-  if (c->recv_paused) resume_client_input(c);
+  update_client_input(c);
 }
 
 void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) {

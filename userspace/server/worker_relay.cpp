@@ -553,14 +553,13 @@ void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_
       break;
     case ClientState::kActive:
       flush_backend(c);
-      if (c->to_backend.bytes() > kPauseBytes) pause_client_input(c);
       // A lease can end on the client side too: a Close answered by the proxy, say.
       maybe_end_lease(c);
       break;
     default:  // kQueued / kWelcome: bytes wait in to_backend until the lease starts
-      if (c->to_backend.bytes() > kPauseBytes) pause_client_input(c);
       break;
   }
+  update_client_input(c);
 }
 
 void Worker::flush_backend(Client* c) {
@@ -610,10 +609,19 @@ void Worker::on_backend_send(Client* c, int res) {
     }
   } else if (c->backend == b) {
     flush_backend(c);
-    if (c->recv_paused && c->to_backend.bytes() < kResumeBytes) resume_client_input(c);
+    update_client_input(c);
   }
   if (b->finish != pool::Backend::Finish::kNone) finish_backend(b);
   maybe_free(c);
+}
+
+void Worker::update_client_input(Client* c) {
+  if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
+  uint32_t to_server = c->to_backend.bytes(), to_client = client_backlog(c);
+  if (!c->recv_paused && (to_server > kPauseBytes || to_client > kPauseBytes))
+    pause_client_input(c);
+  else if (c->recv_paused && to_server < kResumeBytes && to_client < kResumeBytes)
+    resume_client_input(c);
 }
 
 void Worker::pause_client_input(Client* c) {
@@ -891,6 +899,7 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
         if (c->state == ClientState::kClosing) return;
       }
       if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
+      update_client_input(c);
       if (b->broken || h.desync) {
         // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
         // longer matches the requests: the client has what it was sent; the session is over.

@@ -1,0 +1,259 @@
+"""What a client that does not read, or one that writes a lot, can do to the proxy (issue 19).
+
+Four clients flood unread Syncs while drivers run pipelined, prepared bulk inserts (every Bind is
+rewritten by the proxy, so partial sends of rewritten messages happen), another client vanishes
+mid-flood, and an innocent client keeps querying. The proxy must not crash, must not buffer
+without bound (backpressure: it stops reading a client whose replies pile up), every flooding
+client must get exactly one ReadyForQuery per Sync once it reads, the bulk inserts must store every
+row, and the innocent client must not notice.
+
+HELIOS_STRESS_SCALE (default 1, the CI size, about 20 s) multiplies the flood time and row counts;
+the issue's full reproduction is about HELIOS_STRESS_SCALE=10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+
+import asyncpg
+import psycopg
+import pytest
+
+from harness import APP_USER, ROLES
+from harness.wire import RawConn
+
+SCALE = float(os.environ.get("HELIOS_STRESS_SCALE", "1"))
+SYNC = b"S\x00\x00\x00\x04"
+READY_IDLE = b"Z\x00\x00\x00\x05I"
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class SyncFlood(threading.Thread):
+    """Logs in, then sends Syncs as fast as the proxy takes them until `until`, reading nothing.
+    Counts exactly what went out (send, not sendall: a blocked send is backpressure at work)."""
+
+    def __init__(self, proxy, until: float, vanish: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.conn = RawConn(proxy.host, proxy.port)
+        self.conn.login(APP_USER, ROLES[APP_USER].password, "app",
+                        extra={"application_name": "flood"})
+        self.until = until
+        self.vanish = vanish
+        self.sent = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        batch = SYNC * 20_000
+        sock = self.conn.sock
+        sock.settimeout(0.2)
+        pending = b""
+        try:
+            while time.monotonic() < self.until:
+                if not pending:
+                    pending = batch
+                try:
+                    n = sock.send(pending)
+                except socket.timeout:
+                    continue  # the proxy stopped reading us: expected once replies pile up
+                self.sent += n
+                pending = pending[n:]
+            # Finish the Sync that is half sent, so that every Sync counted gets its reply.
+            sock.settimeout(30)
+            if self.sent % len(SYNC) and not self.vanish:
+                rest = len(SYNC) - self.sent % len(SYNC)
+                sock.sendall(pending[:rest])
+                self.sent += rest
+        except OSError as e:
+            self.error = repr(e)
+        if self.vanish:
+            self.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            self.conn.close()  # RST, with replies unread and Syncs in flight
+
+    def read_all_replies(self, timeout: float = 120.0) -> int:
+        """Reads until one reply per Sync arrived; returns how many ReadyForQuery came."""
+        want = (self.sent // len(SYNC)) * len(READY_IDLE)
+        got = bytearray(self.conn.buf)
+        sock = self.conn.sock
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        # Nothing more than that may come either.
+        sock.settimeout(0.3)
+        try:
+            extra = sock.recv(1 << 16)
+        except socket.timeout:
+            extra = b""
+        got += extra
+        n = len(got) // len(READY_IDLE)
+        assert got == READY_IDLE * n, "replies other than ReadyForQuery(I) came back"
+        return n
+
+
+def _psycopg_bulk(proxy, table: str, rows: int, errors: list) -> None:
+    try:
+        with psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(), autocommit=True,
+                             prepare_threshold=0) as conn:
+            with conn.cursor() as cur:
+                # psycopg 3 runs executemany in pipeline mode; prepare_threshold=0 makes every
+                # Bind name a statement, which the proxy rewrites.
+                cur.executemany(f"INSERT INTO {table} VALUES (%s, %s)",
+                                [(i, "x" * (i % 50)) for i in range(rows)])
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"psycopg bulk into {table}: {e!r}")
+
+
+def _asyncpg_bulk(proxy, table: str, rows: int, errors: list) -> None:
+    async def go():
+        conn = await asyncpg.connect(**proxy.conninfo(APP_USER, "app").asyncpg_kwargs())
+        try:
+            await conn.executemany(f"INSERT INTO {table} VALUES ($1, $2)",
+                                   [(i, "y" * (i % 40)) for i in range(rows)])
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(go())
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"asyncpg bulk into {table}: {e!r}")
+
+
+class Innocent(threading.Thread):
+    """Another tenant's client: a query every 50 ms; records the slowest answer."""
+
+    def __init__(self, proxy) -> None:
+        super().__init__(daemon=True)
+        self.conn = psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(), autocommit=True,
+                                    application_name="innocent")
+        self.stop = threading.Event()
+        self.worst = 0.0
+        self.count = 0
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                t = time.monotonic()
+                assert self.conn.execute("SELECT %s::int", (self.count,)).fetchone() == (
+                    self.count,)
+                self.worst = max(self.worst, time.monotonic() - t)
+                self.count += 1
+                time.sleep(0.05)
+        except Exception as e:  # noqa: BLE001
+            self.error = repr(e)
+        finally:
+            self.conn.close()
+
+
+@pytest.mark.timeout(300)
+def test_sync_floods_beside_pipelined_bulk_inserts(proxy_factory, pg):
+    proxy = proxy_factory(mode="transaction", pool_size=20)
+    tables = ["stress_pipe_a", "stress_pipe_b", "stress_asyncpg"]
+    with psycopg.connect(**pg.conninfo(APP_USER, "app"), autocommit=True) as direct:
+        for t in tables:
+            direct.execute(f"DROP TABLE IF EXISTS {t}")
+            direct.execute(f"CREATE TABLE {t} (id int, pad text)")
+    rss_before = _rss_kb(proxy.proc.pid)
+
+    flood_secs = 8 * SCALE
+    until = time.monotonic() + flood_secs
+    floods = [SyncFlood(proxy, until) for _ in range(4)]
+    vanishing = SyncFlood(proxy, time.monotonic() + flood_secs / 2, vanish=True)
+    innocent = Innocent(proxy)
+    errors: list[str] = []
+    psy_rows, apg_rows = int(5_000 * SCALE), int(50_000 * SCALE)
+    bulk = [threading.Thread(target=_psycopg_bulk, args=(proxy, t, psy_rows, errors))
+            for t in tables[:2]]
+    bulk.append(threading.Thread(target=_asyncpg_bulk, args=(proxy, tables[2], apg_rows, errors)))
+    for t in floods + [vanishing, innocent] + bulk:
+        t.start()
+
+    rss_peak = rss_before
+    while time.monotonic() < until + 1:
+        assert proxy.alive(), "the proxy died:\n" + proxy.stderr_tail(20)
+        rss_peak = max(rss_peak, _rss_kb(proxy.proc.pid))
+        time.sleep(0.2)
+    for t in floods + [vanishing] + bulk:
+        t.join(120)
+    innocent.stop.set()
+    innocent.join(10)
+
+    assert proxy.alive(), "the proxy died:\n" + proxy.stderr_tail(20)
+    assert not errors, errors
+    assert innocent.error is None, innocent.error
+    for f in floods:
+        assert f.error is None, f.error
+        n = f.read_all_replies()
+        assert n == f.sent // len(SYNC), f"{f.sent // len(SYNC)} Syncs sent, {n} replies"
+        assert n > 1000, "the flood hardly ran"
+        f.conn.close()
+    # Backpressure: once a client's unread replies pass the proxy's limit it stops reading that
+    # client, so what a client manages to send is bounded by socket buffers and the proxy's
+    # queues (about 11 MB here), not by how long it floods (without it: 40-120 MB in 8 s).
+    for f in floods:
+        assert f.sent < 32e6, f"a client that reads nothing sent {f.sent / 1e6:.0f} MB"
+    # Memory: the workers' receive-buffer rings (2 x 4096 x 16 KB, touched as they are used)
+    # plus a little, not the gigabyte the unread replies would have cost.
+    growth_mb = (rss_peak - rss_before) / 1024
+    assert growth_mb < 128 + 48, f"proxy RSS grew {growth_mb:.0f} MB"
+    assert innocent.count > 20
+    assert innocent.worst < 3.0, f"an innocent query took {innocent.worst:.2f}s"
+
+    with psycopg.connect(**pg.conninfo(APP_USER, "app"), autocommit=True) as direct:
+        counts = {t: direct.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        for t in tables:
+            direct.execute(f"DROP TABLE {t}")
+    assert counts == {tables[0]: psy_rows, tables[1]: psy_rows, tables[2]: apg_rows}
+    # The proxy still serves new clients normally.
+    with psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(), autocommit=True) as conn:
+        assert conn.execute("SELECT 42").fetchone() == (42,)
+
+
+@pytest.mark.timeout(300)
+def test_one_asyncpg_executemany_of_many_rows(proxy_factory, pg):
+    """The issue's single-client reproduction: asyncpg executemany crashed the proxy every time
+    (a partial send of a rewritten Bind freed the wrong pointer)."""
+    proxy = proxy_factory(mode="transaction", pool_size=20)
+    rows = int(200_000 * SCALE)
+    with psycopg.connect(**pg.conninfo(APP_USER, "app"), autocommit=True) as direct:
+        direct.execute("DROP TABLE IF EXISTS stress_many")
+        direct.execute("CREATE TABLE stress_many (id int, pad text)")
+    errors: list[str] = []
+    _asyncpg_bulk(proxy, "stress_many", rows, errors)
+    assert not errors, errors
+    assert proxy.alive(), proxy.stderr_tail(20)
+    with psycopg.connect(**pg.conninfo(APP_USER, "app"), autocommit=True) as direct:
+        assert direct.execute("SELECT count(*), sum(id) FROM stress_many").fetchone() == (
+            rows, rows * (rows - 1) // 2)
+        direct.execute("DROP TABLE stress_many")
+
+
+@pytest.mark.timeout(120)
+def test_shutdown_does_not_wait_forever_for_a_client_that_never_reads(proxy_factory):
+    """A client with unread replies is told the proxy is shutting down; it never reads that
+    either. The proxy gives it a few seconds, then closes the socket and exits."""
+    proxy = proxy_factory(mode="transaction", pool_size=4)
+    flood = SyncFlood(proxy, time.monotonic() + 3)
+    flood.start()
+    flood.join(30)
+    assert flood.sent > 1e6, "the client did not get far enough to have unread replies"
+    t0 = time.monotonic()
+    proxy.stop(expect_exit=0, timeout=40)
+    took = time.monotonic() - t0
+    drain = 5  # the default drain_timeout
+    assert took < drain + 10, f"the proxy took {took:.1f}s to stop"
+    flood.conn.close()

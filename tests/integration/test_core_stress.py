@@ -257,3 +257,25 @@ def test_shutdown_does_not_wait_forever_for_a_client_that_never_reads(proxy_fact
     drain = 5  # the default drain_timeout
     assert took < drain + 10, f"the proxy took {took:.1f}s to stop"
     flood.conn.close()
+
+
+@pytest.mark.timeout(120)
+def test_statements_over_a_megabyte_pass_intact(proxy_factory):
+    """Generated SQL of several MB (ORM IN lists, bulk VALUES) through the extended protocol,
+    named (asyncpg prepares every statement) and as a simple query: the proxy copies the first
+    MB of a Parse to inspect it and sends that copy in parts, which freed a wrong pointer."""
+    proxy = proxy_factory(mode="transaction", pool_size=4)
+
+    async def go():
+        conn = await asyncpg.connect(**proxy.conninfo(APP_USER, "app").asyncpg_kwargs())
+        try:
+            for n in (1_048_000, 1_048_600, 1_200_000, 3_000_000):
+                q = "SELECT length('" + "x" * n + "') + $1::int"
+                assert await conn.fetchval(q, 1) == n + 1
+                assert await conn.fetchval(q, 2) == n + 2  # the statement again, by name
+                assert await conn.fetchval(q.replace("$1::int", "3")) == n + 3
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+    assert proxy.alive(), proxy.stderr_tail(20)

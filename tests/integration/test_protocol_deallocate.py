@@ -78,12 +78,25 @@ def _login(host: str, port: int) -> RawConn:
     return raw
 
 
+def _requests(step: bytes) -> int:
+    """Messages in `step` that end in a ReadyForQuery (Query, Sync)."""
+    n, pos = 0, 0
+    while pos < len(step):
+        (length,) = struct.unpack("!I", step[pos + 1:pos + 5])
+        n += step[pos:pos + 1] in (b"Q", b"S")
+        pos += 1 + length
+    return n
+
+
 def _run(raw: RawConn, steps: list) -> list:
-    """Sends each step (bytes ending in one Sync or one Query) and collects its replies."""
+    """Sends each step (in one write) and collects its replies, up to its last ReadyForQuery."""
     out = []
     for step in steps:
         raw.send(step)
-        out.append(_summary(_until_ready(raw)))
+        got = []
+        for _ in range(_requests(step)):
+            got += _summary(_until_ready(raw))
+        out.append(got)
     return out
 
 
@@ -204,7 +217,10 @@ def test_execute_of_a_protocol_prepared_statement(proxy_factory, pg):
         query_message("BEGIN; EXECUTE s1 (1); EXECUTE \"s1\"(2); COMMIT"),
         query_message("BEGIN"),
         query_message("SELECT 1/0"),
-        query_message("EXECUTE s1(4)"),  # the transaction is aborted: 25P02
+        query_message("EXECUTE s1(4)"),  # the transaction is aborted: 25P02, s1 stays
+        # In one write: the proxy prepares s1 before it knows the transaction failed.
+        query_message("SELECT 1/0") + query_message("EXECUTE s1(4)"),
+        query_message("DEALLOCATE s1"),  # refused (25P02): s1 stays prepared
         query_message("ROLLBACK"),
         query_message("BEGIN"),
         query_message("EXECUTE s1(3)"),  # inside a transaction, the backend lacking it
@@ -219,15 +235,17 @@ def test_execute_of_a_protocol_prepared_statement(proxy_factory, pg):
     with _login("127.0.0.1", p.port) as raw:
         got = []
         for i, step in enumerate(steps):
-            if i in (1, 2, 3, 7, 10, 11):  # raw is idle: the only backend forgets its statements
+            if i in (1, 2, 3, 9, 12, 13):  # raw is idle: the only backend forgets its statements
                 assert other.simple_query("DEALLOCATE ALL")[1] == []
             got += _run(raw, [step])
     other.close()
     assert got == want, f"\nproxy:  {got}\ndirect: {want}"
     assert got[1] == [("T",), ("D", ("42",)), ("C", "SELECT 1"), ("Z", "I")]
     assert got[5] == [("E", "25P02"), ("Z", "E")]
-    assert got[8] == [("T",), ("D", ("4",)), ("C", "SELECT 1"), ("Z", "T")]
-    assert got[11][-2:] == [("E", "26000"), ("Z", "I")]
+    assert got[6] == [("E", "25P02"), ("Z", "E"), ("E", "25P02"), ("Z", "E")]
+    assert got[7] == [("E", "25P02"), ("Z", "E")]
+    assert got[10] == [("T",), ("D", ("4",)), ("C", "SELECT 1"), ("Z", "T")]
+    assert got[13][-2:] == [("E", "26000"), ("Z", "I")]
 
 
 def test_deallocate_of_an_unknown_name_fails_as_directly(proxy_factory, pg):

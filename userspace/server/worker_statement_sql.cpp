@@ -14,8 +14,10 @@
 //   statement, go to the server unchanged: it answers as it would directly.
 //
 // Where the backend lacks a statement, Close+Parse are injected before the message (replies
-// swallowed); before a simple Query a Sync follows them, so an injected Parse that fails (an
-// aborted transaction) does not make the server skip the client's Query.
+// swallowed); before a simple Query a Sync follows them, so an injected Parse that fails (in a
+// transaction that an earlier statement of the same pipeline aborted) does not make the server
+// skip the client's Query. In a transaction known to have failed, nothing is mapped: the server
+// refuses the statement as it would directly, and the client keeps the name, as it does there.
 #include <unordered_set>
 
 #include "pg/writer.h"
@@ -49,6 +51,9 @@ Worker::StatementSql Worker::map_statement_sql(Client* c, std::string_view sql, 
   if (!c->track_statements || !c->session || c->session->statements.empty())
     return StatementSql::kNone;
   if (!mentions(sql, "deallocate") && !mentions(sql, "execute")) return StatementSql::kNone;
+  // In a transaction that already failed, the server refuses every statement (25P02) whatever
+  // it names, and a refused DEALLOCATE leaves the statement prepared: pass it on as it is.
+  if (c->backend && c->backend->tx_status == 'E' && c->tracker.empty()) return StatementSql::kNone;
   ClientSession& s = *c->session;
 
   struct Mapped {

@@ -9,8 +9,10 @@ Each sequence also runs directly against PostgreSQL: the proxy must answer the s
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
+import asyncpg
 import psycopg
 import pytest
 
@@ -164,6 +166,32 @@ def test_dbd_pg_style_with_psycopg_prepared_statement(proxy_factory, pg, rows_ta
                 cur.execute("INSERT INTO pd_rows VALUES (2, %s)", (where,))
             conn.commit()
         assert _count(pg, where) == 2, where
+
+
+def test_asyncpg_statement_deallocated_by_sql_in_a_transaction(proxy_factory, pg, rows_table):
+    """asyncpg prepares by protocol (__asyncpg_stmt_<n>__); the application deallocates it by
+    SQL (a simple Query) inside the transaction and goes on."""
+    p = proxy_factory(pool_size=2)
+
+    async def run(where: str, host: str, port: int) -> None:
+        conn = await asyncpg.connect(host=host, port=port, user=APP_USER, database="app",
+                                     password=ROLES[APP_USER].password,
+                                     statement_cache_size=0)
+        try:
+            async with conn.transaction():
+                stmt = await conn.prepare("INSERT INTO pd_rows VALUES ($1, $2)")
+                await stmt.fetchval(1, where)
+                assert await conn.fetchval(
+                    "SELECT count(*) FROM pd_rows WHERE src = $1", where) == 1
+                assert await conn.execute(f'DEALLOCATE "{stmt.get_name()}"') == "DEALLOCATE"
+                await conn.execute(f"INSERT INTO pd_rows VALUES (2, '{where}')")
+        finally:
+            await conn.close()
+
+    asyncio.run(run("direct", pg.host, pg.port))
+    asyncio.run(run("proxy", "127.0.0.1", p.port))
+    assert _count(pg, "direct") == 2
+    assert _count(pg, "proxy") == 2
 
 
 def test_deallocate_prepare_name(proxy_factory, pg):

@@ -313,3 +313,25 @@ def test_psycopg_more_than_100_prepared_statements(proxy_factory, pg):
             # The oldest are gone, the newest still work.
             for i in range(390, 400):
                 assert conn.execute(f"SELECT %s::int + {i}", (2,)).fetchone() == (2 + i,)
+
+
+def test_statement_used_in_a_failed_transaction_stays_prepared(proxy_factory, pg):
+    """A Bind (or EXECUTE) of a statement in a transaction that already failed is refused with
+    25P02 and the statement stays prepared, also when the proxy had to prepare it on that backend
+    first (its own Parse is refused with 25P02 too)."""
+    p = proxy_factory(pool_size=1)
+    _both(pg, p, [
+        _parse(b"s1", b"SELECT $1::int * 3", INT4) + SYNC,  # not on any backend yet
+        query_message("BEGIN"),
+        query_message("SELECT 1/0"),
+        _bind(b"s1", b"1") + EXECUTE + SYNC,
+        query_message("ROLLBACK"),
+        _bind(b"s1", b"2") + EXECUTE + SYNC,
+        query_message("EXECUTE s1(3)"),
+        # The client's own Parse in a failed transaction creates nothing.
+        query_message("BEGIN"),
+        query_message("SELECT 1/0"),
+        _parse(b"s2", b"SELECT 4") + _bind(b"s2") + EXECUTE + SYNC,
+        query_message("ROLLBACK"),
+        _bind(b"s2") + EXECUTE + SYNC,
+    ])

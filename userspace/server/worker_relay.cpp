@@ -702,7 +702,8 @@ struct BackendHandler {
   const uint8_t* data;
   bool& forward;  // per backend: a message body continues across receive buffers
   bool lease_may_end = false;
-  bool desync = false;  // a reply no request asked for: the session can't be trusted
+  bool desync = false;           // a reply no request asked for: the session can't be trusted
+  bool injected_failed = false;  // the error being handled answers a message the proxy injected
 
   uint32_t prefix_wanted(char type, uint32_t length) {
     switch (type) {
@@ -788,6 +789,7 @@ struct BackendHandler {
     // An injected extended-protocol message failed: the server now skips the client's messages
     // up to its Sync, so the client must see the error instead of a bare ReadyForQuery.
     // Injected messages the proxy ended with its own Sync (before a simple Query) need not.
+    injected_failed = o.failed && !o.forward;
     if (o.failed && !o.forward && o.expect != Expect::kQuery && !injected_sync_next())
       o.forward = true;
     if (o.unexpected) {
@@ -845,8 +847,11 @@ struct BackendHandler {
           f.message.find("cached plan must not change result type") != std::string::npos)
         b->statements.erase(o.stmt);
       // A Parse the client asked for failed (here, or deferred to this backend): its name must
-      // not stay bound, or later Binds would report our name instead of the client's.
-      if (o.expect == Expect::kParse && o.forward && c->session)
+      // not stay bound, or later Binds would report our name instead of the client's. Not when
+      // the proxy's own Parse (re-preparing or deferred) met a transaction that had already
+      // failed (25P02): on a direct connection the statement would still be prepared.
+      if (o.expect == Expect::kParse && o.forward && c->session &&
+          !(injected_failed && f.sqlstate == pg::sqlstate::kInFailedSqlTransaction))
         std::erase_if(c->session->statements,
                       [&](const auto& kv) { return kv.second->id == o.stmt; });
     }

@@ -20,10 +20,13 @@ namespace helios::server {
 struct ClientSession {
   std::unordered_map<std::string, PreparedPtr> statements;  // client name -> statement
   // Statements the queued (not yet leased) messages use: prepared by a queued Parse (parsed =
-  // true, the backend will have it), or referenced by a queued Bind/Describe.
+  // true, the backend will have it), or referenced by a queued Bind/Describe or by SQL EXECUTE /
+  // DEALLOCATE (server/worker_statement_sql.cpp).
   struct Ref {
     PreparedPtr stmt;
     bool parsed;
+    bool sync = false;     // a simple Query uses it: end the injected Parse with a Sync
+    bool dropped = false;  // a queued SQL DEALLOCATE removes it from the backend
   };
   std::vector<Ref> pending;
   bool clear_backend_statements = false;  // a queued DEALLOCATE ALL / DISCARD ALL

@@ -156,6 +156,16 @@ class Worker final : public pool::Messenger {
                        bool front);
   void resume_client_input(Client* c);
 
+  // ---- SQL that names the client's protocol-prepared statements (server/worker_statement_sql.cpp)
+  enum class StatementSql : uint8_t {
+    kNone,       // names none of them: relay as is
+    kRewritten,  // `rewritten` holds the text with the server's names; the statements will be there
+    kAnswered,   // only DEALLOCATEs while no backend is held: the proxy answered the Query
+    kRefused,    // an EXECUTE whose statement pins, refused by pin_policy: `refusal` says why
+  };
+  StatementSql map_statement_sql(Client* c, std::string_view sql, bool complete, bool simple_query,
+                                 bool quiet, std::string* rewritten, std::string* refusal);
+
   // ---- tenant quotas (server/worker_quota.cpp)
   bool admit_queries(Client* c, Nanos now);  // QPS tokens for the statements received
   void check_throttled(Client* c, Nanos now);

@@ -77,6 +77,7 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
   // after it; any other referenced statement the backend lacks is re-prepared up front.
   std::vector<const ClientSession::Ref*> inject;
   std::vector<uint32_t> parsed;
+  bool sync = false;
   for (const auto& ref : s.pending) {
     uint32_t id = ref.stmt->id;
     if (ref.parsed) {
@@ -85,9 +86,14 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
                !b->statements.contains(id)) {
       inject.push_back(&ref);
       parsed.push_back(id);  // once is enough
+      sync = sync || ref.sync;
     }
   }
   std::string out;
+  if (sync && !inject.empty()) {  // a simple Query follows: an injected failure must not skip it
+    pg::write_sync(out);
+    c->tracker.push_front(track_pool_, Expect::kSync, Reply::kSwallow);
+  }
   for (auto it = inject.rbegin(); it != inject.rend(); ++it) {  // entries go in front, reversed
     std::string one;
     ensure_prepared(c, b, (*it)->stmt, one, /*front=*/true);
@@ -95,6 +101,15 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
   }
   for (uint32_t id : parsed)
     b->statements.insert(id, size_t(cfg_->connection_pool.prepared_statement_cache_size));
+  // A queued SQL DEALLOCATE removes the statement from the backend, unless a later queued Parse
+  // creates it again.
+  for (size_t i = 0; i < s.pending.size(); ++i) {
+    if (!s.pending[i].dropped) continue;
+    uint32_t id = s.pending[i].stmt->id;
+    bool again = std::any_of(s.pending.begin() + long(i) + 1, s.pending.end(),
+                             [&](const auto& r) { return r.parsed && r.stmt->id == id; });
+    if (!again) b->statements.erase(id);
+  }
   s.pending.clear();
   if (!out.empty()) c->to_backend.push_front_owned(*chunks_, out);
 }

@@ -231,12 +231,18 @@ struct ClientHandler {
           refuse_transaction(m);
           return;
         }
+        std::string mapped;  // the text with the server's statement names (EXECUTE, DEALLOCATE)
+        if (inspect && !map_statement_names(m, sql, &mapped)) return;
         if (inspect && !effects(inspect_sql(sql, m.complete()), m)) return;
         ++c->outstanding;
         ++c->rfq_sent;
         ++queries;
         c->unsynced = false;
         track(Expect::kQuery);
+        if (!mapped.empty()) {
+          push_query(m, mapped);
+          return;
+        }
         break;
       }
       case pg::fe::kFunctionCall:
@@ -319,6 +325,35 @@ struct ClientHandler {
     return false;
   }
 
+  // A simple Query naming the client's protocol-prepared statements (EXECUTE, DEALLOCATE): the
+  // text to send instead goes to `mapped`. False if the Query was answered or refused here.
+  bool map_statement_names(const pg::FramedMessage& m, std::string_view sql, std::string* mapped) {
+    if (!c->track_statements) return true;
+    bool complete = m.complete();
+    if (complete && !sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
+    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty() && !c->unsynced;
+    switch (w.map_statement_sql(c, sql, complete, /*simple_query=*/true, quiet, mapped, &refusal)) {
+      case Worker::StatementSql::kAnswered:
+      case Worker::StatementSql::kRefused:
+        forward = false;
+        mapped->clear();
+        return false;
+      case Worker::StatementSql::kRewritten:
+      case Worker::StatementSql::kNone:
+        break;
+    }
+    return true;
+  }
+  // The Query with its captured text replaced; the rest of a long body streams on unchanged.
+  void push_query(const pg::FramedMessage& m, std::string_view text) {
+    std::string out;
+    bool complete = m.complete();
+    put_header(out, pg::fe::kQuery, text.size() + (complete ? 1 : 0) + m.body_left);
+    out += text;
+    if (complete) out += '\0';
+    c->to_backend.push_owned(*w.chunks_, out);
+  }
+
   // Named Parse: rename to the shared server-side name. Returns true if handled (not forwarded
   // as is).
   bool on_parse(const pg::FramedMessage& m) {
@@ -335,7 +370,7 @@ struct ClientHandler {
       bool tracked = !name.empty() && c->track_statements && m.complete();
       if (!tracked && !effects(inspect_sql(query, m.complete()), m)) return true;
     }
-    if (name.empty()) return false;  // unnamed: lives until the next Parse; passes through
+    if (name.empty()) return on_unnamed_parse(m, tail);
     auto mode = w.cfg_->connection_pool.prepared_statement_mode;
     if (mode == control::PreparedStatementMode::kDisable) {
       forward = false;
@@ -403,6 +438,33 @@ struct ClientHandler {
       session().pending.push_back({stmt, true});
     }
     c->to_backend.push_owned(*w.chunks_, out);
+    return true;
+  }
+
+  // Unnamed Parse: lives until the next Parse and passes through, unless its query is SQL
+  // naming the client's protocol-prepared statements (psycopg sends DEALLOCATE this way).
+  bool on_unnamed_parse(const pg::FramedMessage& m, std::string_view tail) {
+    std::string_view query, rest;
+    if (!c->track_statements || !m.complete() || !split_cstring(tail, &query, &rest)) return false;
+    std::string mapped;
+    switch (w.map_statement_sql(c, query, /*complete=*/true, /*simple_query=*/false,
+                                /*quiet=*/false, &mapped, &refusal)) {
+      case Worker::StatementSql::kNone:
+      case Worker::StatementSql::kAnswered:  // not for a Parse
+        return false;
+      case Worker::StatementSql::kRefused:
+        forward = false;
+        return true;
+      case Worker::StatementSql::kRewritten:
+        break;
+    }
+    mapped += '\0';
+    mapped += rest;
+    std::string out;
+    write_parse_tail(out, "", mapped);
+    c->to_backend.push_owned(*w.chunks_, out);
+    track(Expect::kParse);
+    forward = false;
     return true;
   }
 
@@ -648,7 +710,8 @@ struct BackendHandler {
   const uint8_t* data;
   bool& forward;  // per backend: a message body continues across receive buffers
   bool lease_may_end = false;
-  bool desync = false;  // a reply no request asked for: the session can't be trusted
+  bool desync = false;           // a reply no request asked for: the session can't be trusted
+  bool injected_failed = false;  // the error being handled answers a message the proxy injected
 
   uint32_t prefix_wanted(char type, uint32_t length) {
     switch (type) {
@@ -733,7 +796,10 @@ struct BackendHandler {
     auto o = c->tracker.on_backend_message(w.track_pool_, m.type, skipped, b);
     // An injected extended-protocol message failed: the server now skips the client's messages
     // up to its Sync, so the client must see the error instead of a bare ReadyForQuery.
-    if (o.failed && !o.forward && o.expect != Expect::kQuery) o.forward = true;
+    // Injected messages the proxy ended with its own Sync (before a simple Query) need not.
+    injected_failed = o.failed && !o.forward;
+    if (o.failed && !o.forward && o.expect != Expect::kQuery && !injected_sync_next())
+      o.forward = true;
     if (o.unexpected) {
       log::error(
           "backend pid {}: reply '{}' does not match the pending request; closing the "
@@ -773,6 +839,11 @@ struct BackendHandler {
     if (forward) push_prefix(m);
   }
 
+  bool injected_sync_next() const {
+    const TrackEntry* h = c->tracker.head();
+    return h && h->expect == Expect::kSync && h->reply == Reply::kSwallow;
+  }
+
   void on_error_response(const pg::ErrorFields& f, const ResponseTracker::Outcome& o,
                          const pg::FramedMessage& m) {
     if (f.is_fatal()) b->broken = true;
@@ -784,8 +855,11 @@ struct BackendHandler {
           f.message.find("cached plan must not change result type") != std::string::npos)
         b->statements.erase(o.stmt);
       // A Parse the client asked for failed (here, or deferred to this backend): its name must
-      // not stay bound, or later Binds would report our name instead of the client's.
-      if (o.expect == Expect::kParse && o.forward && c->session)
+      // not stay bound, or later Binds would report our name instead of the client's. Not when
+      // the proxy's own Parse (re-preparing or deferred) met a transaction that had already
+      // failed (25P02): on a direct connection the statement would still be prepared.
+      if (o.expect == Expect::kParse && o.forward && c->session &&
+          !(injected_failed && f.sqlstate == pg::sqlstate::kInFailedSqlTransaction))
         std::erase_if(c->session->statements,
                       [&](const auto& kv) { return kv.second->id == o.stmt; });
     }

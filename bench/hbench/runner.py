@@ -93,6 +93,7 @@ class PgbenchSpec:
     connect_each: bool = False
     log_latency: bool = True
     sampling_rate: Optional[float] = None  # None = log every transaction
+    script: Optional[str] = None  # pgbench -f script instead of the built-in (select_only off)
 
 
 @dataclass
@@ -143,7 +144,8 @@ def run_pgbench_once(b: Bench, scenario: str, system: System, spec: PgbenchSpec,
     try:
         run = _with_affinity(pin.db_and_client if pin else None, lambda: pgbench(
             ci, clients=spec.clients, jobs=spec.jobs, seconds=seconds,
-            select_only=spec.select_only, protocol=spec.protocol, rate=spec.rate,
+            select_only=spec.select_only and spec.script is None, script=spec.script,
+            protocol=spec.protocol, rate=spec.rate,
             connect_each=spec.connect_each, extra=extra, background=True,
             timeout=seconds + 120 + spec.clients / 10))
         r = run.result()

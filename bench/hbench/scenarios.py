@@ -42,6 +42,14 @@ def _pinned_available(b: Bench) -> Optional[str]:
     return None
 
 
+# A transaction that SETs a session parameter (a carried one) before its query, as apps that set
+# a per-request timeout or search_path do: the proxy must carry the SET to the client's next
+# backend and, in transaction mode, check the session state at the lease's end.
+SET_PER_TXN = """\\set aid random(1, 100000 * :scale)
+SET statement_timeout = '5s';
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+"""
+
 SCENARIOS: list[Scenario] = [
     Scenario("select_simple", "pgbench -S, simple protocol, c16 (saturation)",
              lambda b: PgbenchSpec(b.plan.clients, b.plan.jobs,
@@ -62,6 +70,9 @@ SCENARIOS: list[Scenario] = [
              lambda b: PgbenchSpec(b.plan.clients, b.plan.jobs,
                                    sampling_rate=b.plan.sampling_rate),
              pinning=_pin, available=_pinned_available, main=False),
+    Scenario("set_per_txn", "a session SET then pgbench -S's query per transaction, c16",
+             lambda b: PgbenchSpec(b.plan.clients, b.plan.jobs, script=SET_PER_TXN,
+                                   sampling_rate=b.plan.sampling_rate), main=False),
 ]
 
 def rotation(systems: list[System], rep: int) -> list[System]:

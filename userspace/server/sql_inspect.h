@@ -51,6 +51,18 @@ struct SessionEffect {
 // the middle is analysed as far as it goes.
 std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete);
 
+// True if the statements in `sql` may change session state in a way their text does not show
+// for certain: a SET, RESET, SAVEPOINT, ROLLBACK TO, COMMIT/ROLLBACK AND CHAIN, DO, CALL, CREATE,
+// DROP, a call of a function the inspector cannot see through (a user function may call
+// set_config or create a temp table), anything naming pg_temp, a statement cut short, or any
+// statement it does not know. Plain queries and DML calling only well-known built-in functions
+// (pgbench's statements, SELECT now()) are not. When true, the proxy asks the server for the
+// session's state at the end of the lease (worker_probe.cpp).
+bool may_change_session(std::string_view sql, bool complete);
+
+// True if the effects include one that changes session state (anything but BEGIN).
+bool touches_session(const std::vector<SessionEffect>& effects);
+
 // True if the parameter (lower-case) is carried by the proxy from backend to backend: the
 // reported ones plus search_path, statement_timeout, lock_timeout,
 // idle_in_transaction_session_timeout, and the configured extras.

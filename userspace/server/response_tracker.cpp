@@ -120,6 +120,7 @@ ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& poo
   o.expect = h->expect;
   o.stmt = h->stmt;
   o.forward = h->reply == Reply::kForward;
+  o.probe = h->reply == Reply::kProbe;
   if (type == 'E') {
     o.failed = true;
     // A simple Query goes on to its ReadyForQuery; so does an error answering a Sync.

@@ -35,6 +35,7 @@ enum class Reply : uint8_t {
   kSynthParse,  // the proxy skipped the message: emit ParseComplete to the client
   kSynthClose,  // emit CloseComplete
   kSynthReady,  // emit ReadyForQuery (a Sync the proxy answered: nothing reached a server)
+  kProbe,       // the proxy's session-state probe: its rows are read by the proxy, not forwarded
 };
 
 struct TrackEntry {
@@ -92,6 +93,7 @@ class ResponseTracker {
     bool forward = true;             // send this backend message to the client
     bool unexpected = false;         // no entry wanted it (a protocol mismatch): treat as broken
     bool failed = false;             // it was an ErrorResponse for an entry
+    bool probe = false;              // it answers the proxy's session-state probe
     Expect expect = Expect::kQuery;  // the entry it belonged to
     uint32_t stmt = 0;
   };

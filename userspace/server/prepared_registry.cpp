@@ -12,7 +12,6 @@ PreparedPtr PreparedRegistry::intern(std::string_view tail) {
   made->tail = std::string(tail);
   made->effects = inspect_sql(std::string_view(made->tail.c_str()), /*complete=*/true);
   made->may_change_session =
-      touches_session(made->effects) ||
       may_change_session(std::string_view(made->tail.c_str()), /*complete=*/true);
   slot = made;
   if (by_tail_.size() > 4096 && by_tail_.size() % 4096 == 0)

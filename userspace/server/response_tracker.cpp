@@ -67,6 +67,11 @@ bool ResponseTracker::only_synthetic() const {
   return every_entry([](const TrackEntry& e) { return is_synthetic(e.reply); });
 }
 
+bool ResponseTracker::only_probe() const {
+  return size_ > 0 && !skipping_ &&
+         every_entry([](const TrackEntry& e) { return e.reply == Reply::kProbe; });
+}
+
 bool ResponseTracker::all_forwarded() const {
   return !skipping_ &&
          every_entry([](const TrackEntry& e) { return e.reply == Reply::kForward && e.stmt == 0; });

@@ -120,6 +120,9 @@ class ResponseTracker {
   }
   // True if every pending reply is one the proxy makes up (no server involved).
   bool only_synthetic() const;
+  // True if every pending reply answers the session-state probe, ending with its Sync (and the
+  // server is not skipping to a Sync for something else).
+  bool only_probe() const;
 
   // Kernel data path (server/worker_kernel.cpp). True when every pending reply goes to the
   // client exactly as the server sends it: nothing synthesized or swallowed, no prepared

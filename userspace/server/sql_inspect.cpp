@@ -410,6 +410,9 @@ bool harmless_function(std::string_view f) {
   static constexpr std::string_view kFns[] = {"abs",
                                               "age",
                                               "array_agg",
+                                              "array_position",
+                                              "current_schemas",
+                                              "current_database",
                                               "array_length",
                                               "array_to_string",
                                               "avg",
@@ -547,9 +550,11 @@ bool statement_may_change_session(std::string_view stmt) {
       if (x.text == "chain" || x.text == "to" || x.text == "prepared") return true;
     return false;
   }
-  if (is("set")) {
-    auto w = words(stmt, 2);
-    return !(w.size() == 2 && (w[1].text == "local" || w[1].text == "transaction"));
+  if (is("set") || is("reset")) {
+    // Their effects (inspect_sql) are exact, except the TIME ZONE forms whose value cannot be
+    // replayed as written (INTERVAL '+02:00' HOUR TO MINUTE): those ask the server.
+    auto w = words(stmt, 3);
+    return w.size() >= 3 && w[1].text == "time" && w[2].text == "zone";
   }
   // Statements that leave no session state behind whatever they do.
   static constexpr std::string_view kStateless[] = {
@@ -570,9 +575,15 @@ bool may_change_session(std::string_view sql, bool complete) {
   return any;
 }
 
-bool touches_session(const std::vector<SessionEffect>& effects) {
-  for (const auto& e : effects)
-    if (e.kind != SessionEffect::Kind::kBegin) return true;
+bool effects_need_probe(const std::vector<SessionEffect>& effects,
+                        const std::vector<std::string>& extras) {
+  using K = SessionEffect::Kind;
+  for (const auto& e : effects) {
+    bool exact =
+        e.kind == K::kBegin || e.kind == K::kResetAll ||
+        ((e.kind == K::kSet || e.kind == K::kReset) && is_carried_parameter(e.name, extras));
+    if (!exact) return true;
+  }
   return false;
 }
 

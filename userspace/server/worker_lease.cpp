@@ -70,6 +70,7 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
   ClientSession& s = *c->session;
   if (s.clear_backend_statements) {
     b->statements.clear();
+    b->probe_prepared = false;
     s.clear_backend_statements = false;
   }
   if (s.pending.empty()) return;
@@ -284,6 +285,7 @@ void Worker::finish_backend(pool::Backend* b) {
       // DISCARD ALL (or whatever reset query) may drop statements and parameters: assume it
       // did, so the next lease re-prepares and re-syncs what it needs.
       b->statements.clear();
+      b->probe_prepared = false;
       b->params = b->pool->server_params_ref();
       b->synced_params.reset();
     }
@@ -366,8 +368,7 @@ void Worker::detach_backend_on_close(Client* c) {
   ctx_.on_lease_end(c);
   // Only the session-state probe's answer is owed: it is read and dropped with the reset's.
   ClientSession* s = c->session.get();
-  if (s && s->probe_inflight && c->tracker.size() == 1 && c->to_backend.empty() &&
-      c->tracker.head()->reply == Reply::kProbe) {
+  if (s && s->probe_inflight && c->tracker.only_probe() && c->to_backend.empty()) {
     c->tracker.clear(track_pool_);
     ++b->swallow_rfq;
     s->probe_inflight = false;

@@ -16,6 +16,10 @@
 #include "server/worker.h"
 
 namespace helios::server {
+namespace {
+// Server-side name of the prepared probe; the proxy's statements are hp_<number>.
+constexpr std::string_view kProbeStatement = "hp_session_probe";
+}  // namespace
 
 bool Worker::hold_ready_for_probe(Client* c, pool::Backend* b) {
   ClientSession* s = c->session.get();
@@ -35,9 +39,21 @@ void Worker::send_session_probe(Client* c) {
   s.probe_inflight = true;
   s.probe_failed = false;
   s.probe = SessionProbeAnswer{};
+  // Prepared once per backend (planning it was half its cost), then Bind/Execute/Sync; every
+  // reply, an error included, belongs to the probe.
+  pool::Backend* b = c->backend;
   std::string out;
-  pg::write_query(out, session_probe_sql());
-  c->tracker.push(track_pool_, Expect::kQuery, Reply::kProbe);
+  if (!b->probe_prepared) {
+    pg::write_parse(out, kProbeStatement, session_probe_sql());
+    c->tracker.push(track_pool_, Expect::kParse, Reply::kProbe);
+    b->probe_prepared = true;
+  }
+  pg::write_bind(out, "", kProbeStatement);
+  pg::write_execute(out, "");
+  pg::write_sync(out);
+  c->tracker.push(track_pool_, Expect::kBind, Reply::kProbe);
+  c->tracker.push(track_pool_, Expect::kExecute, Reply::kProbe);
+  c->tracker.push(track_pool_, Expect::kSync, Reply::kProbe);
   c->to_backend.push_owned(*chunks_, out);
   ctx_.session_probes.fetch_add(1, std::memory_order_relaxed);
   // Not the client's transaction or query: its timers stay as they are.
@@ -60,6 +76,7 @@ void Worker::on_probe_message(Client* c, pool::Backend* b, char type, std::strin
     }
     case pg::be::kErrorResponse:
       s.probe_failed = true;
+      b->probe_prepared = false;  // a failed Parse created nothing; Parse again next time
       if (auto f = pg::parse_error_response(body); f) {
         if (f->is_fatal()) b->broken = true;
         log::warn("backend pid {}: session-state probe failed: {}: {}", b->process_id, f->sqlstate,
@@ -69,7 +86,7 @@ void Worker::on_probe_message(Client* c, pool::Backend* b, char type, std::strin
     case pg::be::kReadyForQuery:
       adopt_session_probe(c, b);
       break;
-    default:  // RowDescription, CommandComplete
+    default:  // ParseComplete, BindComplete, CommandComplete
       break;
   }
 }

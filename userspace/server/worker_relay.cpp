@@ -300,7 +300,9 @@ struct ClientHandler {
   bool inspected(std::string_view sql, const pg::FramedMessage& m) {
     auto fx = inspect_sql(sql, m.complete());
     if (!effects(fx, m)) return false;
-    if (touches_session(fx) || may_change_session(sql, m.complete())) session().probe_wanted = true;
+    if (effects_need_probe(fx, w.cfg_->connection_pool.track_parameters) ||
+        may_change_session(sql, m.complete()))
+      session().probe_wanted = true;
     return true;
   }
 
@@ -425,7 +427,9 @@ struct ClientHandler {
     auto it = c->session->statements.find(std::string(stmt_name));
     if (it == c->session->statements.end()) return false;  // unknown: the server says so
     PreparedPtr stmt = it->second;
-    if (stmt->may_change_session) c->session->probe_wanted = true;
+    if (stmt->may_change_session ||
+        effects_need_probe(stmt->effects, w.cfg_->connection_pool.track_parameters))
+      c->session->probe_wanted = true;
     // What the statement does to the session happens at every execution (a prepared SET or
     // pg_advisory_lock($1) run again).
     if (!stmt->effects.empty()) {

@@ -171,11 +171,14 @@ TEST_CASE("plain queries and DML calling built-ins never want a session probe") 
   CHECK_FALSE(may_change_session("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", true));
   CHECK_FALSE(may_change_session("SHOW timezone; LOCK TABLE t; TRUNCATE t", true));
   CHECK_FALSE(may_change_session("", true));
-  CHECK_FALSE(touches_session(fx("BEGIN")));
+  CHECK_FALSE(may_change_session("SET search_path TO x; RESET statement_timeout", true));
+  CHECK_FALSE(effects_need_probe(fx("BEGIN"), {}));
+  CHECK_FALSE(effects_need_probe(fx("SET search_path TO x; RESET ALL; RESET work_mem"), {}));
+  CHECK_FALSE(effects_need_probe(fx("SET myapp.x = '1'"), {"myapp.x"}));
 }
 
 TEST_CASE("what the text cannot show for certain wants a session probe") {
-  CHECK(may_change_session("SET search_path TO x", true));
+  CHECK(may_change_session("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE", true));
   CHECK(may_change_session("RESET TIME ZONE", true));
   CHECK(may_change_session("SAVEPOINT sp", true));
   CHECK(may_change_session("ROLLBACK TO SAVEPOINT sp", true));
@@ -193,10 +196,13 @@ TEST_CASE("what the text cannot show for certain wants a session probe") {
   CHECK(may_change_session("UPDATE t SET v = f(v)", true));
   CHECK(may_change_session("LISTEN x", true));
   CHECK(may_change_session("PREPARE p AS SELECT 1", true));
-  CHECK(may_change_session("SELECT 1; SET a = 1", true));
+  CHECK(may_change_session("SELECT 1; SAVEPOINT a", true));
   CHECK(may_change_session("SELECT * INTO t2 FROM t", true));
   CHECK(may_change_session("FETCH 1 FROM c", true));
   CHECK(may_change_session("VACUUMX", true));                                    // unknown: ask
   CHECK(may_change_session("SELECT 1 FROM t WHERE a = 1", /*complete=*/false));  // cut
-  CHECK(touches_session(fx("SET search_path TO x")));
+  CHECK(effects_need_probe(fx("SET enable_seqscan = off"), {}));
+  CHECK(effects_need_probe(fx("SELECT pg_advisory_lock(1)"), {}));
+  CHECK(effects_need_probe(fx("DROP TABLE t"), {}));
+  CHECK(effects_need_probe(fx("CREATE TEMP TABLE t (v int)"), {}));
 }

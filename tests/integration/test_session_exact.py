@@ -295,3 +295,56 @@ def test_plain_transactions_do_not_probe(proxy_factory, pg):
     wait_until(lambda: _probes(proxy) == before + 1, timeout=3, what="one probe")
     a.execute("SELECT 1")
     assert _probes(proxy) == before + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends go back clean; state found only by the probe pins and unpins.
+
+
+@pytest.mark.timeout(60)
+def test_client_leaving_right_after_hidden_state_leaves_a_clean_backend(proxy_factory):
+    proxy = proxy_factory(mode="transaction", pool_size=1)
+    for _ in range(3):
+        a = _connect(proxy)
+        a.execute("DO $$BEGIN PERFORM set_config('enable_seqscan', 'off', false); "
+                  "PERFORM pg_advisory_lock(90301); END$$")
+        a.close()  # at once: the probe may still be on its way
+        b = _connect(proxy)
+        assert _show(b, "enable_seqscan") == "on"
+        assert b.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                         "AND pid = pg_backend_pid()").fetchone() == (0,)
+        b.close()
+
+
+@pytest.mark.timeout(60)
+def test_untracked_setting_made_by_a_function_pins_until_reset(proxy_factory, pg):
+    pg.query("CREATE OR REPLACE FUNCTION se_seqscan_off() RETURNS void LANGUAGE sql AS "
+             "$$SELECT set_config('enable_seqscan', 'off', false)$$;"
+             "GRANT EXECUTE ON FUNCTION se_seqscan_off() TO PUBLIC", dbname="app")
+    proxy = proxy_factory(mode="transaction", pool_size=2)
+    a = _connect(proxy)
+    a.execute("SELECT se_seqscan_off()")
+    wait_until(lambda: _pinned(proxy) == 1, timeout=3, what="A pinned")
+    b = _connect(proxy)
+    for _ in range(3):
+        assert _show(b, "enable_seqscan") == "on"
+    assert _show(a, "enable_seqscan") == "off"
+    a.execute("RESET enable_seqscan")
+    wait_until(lambda: _pinned(proxy) == 0, timeout=3, what="A unpinned")
+
+
+@pytest.mark.timeout(60)
+def test_pin_found_by_the_probe_is_kept_under_pin_policy_error(proxy_factory, pg):
+    """pin_policy = "error" refuses what the text shows; state only the server shows cannot be
+    refused after the fact: it pins (with a warning) rather than reach another client."""
+    pg.query("CREATE OR REPLACE FUNCTION se_make_temp2() RETURNS void LANGUAGE plpgsql AS "
+             "$$BEGIN CREATE TEMP TABLE se_fn_tmp2(v int); END$$;"
+             "GRANT EXECUTE ON FUNCTION se_make_temp2() TO PUBLIC", dbname="app")
+    proxy = proxy_factory(mode="transaction", pool_size=2,
+                          connection_pool={"pin_policy": "error"})
+    a = _connect(proxy)
+    a.execute("SELECT se_make_temp2()")
+    wait_until(lambda: _pinned(proxy) == 1, timeout=3, what="A pinned")
+    b = _connect(proxy)
+    for _ in range(3):
+        assert b.execute("SELECT to_regclass('pg_temp.se_fn_tmp2')").fetchone() == (None,)

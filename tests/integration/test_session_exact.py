@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors as pgerr
 
-from harness import APP_USER, wait_until
+from harness import APP_USER, BENCH_USER, pgbench, wait_until
 
 pytestmark = pytest.mark.needs("metrics")
 
@@ -295,6 +295,18 @@ def test_plain_transactions_do_not_probe(proxy_factory, pg):
     wait_until(lambda: _probes(proxy) == before + 1, timeout=3, what="one probe")
     a.execute("SELECT 1")
     assert _probes(proxy) == before + 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("protocol", ["simple", "extended", "prepared"])
+@pytest.mark.parametrize("builtin", ["select-only", "tpcb-like"])
+def test_pgbench_never_probes(proxy_factory, protocol, builtin):
+    proxy = proxy_factory(mode="transaction", pool_size=4)
+    before = _probes(proxy)
+    r = pgbench(proxy.conninfo(BENCH_USER, "bench"), clients=4, jobs=2, seconds=2,
+                builtin=builtin, protocol=protocol)
+    assert r.clean, r.describe()
+    assert _probes(proxy) == before
 
 
 # ---------------------------------------------------------------------------------------------

@@ -43,8 +43,10 @@ void Worker::send_session_probe(Client* c) {
   // reply, an error included, belongs to the probe.
   pool::Backend* b = c->backend;
   std::string out;
-  if (!b->probe_prepared) {
+  if (!b->probe_prepared) {  // Close first: harmless when absent, needed after a failed Bind
+    pg::write_close(out, 'S', kProbeStatement);
     pg::write_parse(out, kProbeStatement, session_probe_sql());
+    c->tracker.push(track_pool_, Expect::kClose, Reply::kProbe);
     c->tracker.push(track_pool_, Expect::kParse, Reply::kProbe);
     b->probe_prepared = true;
   }
@@ -76,7 +78,7 @@ void Worker::on_probe_message(Client* c, pool::Backend* b, char type, std::strin
     }
     case pg::be::kErrorResponse:
       s.probe_failed = true;
-      b->probe_prepared = false;  // a failed Parse created nothing; Parse again next time
+      b->probe_prepared = false;  // prepared again (Close, Parse) next time
       if (auto f = pg::parse_error_response(body); f) {
         if (f->is_fatal()) b->broken = true;
         log::warn("backend pid {}: session-state probe failed: {}: {}", b->process_id, f->sqlstate,
@@ -86,7 +88,7 @@ void Worker::on_probe_message(Client* c, pool::Backend* b, char type, std::strin
     case pg::be::kReadyForQuery:
       adopt_session_probe(c, b);
       break;
-    default:  // ParseComplete, BindComplete, CommandComplete
+    default:  // CloseComplete, ParseComplete, BindComplete, CommandComplete
       break;
   }
 }

@@ -297,6 +297,18 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
                        "Clients whose lease is pinned to its backend right now", MetricType::Gauge);
   add_gauge(pinned, {}, double(s.pinned_clients));
   out.push_back(std::move(pinned));
+  auto probes = family("helios_proxy_session_probes_total",
+                       "Session-state probes: leases whose statements may have changed session "
+                       "state end by asking the server for it (transaction/statement pooling)",
+                       MetricType::Counter);
+  add_counter(probes, {}, double(s.session_probes));
+  out.push_back(std::move(probes));
+  auto failed = family("helios_proxy_session_probes_failed_total",
+                       "Session-state probes whose answer could not be read (the client stays "
+                       "pinned)",
+                       MetricType::Counter);
+  add_counter(failed, {}, double(s.session_probes_failed));
+  out.push_back(std::move(failed));
 
   auto features = family("helios_proxy_kernel_feature",
                          "Kernel features: 1 active, 0 not configured, -1 unavailable here "

@@ -42,6 +42,7 @@ void Backend::reset_for_reuse() {
   params.clear();
   synced_params.reset();
   statements.clear();
+  probe_prepared = false;
   tls.reset();
   idle_prev = idle_next = nullptr;
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "server/prepared_registry.h"
+#include "server/session_probe.h"
 #include "server/sql_inspect.h"
 
 namespace helios::server {
@@ -44,6 +45,13 @@ struct ClientSession {
   bool txn_failed = false;            // an error or ROLLBACK since the transaction began
   char last_status = 'I';             // transaction status of the last ReadyForQuery
   bool has_staged() const { return !staged.empty() || !in_txn.empty(); }
+
+  // The session-state probe (server/session_probe.h, worker_probe.cpp).
+  bool probe_wanted = false;    // statements since the last probe may have changed the session
+  bool probe_inflight = false;  // sent; its answer is being read
+  bool probe_failed = false;    // the answer was an error or a row the proxy cannot read
+  bool ready_held = false;      // the client's ReadyForQuery waits for the answer
+  SessionProbeAnswer probe;
 
   bool pinned() const {
     if (advisory_locks > 0) return true;

@@ -47,8 +47,10 @@ struct SharedContext {
   std::string mock_scram_key;  // random per process: mock secrets for unknown users
   PreparedRegistry prepared;
   std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_total{};  // pins by reason
-  std::atomic<int64_t> pinned_clients{0};  // clients whose lease is pinned right now
-  control::MetricsCounters metrics;        // errors by SQLSTATE, reloads, kernel-path bytes
+  std::atomic<int64_t> pinned_clients{0};          // clients whose lease is pinned right now
+  std::atomic<uint64_t> session_probes{0};         // session-state probes sent (worker_probe.cpp)
+  std::atomic<uint64_t> session_probes_failed{0};  // ... whose answer could not be read
+  control::MetricsCounters metrics;                // errors by SQLSTATE, reloads, kernel-path bytes
   // Kernel features: 0 = not configured, 1 = active, -1 = configured but unavailable here.
   enum KernelFeature {
     kEdgeGuard,

@@ -11,6 +11,8 @@ PreparedPtr PreparedRegistry::intern(std::string_view tail) {
   made->server_name = "hp_" + std::to_string(made->id);
   made->tail = std::string(tail);
   made->effects = inspect_sql(std::string_view(made->tail.c_str()), /*complete=*/true);
+  made->may_change_session =
+      may_change_session(std::string_view(made->tail.c_str()), /*complete=*/true);
   slot = made;
   if (by_tail_.size() > 4096 && by_tail_.size() % 4096 == 0)
     std::erase_if(by_tail_, [](const auto& kv) { return kv.second.expired(); });

@@ -21,6 +21,7 @@ struct PreparedStatement {
   std::string server_name;  // "hp_<id>"
   std::string tail;         // Parse body after the statement name: query\0 int16 n, types
   std::vector<SessionEffect> effects;  // what each execution does to the session (usually none)
+  bool may_change_session = false;     // its text hides session effects (sql_inspect.h)
 };
 using PreparedPtr = std::shared_ptr<const PreparedStatement>;
 

@@ -67,6 +67,11 @@ bool ResponseTracker::only_synthetic() const {
   return every_entry([](const TrackEntry& e) { return is_synthetic(e.reply); });
 }
 
+bool ResponseTracker::only_probe() const {
+  return size_ > 0 && !skipping_ &&
+         every_entry([](const TrackEntry& e) { return e.reply == Reply::kProbe; });
+}
+
 bool ResponseTracker::all_forwarded() const {
   return !skipping_ &&
          every_entry([](const TrackEntry& e) { return e.reply == Reply::kForward && e.stmt == 0; });
@@ -120,6 +125,7 @@ ResponseTracker::Outcome ResponseTracker::on_backend_message(TrackBlockPool& poo
   o.expect = h->expect;
   o.stmt = h->stmt;
   o.forward = h->reply == Reply::kForward;
+  o.probe = h->reply == Reply::kProbe;
   if (type == 'E') {
     o.failed = true;
     // A simple Query goes on to its ReadyForQuery; so does an error answering a Sync.

@@ -35,6 +35,7 @@ enum class Reply : uint8_t {
   kSynthParse,  // the proxy skipped the message: emit ParseComplete to the client
   kSynthClose,  // emit CloseComplete
   kSynthReady,  // emit ReadyForQuery (a Sync the proxy answered: nothing reached a server)
+  kProbe,       // the proxy's session-state probe: its rows are read by the proxy, not forwarded
 };
 
 struct TrackEntry {
@@ -92,6 +93,7 @@ class ResponseTracker {
     bool forward = true;             // send this backend message to the client
     bool unexpected = false;         // no entry wanted it (a protocol mismatch): treat as broken
     bool failed = false;             // it was an ErrorResponse for an entry
+    bool probe = false;              // it answers the proxy's session-state probe
     Expect expect = Expect::kQuery;  // the entry it belonged to
     uint32_t stmt = 0;
   };
@@ -118,6 +120,9 @@ class ResponseTracker {
   }
   // True if every pending reply is one the proxy makes up (no server involved).
   bool only_synthetic() const;
+  // True if every pending reply answers the session-state probe, ending with its Sync (and the
+  // server is not skipping to a Sync for something else).
+  bool only_probe() const;
 
   // Kernel data path (server/worker_kernel.cpp). True when every pending reply goes to the
   // client exactly as the server sends it: nothing synthesized or swallowed, no prepared

@@ -271,7 +271,8 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
     if (at(i) == "transaction") return;  // SET TRANSACTION ...: this transaction only
     std::string name;
     size_t value_from;
-    if (at(i) == "time" && at(i + 1) == "zone") {
+    bool time_zone = at(i) == "time" && at(i + 1) == "zone";
+    if (time_zone) {
       name = "timezone";
       value_from = i + 2;
     } else if (at(i) == "role") {
@@ -297,7 +298,7 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
     std::transform(lv.begin(), lv.end(), lv.begin(), lower_ch);
     if (cut)  // the value may be cut short: it cannot be replayed, so the session is pinned
       out.push_back({K::kPin, PinReason::kUntrackedSet, name, ""});
-    else if (lv == "default")
+    else if (lv == "default" || (time_zone && lv == "local"))  // SET TIME ZONE LOCAL
       out.push_back({K::kReset, PinReason::kCount, name, ""});
     else
       out.push_back({K::kSet, PinReason::kCount, name, value});
@@ -308,6 +309,8 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
       out.push_back({K::kUnpin, PinReason::kUntrackedSet, "session_authorization", ""});
     else if (at(1) == "role")
       out.push_back({K::kUnpin, PinReason::kUntrackedSet, "role", ""});
+    else if (at(1) == "time" && at(2) == "zone")
+      out.push_back({K::kReset, PinReason::kCount, "timezone", ""});
     else if (!at(1).empty())
       out.push_back({K::kReset, PinReason::kCount, at(1), ""});
   } else if (first == "discard") {
@@ -380,7 +383,209 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
   }
 }
 
+// Words that may stand right before '(' in plain SQL without being a function call: keywords,
+// type names with a modifier (varchar(20)), and positions where a table or alias name takes a
+// column list.
+bool keyword_before_paren(std::string_view w) {
+  static constexpr std::string_view kWords[] = {
+      "all",      "and",       "any",       "array",       "as",       "between",   "bigint",
+      "bit",      "by",        "case",      "cast",        "char",     "character", "conflict",
+      "cube",     "date",      "decimal",   "default",     "distinct", "do",        "double",
+      "else",     "except",    "exists",    "filter",      "float",    "from",      "group",
+      "grouping", "having",    "ilike",     "in",          "int",      "integer",   "intersect",
+      "interval", "is",        "join",      "lateral",     "like",     "limit",     "not",
+      "numeric",  "offset",    "on",        "or",          "over",     "partition", "precision",
+      "real",     "recursive", "returning", "rollup",      "row",      "select",    "set",
+      "sets",     "smallint",  "some",      "then",        "time",     "timestamp", "timestamptz",
+      "union",    "using",     "values",    "varchar",     "varying",  "when",      "where",
+      "window",   "with",      "within",    "materialized"};
+  for (auto k : kWords)
+    if (w == k) return true;
+  return false;
+}
+
+// Built-in functions that cannot change session state (callable unqualified or in pg_catalog).
+// nextval/setval are here although currval/lastval are session state the server does not list.
+bool harmless_function(std::string_view f) {
+  static constexpr std::string_view kFns[] = {"abs",
+                                              "age",
+                                              "array_agg",
+                                              "array_position",
+                                              "current_schemas",
+                                              "current_database",
+                                              "array_length",
+                                              "array_to_string",
+                                              "avg",
+                                              "bool_and",
+                                              "bool_or",
+                                              "btrim",
+                                              "cardinality",
+                                              "ceil",
+                                              "ceiling",
+                                              "clock_timestamp",
+                                              "coalesce",
+                                              "concat",
+                                              "concat_ws",
+                                              "count",
+                                              "current_setting",
+                                              "date_part",
+                                              "date_trunc",
+                                              "decode",
+                                              "dense_rank",
+                                              "encode",
+                                              "every",
+                                              "exp",
+                                              "extract",
+                                              "first_value",
+                                              "floor",
+                                              "format",
+                                              "gen_random_uuid",
+                                              "generate_series",
+                                              "greatest",
+                                              "jsonb_agg",
+                                              "jsonb_build_object",
+                                              "json_agg",
+                                              "json_build_object",
+                                              "lag",
+                                              "last_value",
+                                              "lead",
+                                              "least",
+                                              "left",
+                                              "length",
+                                              "ln",
+                                              "log",
+                                              "lower",
+                                              "ltrim",
+                                              "max",
+                                              "md5",
+                                              "min",
+                                              "mod",
+                                              "nextval",
+                                              "now",
+                                              "nullif",
+                                              "overlay",
+                                              "pg_backend_pid",
+                                              "pg_sleep",
+                                              "pg_typeof",
+                                              "position",
+                                              "power",
+                                              "random",
+                                              "rank",
+                                              "regexp_replace",
+                                              "repeat",
+                                              "replace",
+                                              "reverse",
+                                              "right",
+                                              "round",
+                                              "row_number",
+                                              "rtrim",
+                                              "setval",
+                                              "sign",
+                                              "split_part",
+                                              "sqrt",
+                                              "statement_timestamp",
+                                              "string_agg",
+                                              "string_to_array",
+                                              "strpos",
+                                              "substr",
+                                              "substring",
+                                              "sum",
+                                              "to_char",
+                                              "to_date",
+                                              "to_json",
+                                              "to_jsonb",
+                                              "to_number",
+                                              "to_regclass",
+                                              "to_timestamp",
+                                              "transaction_timestamp",
+                                              "trim",
+                                              "trunc",
+                                              "unnest",
+                                              "upper",
+                                              "version"};
+  for (auto k : kFns)
+    if (f == k) return true;
+  return false;
+}
+
+// A call of a function other than the harmless built-ins: name '(' where the name is not a
+// keyword, a type, or a table name taking a column list (INSERT INTO t (a, b)).
+bool has_opaque_call(std::string_view stmt) {
+  if (stmt.find('(') == std::string_view::npos) return false;
+  auto w = words(stmt, 4096);
+  auto table_position = [&](size_t i) {  // words[i] is where a table name would be preceded
+    return w[i].text == "into" || w[i].text == "table" || w[i].text == "only" ||
+           w[i].text == "update" || w[i].text == "as";
+  };
+  for (size_t i = 1; i < w.size(); ++i) {
+    if (w[i].text != "(" || w[i].quoted) continue;
+    const Word& name = w[i - 1];
+    if (!name.quoted && (name.text.empty() || !ident_start(name.text[0]))) continue;
+    bool qualified = i >= 3 && w[i - 2].text == "." && !w[i - 2].quoted;
+    size_t before = qualified ? i - 3 : i - 1;  // the word before the (qualified) name
+    if (before > 0 && table_position(before - 1)) continue;
+    if (before > 0 && w[before - 1].text == ")") continue;  // (subquery) alias(columns)
+    if (!name.quoted && !qualified && keyword_before_paren(name.text)) continue;
+    bool catalog = !qualified || (w[i - 3].text == "pg_catalog" && !w[i - 3].quoted);
+    if (!name.quoted && catalog && harmless_function(name.text)) continue;
+    return true;
+  }
+  return false;
+}
+
+bool statement_may_change_session(std::string_view stmt) {
+  std::string_view kw = first_keyword(stmt);
+  if (kw.empty()) return false;
+  auto is = [&](std::string_view k) { return iequals(kw, k); };
+  bool query = is("select") || is("with");
+  if (query || is("insert") || is("update") || is("delete") || is("values") || is("table") ||
+      is("merge") || is("explain") || is("copy"))
+    return contains_ci(stmt, "pg_temp") || contains_ci(stmt, "set_config") ||
+           contains_ci(stmt, "advisory") || (query && contains_ci(stmt, "into")) ||
+           has_opaque_call(stmt);
+  if (is("begin") || is("start")) return false;
+  if (is("commit") || is("end") || is("abort") || is("rollback")) {
+    auto w = words(stmt, 8);
+    for (const auto& x : w)
+      if (x.text == "chain" || x.text == "to" || x.text == "prepared") return true;
+    return false;
+  }
+  if (is("set") || is("reset")) {
+    // Their effects (inspect_sql) are exact, except the TIME ZONE forms whose value cannot be
+    // replayed as written (INTERVAL '+02:00' HOUR TO MINUTE): those ask the server.
+    auto w = words(stmt, 3);
+    return w.size() >= 3 && w[1].text == "time" && w[2].text == "zone";
+  }
+  // Statements that leave no session state behind whatever they do.
+  static constexpr std::string_view kStateless[] = {
+      "show",  "lock",   "truncate", "notify",  "vacuum",  "analyze", "checkpoint",
+      "grant", "revoke", "comment",  "refresh", "reindex", "cluster", "alter"};
+  for (auto k : kStateless)
+    if (is(k)) return false;
+  return true;  // SET, RESET, SAVEPOINT, DO, CALL, CREATE, DROP, FETCH, unknown...
+}
+
 }  // namespace
+
+bool may_change_session(std::string_view sql, bool complete) {
+  bool any = false;
+  for_each_statement(sql, [&](std::string_view stmt, bool last) {
+    if (!any && ((!complete && last) || statement_may_change_session(stmt))) any = true;
+  });
+  return any;
+}
+
+bool effects_need_probe(const std::vector<SessionEffect>& effects,
+                        const std::vector<std::string>& extras) {
+  using K = SessionEffect::Kind;
+  for (const auto& e : effects) {
+    bool exact =
+        e.kind == K::kBegin || e.kind == K::kResetAll ||
+        ((e.kind == K::kSet || e.kind == K::kReset) && is_carried_parameter(e.name, extras));
+    if (!exact) return true;
+  }
+  return false;
+}
 
 const char* pin_reason_name(PinReason r) {
   switch (r) {

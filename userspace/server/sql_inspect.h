@@ -51,6 +51,22 @@ struct SessionEffect {
 // the middle is analysed as far as it goes.
 std::vector<SessionEffect> inspect_sql(std::string_view sql, bool complete);
 
+// True if the statements in `sql` may change session state in a way their effects (above) do
+// not show for certain: a SAVEPOINT, ROLLBACK TO, COMMIT/ROLLBACK AND CHAIN, DO, CALL, CREATE,
+// DROP, SET TIME ZONE, a call of a function the inspector cannot see through (a user function may
+// call set_config or create a temp table), anything naming pg_temp, a statement cut short, or any
+// statement it does not know. Plain queries and DML calling only well-known built-in functions
+// (pgbench's statements, SELECT now()) are not, and neither is a plain SET or RESET. When true,
+// or when effects_need_probe(), the proxy asks the server for the session's state at the end of
+// the lease (worker_probe.cpp).
+bool may_change_session(std::string_view sql, bool complete);
+
+// True unless every effect is one the proxy replays or undoes exactly from the text: BEGIN, and
+// SET/RESET of carried parameters (`extras`: the configured track_parameters), RESET ALL. Pins
+// and unpins are checked against the server (a multi-row lock call, a DROP of some other table).
+bool effects_need_probe(const std::vector<SessionEffect>& effects,
+                        const std::vector<std::string>& extras);
+
 // True if the parameter (lower-case) is carried by the proxy from backend to backend: the
 // reported ones plus search_path, statement_timeout, lock_timeout,
 // idle_in_transaction_session_timeout, and the configured extras.

@@ -152,6 +152,13 @@ class Worker final : public pool::Messenger {
   // answered statements join their transaction, which commits them or drops them as it ends.
   void settle_effects(Client* c, char tx_status);
   void commit_effects(Client* c, const std::vector<SessionEffect>& effects);
+  // The session-state probe (worker_probe.cpp): sent at a lease's end when its statements may
+  // have changed session state; its answer is adopted before the backend can go.
+  bool hold_ready_for_probe(Client* c, pool::Backend* b);
+  void send_session_probe(Client* c);
+  void on_probe_message(Client* c, pool::Backend* b, char type, std::string_view body,
+                        bool complete);
+  void adopt_session_probe(Client* c, pool::Backend* b);
   void ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,
                        bool front);
   void resume_client_input(Client* c);

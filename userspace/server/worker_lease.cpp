@@ -70,6 +70,7 @@ void Worker::prepare_pending(Client* c, pool::Backend* b) {
   ClientSession& s = *c->session;
   if (s.clear_backend_statements) {
     b->statements.clear();
+    b->probe_prepared = false;
     s.clear_backend_statements = false;
   }
   if (s.pending.empty()) return;
@@ -249,9 +250,16 @@ void Worker::maybe_end_lease(Client* c) {
   pool::Backend* b = c->backend;
   if (!b || c->mode == control::PoolMode::kSession) return;
   if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0 || c->pinned) {
+      !c->tracker.empty() || b->swallow_rfq > 0) {
     return;
   }
+  // The lease's statements may have changed session state: the server says what it is now
+  // before the backend can go (or the client's pins be released); the answer calls back here.
+  if (b->tx_status == 'I' && c->session && c->session->probe_wanted) {
+    send_session_probe(c);
+    return;
+  }
+  if (c->pinned) return;
   if (b->tx_status != 'I') {
     if (c->mode == control::PoolMode::kStatement) {
       // A statement left a transaction open (e.g. "SELECT 1; BEGIN"): not allowed here.
@@ -292,6 +300,7 @@ void Worker::finish_backend(pool::Backend* b) {
       // DISCARD ALL (or whatever reset query) may drop statements and parameters: assume it
       // did, so the next lease re-prepares and re-syncs what it needs.
       b->statements.clear();
+      b->probe_prepared = false;
       b->params = b->pool->server_params_ref();
       b->synced_params.reset();
     }
@@ -372,10 +381,20 @@ void Worker::detach_backend_on_close(Client* c) {
   if (!b) return;
   c->backend = nullptr;
   ctx_.on_lease_end(c);
+  // Only the session-state probe's answer is owed: it is read and dropped with the reset's.
+  ClientSession* s = c->session.get();
+  if (s && s->probe_inflight && c->tracker.only_probe() && c->to_backend.empty()) {
+    c->tracker.clear(track_pool_);
+    ++b->swallow_rfq;
+    s->probe_inflight = false;
+    s->probe_wanted = true;
+  }
   bool quiet = c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() &&
                c->tracker.empty() && b->swallow_rfq == 0 && !b->broken;
+  bool probe_owed = b->swallow_rfq == 1 && s && s->probe_wanted && c->tracker.empty() &&
+                    c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() && !b->broken;
   bool session = c->mode == control::PoolMode::kSession;
-  if (!quiet) {
+  if (!quiet && !probe_owed) {
     // A statement is still running or a message was cut: we cannot know the session's state.
     b->broken = true;
     b->finish = pool::Backend::Finish::kDiscard;
@@ -385,13 +404,16 @@ void Worker::detach_backend_on_close(Client* c) {
   }
   // A pinned client leaves state in the session (temp tables, locks, cursors, LISTEN, SETs the
   // proxy does not carry) that no other client may inherit: reset it like a session client's.
-  bool reset = session || c->pinned;
+  // So does a client whose last statements may have changed session state that no probe has
+  // confirmed since: nothing proves the session clean.
+  bool unproven = s && s->probe_wanted;
+  bool reset = session || c->pinned || unproven;
   if (b->tx_status == 'I' && !reset) {
     b->finish = pool::Backend::Finish::kRelease;
     finish_backend(b);
     return;
   }
-  if (c->pinned && b->pool->reset_query().empty()) {  // nothing to reset it with: close it
+  if ((c->pinned || unproven) && b->pool->reset_query().empty()) {  // nothing to reset with
     b->finish = pool::Backend::Finish::kDiscard;
     finish_backend(b);
     return;

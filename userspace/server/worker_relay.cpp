@@ -233,7 +233,7 @@ struct ClientHandler {
         }
         std::string mapped;  // the text with the server's statement names (EXECUTE, DEALLOCATE)
         if (inspect && !map_statement_names(m, sql, &mapped)) return;
-        if (inspect && !effects(inspect_sql(sql, m.complete()), m)) return;
+        if (inspect && !inspected(sql, m)) return;
         ++c->outstanding;
         ++c->rfq_sent;
         ++queries;
@@ -246,6 +246,7 @@ struct ClientHandler {
         break;
       }
       case pg::fe::kFunctionCall:
+        if (inspect) session().probe_wanted = true;  // a function the proxy cannot see into
         ++queries;
         ++c->outstanding;
         ++c->rfq_sent;
@@ -298,6 +299,17 @@ struct ClientHandler {
         break;
     }
     push_prefix(m);
+  }
+
+  // A statement's text: its session effects applied (false on a refusal, see effects()), and a
+  // session-state probe wanted at the lease's end if it may have changed more than they show.
+  bool inspected(std::string_view sql, const pg::FramedMessage& m) {
+    auto fx = inspect_sql(sql, m.complete());
+    if (!effects(fx, m)) return false;
+    if (effects_need_probe(fx, w.cfg_->connection_pool.track_parameters) ||
+        may_change_session(sql, m.complete()))
+      session().probe_wanted = true;
+    return true;
   }
 
   // Applies a statement's session effects; on a refusal the message is answered (or the client
@@ -368,7 +380,7 @@ struct ClientHandler {
       // A statement the proxy tracks (interned below) changes the session at each execution
       // (on_bind), not at its Parse.
       bool tracked = !name.empty() && c->track_statements && m.complete();
-      if (!tracked && !effects(inspect_sql(query, m.complete()), m)) return true;
+      if (!tracked && !inspected(query, m)) return true;
     }
     if (name.empty()) return on_unnamed_parse(m, tail);
     auto mode = w.cfg_->connection_pool.prepared_statement_mode;
@@ -477,6 +489,9 @@ struct ClientHandler {
     auto it = c->session->statements.find(std::string(stmt_name));
     if (it == c->session->statements.end()) return false;  // unknown: the server says so
     PreparedPtr stmt = it->second;
+    if (stmt->may_change_session ||
+        effects_need_probe(stmt->effects, w.cfg_->connection_pool.track_parameters))
+      c->session->probe_wanted = true;
     // What the statement does to the session happens at every execution (a prepared SET or
     // pg_advisory_lock($1) run again).
     if (!stmt->effects.empty()) {
@@ -713,6 +728,11 @@ struct BackendHandler {
   bool desync = false;           // a reply no request asked for: the session can't be trusted
   bool injected_failed = false;  // the error being handled answers a message the proxy injected
 
+  bool probe_reply() const {
+    const TrackEntry* head = c ? c->tracker.head() : nullptr;
+    return head && head->reply == Reply::kProbe;
+  }
+
   uint32_t prefix_wanted(char type, uint32_t length) {
     switch (type) {
       case pg::be::kReadyForQuery:
@@ -723,6 +743,8 @@ struct BackendHandler {
         return 512;                   // severity, SQLSTATE, message
       case pg::be::kCommandComplete:  // "ROLLBACK" drops staged session changes
         return c && c->session && c->session->has_staged() ? std::min<uint32_t>(length - 4, 16) : 0;
+      case pg::be::kDataRow:  // a row of the session-state probe's answer is read whole
+        return probe_reply() ? length - 4 : 0;
       default:
         return 0;
     }
@@ -770,7 +792,9 @@ struct BackendHandler {
     if (m.type == pg::be::kNoticeResponse || m.type == pg::be::kNotificationResponse ||
         m.type == pg::be::kParameterStatus) {
       const TrackEntry* head = c->tracker.head();
-      bool internal = head && head->reply == Reply::kSwallow;
+      // A notification is for the client's session whatever statement runs when it comes.
+      bool internal = head && m.type != pg::be::kNotificationResponse &&
+                      (head->reply == Reply::kSwallow || head->reply == Reply::kProbe);
       if (m.type == pg::be::kParameterStatus && m.complete()) on_parameter_status(body, internal);
       forward = !internal;
       if (forward) push_prefix(m);
@@ -808,6 +832,14 @@ struct BackendHandler {
       desync = true;
     }
     forward = o.forward;
+    if (o.probe) {  // the proxy's own question: read here, never forwarded
+      if (m.type == pg::be::kReadyForQuery && m.captured() >= 1) {
+        b->tx_status = char(m.body()[0]);
+        lease_may_end = true;  // the answer is in: the backend may go now
+      }
+      if (!desync) w.on_probe_message(c, b, m.type, body, m.complete());
+      return;
+    }
     switch (m.type) {
       case pg::be::kReadyForQuery:
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
@@ -823,6 +855,8 @@ struct BackendHandler {
             c->txn_started = 0;
             c->duration_cancelled = false;
           }
+          // The lease ends with a session-state probe: this ReadyForQuery waits for its answer.
+          if (w.hold_ready_for_probe(c, b)) forward = false;
         }
         break;
       case pg::be::kErrorResponse:

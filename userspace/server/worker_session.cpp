@@ -91,10 +91,12 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
         s.statements.clear();
         s.pins[size_t(PinReason::kSqlPrepare)].clear();
         s.pins[size_t(PinReason::kNamedStatement)].clear();
-        if (b)
+        if (b) {
           b->statements.clear();
-        else
+          b->probe_prepared = false;
+        } else {
           s.clear_backend_statements = true;
+        }
         break;
       default:  // kBegin, kDeallocate (its pin goes with the matching kUnpin)
         break;

@@ -213,3 +213,39 @@ TEST_CASE("kernel data path: answered requests are dropped, a half-answered one 
   t.merge_head_request(pool);
   CHECK(t.empty());
 }
+
+TEST_CASE("the session-state probe's replies are the proxy's, an error included") {
+  TrackBlockPool pool;
+  ResponseTracker t;
+  t.push(pool, Expect::kParse, Reply::kProbe);
+  t.push(pool, Expect::kBind, Reply::kProbe);
+  t.push(pool, Expect::kExecute, Reply::kProbe);
+  t.push(pool, Expect::kSync, Reply::kProbe);
+  CHECK(t.only_probe());
+  CHECK_FALSE(t.all_forwarded());
+  CHECK_FALSE(t.only_synthetic());
+  std::string probe;
+  for (char type : std::string("12DDCZ")) {
+    auto o = t.on_backend_message(pool, type);
+    REQUIRE_FALSE(o.unexpected);
+    CHECK_FALSE(o.forward);
+    if (o.probe) probe += type;
+  }
+  CHECK(probe == "12DDCZ");
+  CHECK(t.empty());
+  CHECK_FALSE(t.only_probe());
+
+  t.push(pool, Expect::kBind, Reply::kProbe);
+  t.push(pool, Expect::kExecute, Reply::kProbe);
+  t.push(pool, Expect::kSync, Reply::kProbe);
+  t.push(pool, Expect::kQuery, Reply::kForward);  // the client's next statement
+  CHECK_FALSE(t.only_probe());
+  auto e = t.on_backend_message(pool, 'E');  // Bind failed: skipped to the Sync
+  CHECK(e.probe);
+  CHECK_FALSE(e.forward);
+  auto z = t.on_backend_message(pool, 'Z');
+  CHECK(z.probe);
+  auto next = t.on_backend_message(pool, 'C');
+  CHECK(next.forward);
+  CHECK_FALSE(next.probe);
+}

@@ -132,3 +132,77 @@ TEST_CASE("plain queries and DML are stateless unless they lock, set_config or S
   CHECK(fx("UPDATE t SET v = set_config('a.b', 'c', false)").size() == 1);
   CHECK(fx("SELECT 1;").empty());
 }
+
+TEST_CASE("RESET TIME ZONE resets timezone") {
+  auto e = fx("RESET TIME ZONE");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == K::kReset);
+  CHECK(e[0].name == "timezone");
+  e = fx("SET TIME ZONE LOCAL");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == K::kReset);
+  CHECK(e[0].name == "timezone");
+  e = fx("reset timezone");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].name == "timezone");
+}
+
+TEST_CASE("plain queries and DML calling built-ins never want a session probe") {
+  CHECK_FALSE(may_change_session("SELECT abalance FROM pgbench_accounts WHERE aid = 42", true));
+  CHECK_FALSE(
+      may_change_session("UPDATE pgbench_accounts SET abalance = abalance + -5 WHERE "
+                         "aid = 1;",
+                         true));
+  CHECK_FALSE(
+      may_change_session("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+                         "VALUES (2, 1, 35236, -2808, CURRENT_TIMESTAMP)",
+                         true));
+  CHECK_FALSE(may_change_session("INSERT INTO s.t (a, b) VALUES (1, 2)", true));
+  CHECK_FALSE(
+      may_change_session("SELECT count(*), max(v), now(), pg_catalog.lower('X') FROM "
+                         "(VALUES (1), (2)) AS t(v) WHERE v IN (1, 2) AND EXISTS "
+                         "(SELECT 1)",
+                         true));
+  CHECK_FALSE(may_change_session("SELECT CAST(x AS varchar(20)), coalesce(a, b) FROM t", true));
+  CHECK_FALSE(may_change_session("SELECT v FROM (VALUES (1), (2)) t(v)", true));
+  CHECK_FALSE(may_change_session("BEGIN", true));
+  CHECK_FALSE(may_change_session("COMMIT; END; ROLLBACK; START TRANSACTION", true));
+  CHECK_FALSE(may_change_session("SET LOCAL search_path TO x", true));
+  CHECK_FALSE(may_change_session("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", true));
+  CHECK_FALSE(may_change_session("SHOW timezone; LOCK TABLE t; TRUNCATE t", true));
+  CHECK_FALSE(may_change_session("", true));
+  CHECK_FALSE(may_change_session("SET search_path TO x; RESET statement_timeout", true));
+  CHECK_FALSE(effects_need_probe(fx("BEGIN"), {}));
+  CHECK_FALSE(effects_need_probe(fx("SET search_path TO x; RESET ALL; RESET work_mem"), {}));
+  CHECK_FALSE(effects_need_probe(fx("SET myapp.x = '1'"), {"myapp.x"}));
+}
+
+TEST_CASE("what the text cannot show for certain wants a session probe") {
+  CHECK(may_change_session("SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE", true));
+  CHECK(may_change_session("RESET TIME ZONE", true));
+  CHECK(may_change_session("SAVEPOINT sp", true));
+  CHECK(may_change_session("ROLLBACK TO SAVEPOINT sp", true));
+  CHECK(may_change_session("rollback to sp", true));
+  CHECK(may_change_session("COMMIT AND CHAIN", true));
+  CHECK(may_change_session("ROLLBACK AND CHAIN", true));
+  CHECK(may_change_session("DO $$BEGIN PERFORM set_config('a.b', 'c', false); END$$", true));
+  CHECK(may_change_session("CALL p()", true));
+  CHECK(may_change_session("CREATE TABLE pg_temp.a_private(secret text)", true));
+  CHECK(may_change_session("INSERT INTO pg_temp.a_private VALUES ('x')", true));
+  CHECK(may_change_session("SELECT pg_advisory_lock(k) FROM generate_series(100, 101) k", true));
+  CHECK(may_change_session("SELECT my_function(1)", true));
+  CHECK(may_change_session("SELECT app.f()", true));
+  CHECK(may_change_session("SELECT \"MyFn\"()", true));
+  CHECK(may_change_session("UPDATE t SET v = f(v)", true));
+  CHECK(may_change_session("LISTEN x", true));
+  CHECK(may_change_session("PREPARE p AS SELECT 1", true));
+  CHECK(may_change_session("SELECT 1; SAVEPOINT a", true));
+  CHECK(may_change_session("SELECT * INTO t2 FROM t", true));
+  CHECK(may_change_session("FETCH 1 FROM c", true));
+  CHECK(may_change_session("VACUUMX", true));                                    // unknown: ask
+  CHECK(may_change_session("SELECT 1 FROM t WHERE a = 1", /*complete=*/false));  // cut
+  CHECK(effects_need_probe(fx("SET enable_seqscan = off"), {}));
+  CHECK(effects_need_probe(fx("SELECT pg_advisory_lock(1)"), {}));
+  CHECK(effects_need_probe(fx("DROP TABLE t"), {}));
+  CHECK(effects_need_probe(fx("CREATE TEMP TABLE t (v int)"), {}));
+}

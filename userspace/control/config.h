@@ -143,7 +143,7 @@ struct AdminConfig {
 struct MetricsConfig {
   bool enabled = true;
   uint16_t prometheus_port = 9091;
-  std::string prometheus_address = "0.0.0.0";
+  std::string prometheus_address = "127.0.0.1";
   std::vector<double> histogram_buckets{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
   int64_t max_tenant_labels = 100;  // beyond it tenants are reported as tenant_id="other"
   bool operator==(const MetricsConfig&) const = default;

@@ -11,7 +11,7 @@ Status check_serving(const Config& next, const Config* running) {
   if (next.shape.empty)
     return Error::invalid(file +
                           ": the file has no settings (empty, or only comments): refused, the "
-                          "proxy needs at least a [backend] to serve");
+                          "proxy would run on built-in defaults alone (a truncated file?)");
   if (running == nullptr) return {};
   if (running->shape.backend && !next.shape.backend)
     return Error::invalid(file +

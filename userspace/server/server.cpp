@@ -224,7 +224,8 @@ Status Server::load_client_tls(const control::Config& cfg) {
 }
 
 // Everything of a reload that can fail, done before anything changes: the file, the serving
-// check, the tenant patterns, the auth file and the client certificates. A refused reload thus
+// check, the tenant patterns, the auth file, the backend TLS settings and the client
+// certificates. A refused reload thus
 // leaves the running config, the stats, /health and the workers exactly as they were.
 Result<Server::PreparedReload> Server::prepare_reload() const {
   auto loaded = control::load_config_file(config_path_);
@@ -237,6 +238,8 @@ Result<Server::PreparedReload> Server::prepare_reload() const {
   if (!loaded->auth.auth_file.empty()) {
     if (auto af = pg::load_auth_file(loaded->auth.auth_file); !af) return af.error();
   }
+  // The backend TLS settings (sslmode, sslrootcert), which apply() hands to the connector.
+  if (auto cs = connector_settings(*loaded); !cs) return cs.error();
   auto tls = client_tls_for(*loaded);
   if (!tls) return tls.error();
   return PreparedReload{std::make_shared<const control::Config>(std::move(*loaded)),

@@ -6,7 +6,7 @@
 //   GET  /api/v1/pool/stats    monitoring-script fields (seed 000) + per-pool details
 //   GET  /api/v1/tenants/stats[?limit=N]   per-tenant stats (default limit 1000)
 //   GET  /api/v1/status        summary for heliosctl status
-//   GET  /metrics              the Prometheus text format (same as the exposer)
+//   GET  /metrics              the Prometheus text format (same as the metrics endpoint)
 //   POST /api/v1/reload        200 {ok,took_ms} | 422 {ok:false,error:"file:line: ..."}
 //   POST /api/v1/drain         202 {draining:true}
 //

@@ -134,6 +134,23 @@ def test_generated_token_survives_a_restart(proxy_factory):
     assert proxy.admin_post("/api/v1/reload").status_code == 200
 
 
+@pytest.mark.timeout(60)
+def test_a_reload_that_removes_the_configured_token_falls_back_to_a_generated_one(proxy_factory):
+    proxy = proxy_factory({"admin": {"token": "c0nfigured"}})
+    assert not proxy.admin_token_file.exists()
+    old = {"Authorization": "Bearer c0nfigured"}
+    assert proxy.admin_get("/api/v1/status").status_code == 401
+    proxy.config.pop("admin")
+    proxy.write_config()
+    assert proxy.admin_post("/api/v1/reload", headers=old).status_code == 200
+    # Reads are open now; mutations need the token generated at that moment, not the old one.
+    assert proxy.admin_get("/api/v1/status").status_code == 200
+    assert proxy.admin_post("/api/v1/reload", headers=old).status_code == 401
+    assert proxy.admin_token_file.exists()
+    assert stat.S_IMODE(proxy.admin_token_file.stat().st_mode) == 0o600
+    assert proxy.admin_post("/api/v1/reload").status_code == 200
+
+
 # ---- 1,000 idle connections -------------------------------------------------------------------
 
 def open_idle(port: int, n: int) -> list[socket.socket]:

@@ -464,9 +464,31 @@ class HeliosProxy(Proxy):
 
         return requests.get(self.admin_url + path, timeout=timeout)
 
+    @property
+    def admin_token_file(self) -> Path:
+        """Where the proxy writes its generated admin token (no [admin] token configured)."""
+        return self.config_path.parent / "admin_token"
+
+    @property
+    def admin_token(self) -> Optional[str]:
+        """The token POST reload/drain need: [admin] token, else the generated one."""
+        tok = self.config.get("admin", {}).get("token")
+        if tok:
+            return tok
+        try:
+            return self.admin_token_file.read_text().splitlines()[0]
+        except (OSError, IndexError):
+            return None
+
     def admin_post(self, path: str, timeout: float = 10.0, **kw):
+        """POST with the generated token (as heliosctl does) unless headers are given or a
+        token is configured (tests of a configured token pass it themselves)."""
         import requests
 
+        if "headers" not in kw and not self.config.get("admin", {}).get("token"):
+            tok = self.admin_token
+            if tok:
+                kw["headers"] = {"Authorization": f"Bearer {tok}"}
         return requests.post(self.admin_url + path, timeout=timeout, **kw)
 
     @property

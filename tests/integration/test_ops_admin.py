@@ -43,6 +43,7 @@ def heliosctl(proxy, *args, token=None, admin=None, timeout=30):
     env = dict(os.environ)
     env.pop("HELIOS_ADMIN_TOKEN", None)
     env["HELIOS_ADMIN_URL"] = admin or proxy.admin_url
+    env["HELIOS_ADMIN_TOKEN_FILE"] = str(proxy.admin_token_file)  # the generated token
     if token:
         env["HELIOS_ADMIN_TOKEN"] = token
     ctl = helios_binary().parent / "heliosctl"

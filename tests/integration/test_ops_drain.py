@@ -142,7 +142,8 @@ def test_heliosctl_drain_waits_for_the_exit(proxy_factory):
     proxy = proxy_factory()
     held = proxy.connect()
     held.execute("SELECT 1")
-    env = {**os.environ, "HELIOS_ADMIN_URL": proxy.admin_url}
+    env = {**os.environ, "HELIOS_ADMIN_URL": proxy.admin_url,
+           "HELIOS_ADMIN_TOKEN_FILE": str(proxy.admin_token_file)}
     ctl = helios_binary().parent / "heliosctl"
     cp = subprocess.run([str(ctl), "drain", "--wait", "20"], capture_output=True, text=True,
                         timeout=30, env=env)

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "app/ctl_commands.h"
+#include "control/admin_token.h"
 
 namespace helios::ctl {
 namespace {
@@ -30,6 +32,33 @@ struct Reply {
   int status = 0;
   json body;
 };
+
+// The bearer token: --token / HELIOS_ADMIN_TOKEN, else the first line of --token-file /
+// HELIOS_ADMIN_TOKEN_FILE, else of the proxy's generated token file (admin_token next to
+// $HELIOS_PROXY_CONFIG, else /var/lib/helios/admin_token). "" when none is found: the read-only
+// endpoints need none unless the proxy has an [admin] token.
+std::string bearer_token(const CtlContext& ctx, std::string* from) {
+  if (!ctx.token.empty()) {
+    *from = "--token / HELIOS_ADMIN_TOKEN";
+    return ctx.token;
+  }
+  std::vector<std::string> candidates;
+  if (!ctx.token_file.empty()) {
+    candidates.push_back(ctx.token_file);
+  } else {
+    if (const char* cfg = std::getenv("HELIOS_PROXY_CONFIG"); cfg && *cfg)
+      candidates.push_back(control::generated_token_path(cfg, nullptr));
+    candidates.push_back(std::string("/var/lib/helios/") + control::kAdminTokenFileName);
+  }
+  for (const auto& path : candidates) {
+    if (auto t = control::read_token_file(path)) {
+      *from = path;
+      return *t;
+    }
+  }
+  *from = candidates.front();
+  return "";
+}
 
 // One request to the admin API. On failure prints why and sets *exit_code.
 std::optional<Reply> call(const CtlContext& ctx, const std::string& method, const std::string& path,
@@ -43,7 +72,9 @@ std::optional<Reply> call(const CtlContext& ctx, const std::string& method, cons
   cli.set_connection_timeout(3, 0);
   cli.set_read_timeout(60, 0);
   httplib::Headers headers;
-  if (!ctx.token.empty()) headers.emplace("Authorization", "Bearer " + ctx.token);
+  std::string token_from;
+  std::string token = bearer_token(ctx, &token_from);
+  if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
   httplib::Result res = method == "POST" ? cli.Post(path.c_str(), headers, "", "application/json")
                                          : cli.Get(path.c_str(), headers);
   if (!res) {
@@ -57,7 +88,9 @@ std::optional<Reply> call(const CtlContext& ctx, const std::string& method, cons
   r.body = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
   if (r.status == 401) {
     std::cerr << "heliosctl: unauthorized: pass the admin token with --token or "
-                 "HELIOS_ADMIN_TOKEN\n";
+                 "HELIOS_ADMIN_TOKEN, or the file holding it with --token-file or "
+                 "HELIOS_ADMIN_TOKEN_FILE (tried "
+              << (token.empty() ? token_from + ": not readable" : token_from) << ")\n";
     *exit_code = kExitFailed;
     return std::nullopt;
   }

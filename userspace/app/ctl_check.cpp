@@ -27,6 +27,10 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
   control::ParseOptions options;
   options.resolve_secrets = !args.no_secrets;
   Result<control::Config> config = control::load_config_file(args.path, options);
+  // The proxy refuses to start with a file that has no settings: so does the check.
+  if (config) {
+    if (Status s = control::check_serving(*config, nullptr); !s) config = s.error();
+  }
   const bool json = ctx.output == "json";
   if (!config) {
     const std::vector<std::string> errors = split_lines(config.error().message);

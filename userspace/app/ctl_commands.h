@@ -17,8 +17,9 @@ enum ExitCode : int {
 
 struct CtlContext {
   std::string admin_url = "http://127.0.0.1:9090";
-  std::string token;            // bearer token for the admin API, or empty
-  std::string output = "table"; // "table" or "json"
+  std::string token;             // bearer token for the admin API, or empty
+  std::string token_file;        // where to read it when `token` is empty (see admin_token.h)
+  std::string output = "table";  // "table" or "json"
   int exit_code = kExitOk;
 };
 

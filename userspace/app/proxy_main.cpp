@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
     return 2;
   }
+  if (auto s = helios::control::check_serving(*cfg, nullptr); !s) {
+    std::fprintf(stderr, "%s\n", s.error().message.c_str());
+    return 2;
+  }
   for (const auto& w : cfg->warnings) helios::log::warn("{}", w);
   if (check_only) {
     std::printf("%s: ok\n", config_path.c_str());

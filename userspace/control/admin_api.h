@@ -6,13 +6,18 @@
 //   GET  /api/v1/pool/stats    monitoring-script fields (seed 000) + per-pool details
 //   GET  /api/v1/tenants/stats[?limit=N]   per-tenant stats (default limit 1000)
 //   GET  /api/v1/status        summary for heliosctl status
-//   GET  /metrics              the Prometheus text format (same as the exposer)
+//   GET  /metrics              the Prometheus text format (same as the metrics endpoint)
 //   POST /api/v1/reload        200 {ok,took_ms} | 422 {ok:false,error:"file:line: ..."}
 //   POST /api/v1/drain         202 {draining:true}
 //
-// With a token configured ([admin] token), every request except /health and /ready must carry
-// "Authorization: Bearer <token>", else 401. The token is read per request, so a reload that
-// changes it applies at once. The listen address itself needs a restart.
+// Authentication ("Authorization: Bearer <token>", else 401):
+//   - the mutating endpoints (POST) always need it: the [admin] token when one is configured,
+//     else the token the proxy generated at start (control/admin_token.h). A browser's
+//     cross-site form post cannot set that header, and no CORS header is ever sent.
+//   - with an [admin] token configured, every other request except /health and /ready needs it
+//     too; without one, the read-only endpoints are open (keep the API on loopback then).
+// Mutations are POST only (another method gets 405). Tokens are read per request, so a reload
+// that changes the [admin] token applies at once. The listen address itself needs a restart.
 #pragma once
 
 #include <atomic>
@@ -20,11 +25,8 @@
 #include <string>
 
 #include "common/result.h"
+#include "control/http_endpoint.h"
 #include "control/metrics_snapshot.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace helios::control {
 
@@ -38,7 +40,10 @@ class AdminTarget {
   virtual uint64_t quota_rejections_1h(const ProxySnapshot& s) = 0;
   virtual ReloadSample reload() = 0;
   virtual void drain() = 0;
-  virtual std::string admin_token() = 0;  // "" = no authentication
+  virtual std::string admin_token() = 0;  // configured token; "" = reads need no token
+  // Token of the mutating endpoints: admin_token() if set, else the generated one. "" = the
+  // mutating endpoints are refused (403).
+  virtual std::string mutation_token() = 0;
 };
 
 class AdminApi {
@@ -51,20 +56,17 @@ class AdminApi {
   AdminApi& operator=(const AdminApi&) = delete;
 
   // Binds the listening socket (port 0: any free port). Fails if the address is in use.
-  Status bind(const std::string& host, uint16_t port);
-  uint16_t port() const { return port_; }
+  Status bind(const std::string& host, uint16_t port) { return endpoint_.bind(host, port); }
+  uint16_t port() const { return endpoint_.port(); }
   // Serves until stop(); call on a thread of its own after bind().
-  void serve();
-  void stop();
+  void serve() { endpoint_.serve(); }
+  void stop() { endpoint_.stop(); }
 
  private:
   void routes();
 
   AdminTarget& target_;
-  std::unique_ptr<httplib::Server> http_;
-  uint16_t port_ = 0;
-  std::atomic<bool> serving_{false};
-  std::atomic<bool> stop_requested_{false};
+  HttpEndpoint endpoint_{"admin API"};
 };
 
 // True if `authorization` (the header's value) is "Bearer <token>" (constant-time compare).

@@ -143,7 +143,7 @@ struct AdminConfig {
 struct MetricsConfig {
   bool enabled = true;
   uint16_t prometheus_port = 9091;
-  std::string prometheus_address = "0.0.0.0";
+  std::string prometheus_address = "127.0.0.1";
   std::vector<double> histogram_buckets{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5};
   int64_t max_tenant_labels = 100;  // beyond it tenants are reported as tenant_id="other"
   bool operator==(const MetricsConfig&) const = default;
@@ -247,6 +247,12 @@ struct Config {
 
   std::vector<std::string> warnings;  // "file:line: ..." (not part of ==)
   std::string source;                 // file name or source name (not part of ==)
+  // What the file itself set (not part of ==), for check_serving().
+  struct Shape {
+    bool empty = true;            // no key or section at all
+    bool backend = false;         // a [backend] section
+    bool listen_address = false;  // [proxy] listen_address
+  } shape;
 
   const TierConfig* find_tier(std::string_view name) const;
   // Compares settings only (not warnings or source): equal configs need no reload.
@@ -272,6 +278,11 @@ struct ParseOptions {
 };
 
 GetEnv process_environment();
+
+// A config the proxy can serve with: refuses a file with no settings at all (an empty or
+// truncated file), and, with `running` (a reload), a file that lacks the [backend] section or
+// the [proxy] listen_address the running config's file had. Messages name the file.
+Status check_serving(const Config& next, const Config* running);
 Result<std::string> read_file_from_disk(const std::string& path);
 
 // Parses and validates. On failure the Error message holds every problem found, one per line,

@@ -50,6 +50,10 @@ Result<Config> parse_config(std::string_view toml_text, const ParseOptions& opti
     return Error::invalid(std::move(message));
   }
   config.warnings = diag.formatted_warnings();
+  config.shape.empty = root.empty();
+  config.shape.backend = root.contains("backend");
+  const toml::table* proxy = root["proxy"].as_table();
+  config.shape.listen_address = proxy != nullptr && proxy->contains("listen_address");
   return config;
 }
 

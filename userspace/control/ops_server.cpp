@@ -1,10 +1,9 @@
 #include "control/ops_server.h"
 
-#include <prometheus/exposer.h>
-
 #include <cerrno>
 
 #include "common/log.h"
+#include "control/admin_token.h"
 #include "server/server.h"
 
 namespace helios::control {
@@ -22,9 +21,8 @@ OpsServer::OpsServer(server::Server& server, MetricsCounters* counters)
       counters_(counters ? counters : own_counters_.get()),
       started_(monotonic_now()),
       admin_(*this),
-      rejections_window_(started_, kRejectionWindow, kRejectionStep) {
-  collector_ = std::make_shared<MetricsCollector>([this] { return snapshot(); });
-}
+      metrics_([this] { return snapshot(); }),
+      rejections_window_(started_, kRejectionWindow, kRejectionStep) {}
 
 Result<std::unique_ptr<OpsServer>> OpsServer::start(server::Server& server,
                                                     MetricsCounters* counters) {
@@ -33,6 +31,10 @@ Result<std::unique_ptr<OpsServer>> OpsServer::start(server::Server& server,
   ops->metrics_enabled_ = cfg->metrics.enabled;
   ops->metrics_address_ =
       HostPort{cfg->metrics.prometheus_address, cfg->metrics.prometheus_port}.to_string();
+  ops->token_path_ = generated_token_path(server.config_path(), process_environment());
+  if (cfg->admin.token.empty()) {
+    if (Status s = ops->prepare_generated_token(); !s) return s.error();
+  }
 
   if (Status s = ops->try_bind_admin(); !s) {
     if (s.error().code != EADDRINUSE) return s.error();
@@ -40,7 +42,7 @@ Result<std::unique_ptr<OpsServer>> OpsServer::start(server::Server& server,
               s.error().message);
   }
   if (ops->metrics_enabled_) {
-    if (Status s = ops->try_start_exposer(); !s)
+    if (Status s = ops->try_bind_metrics(); !s)
       log::warn("{}; retrying in the background", s.error().message);
   }
   {
@@ -65,11 +67,23 @@ void OpsServer::stop() {
   if (upkeep_.joinable()) upkeep_.join();
   admin_.stop();
   if (admin_thread_.joinable()) admin_thread_.join();
-  if (exposer_) {
-    exposer_->RemoveCollectable(collector_);
-    exposer_.reset();
-    exposer_ready_.store(false);
-  }
+  metrics_.stop();
+  if (metrics_thread_.joinable()) metrics_thread_.join();
+  metrics_bound_.store(false);
+}
+
+Status OpsServer::prepare_generated_token() {
+  auto token = ensure_token_file(token_path_);
+  if (!token)
+    return Error{token.error().code,
+                 token.error().message +
+                     " (the admin API's reload and drain need a token: set [admin] token or "
+                     "token_file, or point " +
+                     kAdminTokenFileEnv + " at a writable path)"};
+  std::lock_guard lock(token_mu_);
+  generated_token_ = std::move(*token);
+  log::info("admin API token (for POST reload and drain) is in {} (mode 0600)", token_path_);
+  return {};
 }
 
 Status OpsServer::try_bind_admin() {
@@ -80,20 +94,17 @@ Status OpsServer::try_bind_admin() {
   admin_thread_ = std::thread([this] { admin_.serve(); });
   log::info("admin API on http://{}", a.to_string());
   if (cfg->admin.token.empty() && a.host != "127.0.0.1" && a.host != "::1" && a.host != "localhost")
-    log::warn("admin API on {} has no [admin] token: anyone who reaches it may reload or drain",
+    log::warn("admin API on {} has no [admin] token: anyone who reaches it may read the stats",
               a.to_string());
   return {};
 }
 
-Status OpsServer::try_start_exposer() {
-  try {
-    auto exposer = std::make_unique<prometheus::Exposer>(metrics_address_, 2);
-    exposer->RegisterCollectable(collector_);
-    exposer_ = std::move(exposer);
-  } catch (const std::exception& e) {
-    return Error{EADDRINUSE, "metrics: cannot listen on " + metrics_address_ + ": " + e.what()};
-  }
-  exposer_ready_.store(true);
+Status OpsServer::try_bind_metrics() {
+  auto cfg = server_.config();
+  if (Status s = metrics_.bind(cfg->metrics.prometheus_address, cfg->metrics.prometheus_port); !s)
+    return s;
+  metrics_bound_.store(true);
+  metrics_thread_ = std::thread([this] { metrics_.serve(); });
   log::info("Prometheus metrics on http://{}/metrics", metrics_address_);
   return {};
 }
@@ -115,8 +126,8 @@ void OpsServer::upkeep_loop() {
         if (!s && !admin_warned) log::warn("{}", s.error().message);
         admin_warned = true;
       }
-      if (metrics_enabled_ && !exposer_ready_.load()) {
-        Status s = try_start_exposer();
+      if (metrics_enabled_ && !metrics_bound_.load()) {
+        Status s = try_bind_metrics();
         if (!s && !metrics_warned) log::warn("{}", s.error().message);
         metrics_warned = true;
       }
@@ -168,6 +179,22 @@ void OpsServer::drain() {
 
 std::string OpsServer::admin_token() {
   return server_.config()->admin.token;
+}
+
+std::string OpsServer::mutation_token() {
+  std::string configured = admin_token();
+  if (!configured.empty()) return configured;
+  {
+    std::lock_guard lock(token_mu_);
+    if (!generated_token_.empty()) return generated_token_;
+  }
+  // A reload removed the [admin] token the proxy started with: generate one now.
+  if (Status s = prepare_generated_token(); !s) {
+    log::error("{}", s.error().message);
+    return "";
+  }
+  std::lock_guard lock(token_mu_);
+  return generated_token_;
 }
 
 }  // namespace helios::control

@@ -1,13 +1,17 @@
 // Operations endpoints of a running proxy: the admin HTTP API on [proxy] admin_listen_address
-// and, when [metrics] enabled, the Prometheus exposer on prometheus_address:prometheus_port.
+// and, when [metrics] enabled, the Prometheus endpoint on prometheus_address:prometheus_port.
 // Both read the proxy's state at request time (take_snapshot); nothing is pushed from the data
 // path except the MetricsCounters it bumps.
 //
 // Online restart: while a predecessor still holds the admin or metrics port (it is draining),
 // binding is retried in the background every 250 ms; the proxy serves clients meanwhile.
 //
-// Threads: httplib's listener + 4 handler threads, the exposer's 2 civetweb threads, and one
-// upkeep thread (bind retries, quota-rejection samples for quota_rejections_1h).
+// Threads: one listener thread per endpoint plus a thread per connection being served
+// (HttpEndpoint), and one upkeep thread (bind retries, quota-rejection samples for
+// quota_rejections_1h).
+//
+// The mutating admin endpoints need a token: [admin] token, else the token generated at start
+// in generated_token_path() (control/admin_token.h), whose path is logged.
 #pragma once
 
 #include <atomic>
@@ -18,13 +22,10 @@
 
 #include "common/result.h"
 #include "control/admin_api.h"
-#include "control/metrics_collector.h"
 #include "control/metrics_counters.h"
+#include "control/metrics_endpoint.h"
 #include "control/metrics_window.h"
 
-namespace prometheus {
-class Exposer;
-}
 namespace helios::server {
 class Server;
 }
@@ -47,7 +48,7 @@ class OpsServer final : public AdminTarget {
 
   MetricsCounters& counters() { return *counters_; }
   uint16_t admin_port() const { return admin_bound_.load() ? admin_.port() : 0; }
-  bool metrics_serving() const { return exposer_ready_.load(); }
+  bool metrics_serving() const { return metrics_bound_.load(); }
 
   // AdminTarget
   ProxySnapshot snapshot() override;
@@ -57,11 +58,13 @@ class OpsServer final : public AdminTarget {
   ReloadSample reload() override;
   void drain() override;
   std::string admin_token() override;
+  std::string mutation_token() override;
 
  private:
   OpsServer(server::Server& server, MetricsCounters* counters);
   Status try_bind_admin();
-  Status try_start_exposer();
+  Status try_bind_metrics();
+  Status prepare_generated_token();
   void upkeep_loop();
   uint64_t total_rejections() const;
 
@@ -74,11 +77,15 @@ class OpsServer final : public AdminTarget {
   std::thread admin_thread_;
   std::atomic<bool> admin_bound_{false};
 
-  std::shared_ptr<MetricsCollector> collector_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::atomic<bool> exposer_ready_{false};
+  MetricsEndpoint metrics_;
+  std::thread metrics_thread_;
+  std::atomic<bool> metrics_bound_{false};
   bool metrics_enabled_ = false;
   std::string metrics_address_;
+
+  std::mutex token_mu_;
+  std::string token_path_;       // where the generated token lives
+  std::string generated_token_;  // "" until needed (no [admin] token configured)
 
   std::mutex window_mu_;
   CounterWindow rejections_window_;

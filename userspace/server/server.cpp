@@ -11,9 +11,11 @@
 
 #include "common/log.h"
 #include "io/listener.h"
+#include "pg/auth_file.h"
 #include "pg/scram_crypto.h"
 #include "server/messenger.h"
 #include "server/server_tls.h"
+#include "tenant/glob.h"
 
 namespace helios::server {
 namespace {
@@ -79,6 +81,27 @@ void set_log_level(control::LogLevel l) {
       spdlog::set_level(spdlog::level::off);
       break;
   }
+}
+
+// A refused file may hold anything (binary garbage): its bytes reach logs and JSON only as
+// printable ASCII, the rest as \xNN, at most 2,000 characters.
+std::string printable(const std::string& text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (out.size() >= 2000) {
+      out += "...";
+      break;
+    }
+    if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t') {
+      out.push_back(char(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -186,15 +209,41 @@ Status Server::start() {
 }
 
 // Certificates are read at start and at every reload (new connections get the new ones).
+// nullptr when client TLS is off.
+Result<std::shared_ptr<io::TlsContext>> Server::client_tls_for(const control::Config& cfg) {
+  if (cfg.tls.client_tls_mode == control::ClientTlsMode::kDisable)
+    return std::shared_ptr<io::TlsContext>();
+  return io::TlsContext::server(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file);
+}
+
 Status Server::load_client_tls(const control::Config& cfg) {
-  if (cfg.tls.client_tls_mode == control::ClientTlsMode::kDisable) {
-    ctx_.set_client_tls(nullptr);
-    return {};
-  }
-  auto ctx = io::TlsContext::server(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.ca_file);
-  if (!ctx) return ctx.error();
-  ctx_.set_client_tls(std::move(*ctx));
+  auto tls = client_tls_for(cfg);
+  if (!tls) return tls.error();
+  ctx_.set_client_tls(std::move(*tls));
   return {};
+}
+
+// Everything of a reload that can fail, done before anything changes: the file, the serving
+// check, the tenant patterns, the auth file, the backend TLS settings and the client
+// certificates. A refused reload thus
+// leaves the running config, the stats, /health and the workers exactly as they were.
+Result<Server::PreparedReload> Server::prepare_reload() const {
+  auto loaded = control::load_config_file(config_path_);
+  if (!loaded) return loaded.error();
+  if (auto s = control::check_serving(*loaded, config().get()); !s) return s.error();
+  std::vector<std::string> patterns;
+  for (const auto& rule : tenant_rules_from(*loaded)) patterns.push_back(rule.pattern);
+  if (auto m = tenant::RuleMatcher::build(patterns); !m)
+    return Error{m.error().code, config_path_ + ": " + m.error().message};
+  if (!loaded->auth.auth_file.empty()) {
+    if (auto af = pg::load_auth_file(loaded->auth.auth_file); !af) return af.error();
+  }
+  // The backend TLS settings (sslmode, sslrootcert), which apply() hands to the connector.
+  if (auto cs = connector_settings(*loaded); !cs) return cs.error();
+  auto tls = client_tls_for(*loaded);
+  if (!tls) return tls.error();
+  return PreparedReload{std::make_shared<const control::Config>(std::move(*loaded)),
+                        std::move(*tls)};
 }
 
 void Server::attach_kernel_features(const control::Config& cfg, int listener_fd) {
@@ -258,30 +307,35 @@ ReloadOutcome Server::reload() {
   std::lock_guard guard(control_mu_);
   Nanos start = monotonic_now();
   ReloadOutcome out;
-  auto loaded = control::load_config_file(config_path_);
-  if (!loaded) {
-    out.error = loaded.error().message;
-  } else if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*loaded),
-                                                default_tenant_limits_from(*loaded), start);
-             !s) {
-    out.error = s.error().message;
-  } else if (auto a = ctx_.auth->configure(*loaded); !a) {
-    out.error = a.error().message;
-  } else if (auto t = load_client_tls(*loaded); !t) {
-    out.error = t.error().message;
+  auto prepared = prepare_reload();
+  if (!prepared) {
+    out.error = prepared.error().message;
   } else {
-    apply(std::make_shared<const control::Config>(std::move(*loaded)));
-    out.ok = true;
+    const control::Config& cfg = *prepared->cfg;
+    // These checked what could fail in prepare_reload(); an error now is a bug, and is
+    // reported rather than half-applied further.
+    if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(cfg), default_tenant_limits_from(cfg),
+                                           start);
+        !s) {
+      out.error = s.error().message;
+    } else if (auto a = ctx_.auth->configure(cfg); !a) {
+      out.error = a.error().message;
+    } else {
+      ctx_.set_client_tls(std::move(prepared->client_tls));
+      apply(std::move(prepared->cfg));
+      out.ok = true;
+    }
   }
   out.took = monotonic_now() - start;
   if (out.ok)
     log::info("reloaded {} in {:.2f} ms", config_path_, double(out.took) / 1e6);
   else
-    log::error("reload refused, keeping the running config: {}", out.error);
+    log::error("reload refused, keeping the running config: {}", printable(out.error));
   ctx_.metrics.count_reload(out.ok, out.took);
   std::lock_guard lock(cfg_mu_);
   last_reload_ = out;
-  return out;
+  last_reload_.error = printable(out.error);
+  return last_reload_;
 }
 
 void Server::drain() {

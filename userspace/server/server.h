@@ -43,6 +43,7 @@ class Server {
   ReloadOutcome reload();
   void drain();
   std::shared_ptr<const control::Config> config() const;
+  const std::string& config_path() const { return config_path_; }
   SharedContext& context() { return ctx_; }
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
   bool ready() const { return ready_.load(std::memory_order_acquire); }
@@ -54,6 +55,12 @@ class Server {
   // Kernel features from [edge], [vip] and [proxy] same_host_bypass: each attached if the
   // kernel allows, else one log line and the proxy runs without it.
   void attach_kernel_features(const control::Config& cfg, int listener_fd);
+  struct PreparedReload {
+    std::shared_ptr<const control::Config> cfg;
+    std::shared_ptr<io::TlsContext> client_tls;
+  };
+  Result<PreparedReload> prepare_reload() const;
+  static Result<std::shared_ptr<io::TlsContext>> client_tls_for(const control::Config& cfg);
   Status load_client_tls(const control::Config& cfg);
   void upkeep(Nanos now);
 

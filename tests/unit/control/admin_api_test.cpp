@@ -38,7 +38,11 @@ class FakeTarget final : public AdminTarget {
     is_draining = true;
   }
   std::string admin_token() override { return token; }
+  std::string generated = "g3n3rated";
+  std::string mutation_token() override { return token.empty() ? generated : token; }
 };
+
+const httplib::Headers kGenerated{{"Authorization", "Bearer g3n3rated"}};
 
 // An AdminApi on a free loopback port, served on a thread for the test's lifetime.
 struct Served {
@@ -117,34 +121,75 @@ TEST_CASE("/ready is 503 before the proxy is ready and while it drains") {
 TEST_CASE("reload: 200 with took_ms, or 422 with the config error") {
   Served s;
   auto c = s.client();
-  auto r = c.Post("/api/v1/reload");
+  auto r = c.Post("/api/v1/reload", kGenerated, "", "application/json");
   REQUIRE(r);
   CHECK(r->status == 200);
   json j = json::parse(r->body);
   CHECK(j["ok"] == true);
   CHECK(j["took_ms"].get<double>() == doctest::Approx(1.5));
   s.target.next_reload = {true, false, "proxy.toml:12: max_connections: must be > 0", 0};
-  r = c.Post("/api/v1/reload");
+  r = c.Post("/api/v1/reload", kGenerated, "", "application/json");
   REQUIRE(r);
   CHECK(r->status == 422);
   j = json::parse(r->body);
   CHECK(j["ok"] == false);
   CHECK(j["error"] == "proxy.toml:12: max_connections: must be > 0");
   CHECK(s.target.reloads == 2);
-  // GET is not a way to reload.
-  r = c.Get("/api/v1/reload");
+  // GET is not a way to reload, even with the token.
+  r = c.Get("/api/v1/reload", kGenerated);
   REQUIRE(r);
-  CHECK(r->status == 404);
+  CHECK(r->status == 405);
+  CHECK(r->get_header_value("Allow") == "POST");
   CHECK(s.target.reloads == 2);
 }
 
 TEST_CASE("drain: 202 and the proxy is told once per request") {
   Served s;
   auto c = s.client();
-  auto r = c.Post("/api/v1/drain");
+  auto r = c.Post("/api/v1/drain", kGenerated, "", "application/json");
   REQUIRE(r);
   CHECK(r->status == 202);
   CHECK(s.target.drains == 1);
+}
+
+TEST_CASE(
+    "without a configured token, reads are open but reload and drain need the generated one") {
+  Served s;
+  auto c = s.client();
+  CHECK(c.Get("/api/v1/status")->status == 200);
+  CHECK(c.Get("/metrics")->status == 200);
+  auto r = c.Post("/api/v1/reload");
+  REQUIRE(r);
+  CHECK(r->status == 401);
+  CHECK(r->get_header_value("WWW-Authenticate") == "Bearer");
+  r = c.Post("/api/v1/drain", httplib::Headers{{"Authorization", "Bearer wrong"}}, "",
+             "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 401);
+  // What a cross-site HTML form can send: a urlencoded body, cookies, an Origin; no header.
+  r = c.Post("/api/v1/drain",
+             httplib::Headers{{"Origin", "http://evil.example"}, {"Cookie", "a=b"}}, "x=1",
+             "application/x-www-form-urlencoded");
+  REQUIRE(r);
+  CHECK(r->status == 401);
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  CHECK(s.target.reloads == 0);
+  CHECK(s.target.drains == 0);
+  // A CORS preflight gets no CORS headers either.
+  r = c.Options("/api/v1/drain", httplib::Headers{{"Origin", "http://evil.example"},
+                                                  {"Access-Control-Request-Method", "POST"}});
+  REQUIRE(r);
+  CHECK(r->status != 200);
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  CHECK_FALSE(r->has_header("Access-Control-Allow-Headers"));
+  CHECK(s.target.drains == 0);
+  // With no token at all (the file could not be made), mutations are refused outright.
+  s.target.generated.clear();
+  r = c.Post("/api/v1/drain", httplib::Headers{{"Authorization", "Bearer "}}, "",
+             "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 403);
+  CHECK(s.target.drains == 0);
 }
 
 TEST_CASE("with a token, every endpoint but /health and /ready needs the bearer token") {

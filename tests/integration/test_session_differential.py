@@ -35,6 +35,7 @@ Environment:
   HELIOS_DIFF_MAX_CLASSES  stop after this many distinct difference classes (default 8)
   HELIOS_DIFF_IGNORE     comma list of observed fields not to compare (e.g.
                          application_name,ps:application_name), to look past a known bug
+  HELIOS_DIFF_VERBOSE=1  print both transcripts of every group run (with -s)
   HELIOS_DIFF_SELF_CHECK=1  run the second run directly too: the oracle must agree with itself
 
 What is NOT compared, and why (each exclusion is as narrow as found necessary):
@@ -81,8 +82,11 @@ SHRINK = os.environ.get("HELIOS_DIFF_SHRINK") == "1"
 MAX_CLASSES = int(os.environ.get("HELIOS_DIFF_MAX_CLASSES", "8"))
 IGNORE = {f for f in os.environ.get("HELIOS_DIFF_IGNORE", "").split(",") if f}
 SELF_CHECK = os.environ.get("HELIOS_DIFF_SELF_CHECK") == "1"
+VERBOSE = os.environ.get("HELIOS_DIFF_VERBOSE") == "1"
 PER_GROUP = 2  # sessions per group = backends in the proxy's pool
-STEP_TIMEOUT = 10.0  # > acquire_timeout (5 s): a step that hangs is cancelled and reported
+ACQUIRE_TIMEOUT = 2  # the proxy's acquire_timeout, seconds
+STEP_TIMEOUT = 4.0  # > ACQUIRE_TIMEOUT: a step that hangs is cancelled and reported
+SHRINK_BUDGET = 90.0  # seconds of shrinking per difference class
 KEYS_PER_SESSION = 8
 USER = BENCH_USER  # owns database bench; its SCRAM verifier is cheap (a run connects a lot)
 
@@ -281,6 +285,10 @@ _TX = {pq.TransactionStatus.IDLE: "idle", pq.TransactionStatus.INTRANS: "in tran
 _run_counter = itertools.count()
 
 
+class ConnectionLost(Exception):
+    pass
+
+
 def _wait_results(conn: pq.PGconn, timeout: float = STEP_TIMEOUT) -> list:
     """Results of what was just sent; a step that takes longer than timeout is cancelled."""
     results, deadline, cancelled = [], time.monotonic() + timeout, False
@@ -294,7 +302,7 @@ def _wait_results(conn: pq.PGconn, timeout: float = STEP_TIMEOUT) -> list:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([conn.socket], [], [], left)[0]:
             if cancelled or conn.status != pq.ConnStatus.OK:
-                raise TimeoutError("step still running after a cancel")
+                raise ConnectionLost("still running after a cancel")
             conn.get_cancel().cancel()
             cancelled, deadline = True, time.monotonic() + timeout
             results.append("HUNG (cancelled by the test)")
@@ -336,8 +344,18 @@ class Client:
         if self.conn.status != pq.ConnStatus.OK:
             raise AssertionError(f"connect failed: {self.conn.error_message.decode()}")
         self.base = base
+        self.lost = ""  # why the connection is unusable, once it is
 
     def step(self, s: Step) -> str:
+        if self.lost:
+            return f"(connection lost: {self.lost})"
+        try:
+            return self._step(s)
+        except (psycopg.OperationalError, ConnectionLost) as e:
+            self.lost = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return f"(connection lost: {self.lost})"
+
+    def _step(self, s: Step) -> str:
         keys = {f"k{i}": self.base + s.who * KEYS_PER_SESSION + i for i in range(5)}
         sql = s.sql.format(**keys).encode()
         if s.op == "q":
@@ -352,6 +370,8 @@ class Client:
 
     def state(self) -> dict:
         """What the client sees now (no snapshot query inside a failed transaction)."""
+        if self.lost:
+            return {"tx": "connection lost"}
         st = {"tx": _TX[self.conn.transaction_status]}
         for p in REPORTED:
             v = self.conn.parameter_status(p.encode())
@@ -359,8 +379,12 @@ class Client:
         if self.conn.transaction_status != pq.TransactionStatus.IDLE and \
                 self.conn.transaction_status != pq.TransactionStatus.INTRANS:
             return st
-        self.conn.send_query(SNAPSHOT_SQL.format(base=self.base).encode())
-        res = _wait_results(self.conn)
+        try:
+            self.conn.send_query(SNAPSHOT_SQL.format(base=self.base).encode())
+            res = _wait_results(self.conn)
+        except (psycopg.OperationalError, ConnectionLost) as e:
+            self.lost = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return {"tx": "connection lost"}
         if len(res) != 1 or isinstance(res[0], str) or res[0].status != pq.ExecStatus.TUPLES_OK:
             st["snapshot"] = _fmt(res)
             return st
@@ -511,7 +535,8 @@ class Rig:
         self.restart()
 
     def _start(self):
-        return self.factory(mode="transaction", pool_size=PER_GROUP)
+        return self.factory(mode="transaction", pool_size=PER_GROUP,
+                            connection_pool={"acquire_timeout": f"{ACQUIRE_TIMEOUT}s"})
 
     def restart(self) -> None:
         """A fresh proxy: what one group left behind must not be blamed on the next."""
@@ -535,15 +560,19 @@ class Rig:
     def check(self, group: Group):
         direct = run_group(group, self.direct, self.observer)
         proxied = run_group(group, self.direct if SELF_CHECK else self.via_proxy, self.observer)
+        if VERBOSE:
+            for (label, d), (_, p) in zip(direct, proxied):
+                print(f"{label}\n   direct {d}\n   proxy  {p}")
         return direct, compare(direct, proxied)
 
     def shrink(self, group: Group, cls: tuple[str, str]) -> Group:
         """Removes chunks of steps (halves first, then smaller) while the group still first
         differs in the same class. A fresh proxy for every candidate run after a dirty one."""
         steps, chunk, dirty = list(group.schedule), max(1, len(group.schedule) // 2), False
-        while True:
+        deadline = time.monotonic() + SHRINK_BUDGET
+        while time.monotonic() < deadline:
             i, changed = len(steps) - chunk, False
-            while i >= 0 and len(steps) > 1:
+            while i >= 0 and len(steps) > 1 and time.monotonic() < deadline:
                 cand = Group(group.seed, group.app_names, steps[:i] + steps[i + chunk:])
                 if dirty:
                     self.restart()
@@ -560,7 +589,7 @@ class Rig:
         return Group(group.seed, group.app_names, steps)
 
 
-@pytest.mark.timeout(max(180, SESSIONS))
+@pytest.mark.timeout(max(180, SESSIONS) + (MAX_CLASSES * 2 * SHRINK_BUDGET if SHRINK else 0))
 def test_random_sessions_match_a_direct_connection(pg, proxy_factory):
     seeds = [int(ONE_SEED)] if ONE_SEED else \
         [BASE_SEED + i for i in range(max(1, SESSIONS // PER_GROUP))]
@@ -596,6 +625,8 @@ def _run_seeds(rig: Rig, seeds: list[int]):
             g = rig.shrink(group, cls) if SHRINK else group
             d, ds = rig.check(g) if SHRINK else (direct, diffs)
             found[cls] = render(g, d, ds)
+            print(f"\n=== difference class {len(found)}: {cls[0]!r} / {cls[1]} ===\n"
+                  f"{found[cls]}", flush=True)
         rig.restart()
         if len(found) >= MAX_CLASSES:
             break

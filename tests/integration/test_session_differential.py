@@ -104,6 +104,8 @@ PARAMS = {
     "application_name": ["app_x", "app_y", ""],
     "myapp.tenant": ["t1", "t2", ""],
 }
+STARTUP_OPTIONS = ["-c TimeZone=Asia/Tokyo", "-c DateStyle=SQL,DMY",
+                   "-c statement_timeout=45s -c search_path=pg_catalog,public"]
 TEMP_TABLES = ["tt1", "tt2", "tt3"]
 CHANNELS = ["ch1", "ch2"]
 SQL_STMTS = {"sp1": "SELECT $1::int + 1", "sp2": "SELECT set_config('myapp.tenant', 'prep', false)"}
@@ -255,12 +257,12 @@ def gen_session(rng: random.Random, who: int) -> list[Step]:
 @dataclass
 class Group:
     seed: int
-    app_names: list  # startup application_name per session (None: not sent)
+    startup: list  # per session: startup parameters besides user/database (dict)
     schedule: list  # Steps of all sessions, interleaved
 
     def describe(self) -> str:
-        lines = [f"group seed {self.seed}; startup application_name: "
-                 + ", ".join(f"{'AB'[i]}={n!r}" for i, n in enumerate(self.app_names))]
+        lines = [f"group seed {self.seed}; startup parameters: "
+                 + ", ".join(f"{'AB'[i]}={p}" for i, p in enumerate(self.startup))]
         lines += [f"  {i:3d} {s}" for i, s in enumerate(self.schedule)]
         return "\n".join(lines)
 
@@ -268,12 +270,19 @@ class Group:
 def gen_group(seed: int) -> Group:
     rng = random.Random(seed)
     sessions = [gen_session(rng, who) for who in range(PER_GROUP)]
-    apps = [rng.choice([None, f"sess_{'ab'[who]}"]) for who in range(PER_GROUP)]
+    startup = []
+    for who in range(PER_GROUP):
+        p = {}
+        if rng.random() < 0.5:
+            p["application_name"] = f"sess_{'ab'[who]}"
+        if rng.random() < 0.25:  # a session default other than the server's
+            p["options"] = rng.choice(STARTUP_OPTIONS)
+        startup.append(p)
     schedule = []
     while any(sessions):
         who = rng.choice([i for i, s in enumerate(sessions) if s])
         schedule.append(sessions[who].pop(0))
-    return Group(seed, apps, schedule)
+    return Group(seed, startup, schedule)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,11 +414,10 @@ class Target:
     def __init__(self, label: str, host: str, port: int, password: str):
         self.label, self.host, self.port, self.password = label, host, port, password
 
-    def conninfo(self, app_name) -> str:
+    def conninfo(self, startup: dict) -> str:
         kw = {"host": self.host, "port": self.port, "user": USER, "dbname": USER,
               "password": self.password, "connect_timeout": 10}
-        if app_name is not None:
-            kw["application_name"] = app_name
+        kw.update(startup)
         return make_conninfo(**kw)
 
 
@@ -438,7 +446,7 @@ def run_group(group: Group, target: Target, observer) -> list[tuple[str, dict]]:
     try:
         for i, s in enumerate(group.schedule):
             if s.who not in clients:
-                clients[s.who] = Client(target.conninfo(group.app_names[s.who]), base)
+                clients[s.who] = Client(target.conninfo(group.startup[s.who]), base)
             c = clients[s.who]
             obs = {"result": c.step(s)}
             obs.update(c.state())
@@ -447,13 +455,13 @@ def run_group(group: Group, target: Target, observer) -> list[tuple[str, dict]]:
             if not left[s.who]:  # the session ends: it leaves, then a newcomer looks around
                 clients.pop(s.who).close()
                 mine = range(s.who * KEYS_PER_SESSION, (s.who + 1) * KEYS_PER_SESSION)
-                fresh = Client(target.conninfo(None), base)
+                fresh = Client(target.conninfo({}), base)
                 obs = fresh.state()
                 fresh.close()
                 obs["held_keys"] = _held_keys(observer, base, wait_free_of=mine)
                 out.append((f"    after {'AB'[s.who]} left: a fresh client", obs))
         # All gone: one fresh client per backend (each in a transaction, so they take them all).
-        fresh = [Client(target.conninfo(None), base) for _ in range(PER_GROUP)]
+        fresh = [Client(target.conninfo({}), base) for _ in range(PER_GROUP)]
         for n, f in enumerate(fresh):
             f.step(Step(0, "q", "BEGIN", "BEGIN"))
         for n, f in enumerate(fresh):
@@ -573,7 +581,7 @@ class Rig:
         while time.monotonic() < deadline:
             i, changed = len(steps) - chunk, False
             while i >= 0 and len(steps) > 1 and time.monotonic() < deadline:
-                cand = Group(group.seed, group.app_names, steps[:i] + steps[i + chunk:])
+                cand = Group(group.seed, group.startup, steps[:i] + steps[i + chunk:])
                 if dirty:
                     self.restart()
                 _, diffs = self.check(cand)
@@ -586,7 +594,7 @@ class Rig:
             chunk = max(1, chunk // 2) if not changed else chunk
         if dirty:
             self.restart()
-        return Group(group.seed, group.app_names, steps)
+        return Group(group.seed, group.startup, steps)
 
 
 @pytest.mark.timeout(max(180, SESSIONS) + (MAX_CLASSES * 2 * SHRINK_BUDGET if SHRINK else 0))

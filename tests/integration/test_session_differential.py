@@ -1,15 +1,27 @@
 """Differential random-session test (issue 13): PostgreSQL itself is the oracle for session state
 in transaction pooling.
 
-A seeded generator writes groups of random client sessions (SET / RESET / SET LOCAL / set_config
-both ways, SET TIME ZONE forms, RESET ALL; BEGIN / COMMIT / ROLLBACK [AND CHAIN]; savepoints;
-deliberate errors; temp tables in every spelling; session, transaction and multi-row advisory
-locks; LISTEN / UNLISTEN; SQL and protocol-level prepared statements; DISCARD ALL). Each group is
-run twice with the same interleaving of its sessions: directly against PostgreSQL, and through
-the proxy in transaction mode with a pool as small as the group (2 backends, shared by the two
-sessions and by fresh clients). After every step the client's view is recorded:
+A seeded generator (random.Random(seed)) writes groups of two random client sessions: SET /
+SET SESSION / SET LOCAL / RESET / set_config(name, value, false|true) of search_path,
+statement_timeout, lock_timeout, work_mem, TimeZone, DateStyle, application_name and a custom
+myapp.tenant; SET TIME ZONE 'name' | INTERVAL '+02:00' HOUR TO MINUTE | LOCAL | DEFAULT, RESET TIME
+ZONE, RESET ALL; BEGIN / START TRANSACTION / COMMIT / END / ROLLBACK / COMMIT AND CHAIN / ROLLBACK
+AND CHAIN; SAVEPOINT / RELEASE / ROLLBACK TO; SELECT 1/0 in and out of transactions; temp tables
+as CREATE TEMP|TEMPORARY TABLE, CREATE TABLE pg_temp.x, SELECT ... INTO TEMP, ON COMMIT DROP,
+CREATE TEMP VIEW, a view over a temp table, and DROPs; pg_advisory_lock / _unlock / _try_ /
+_xact_lock / _unlock_all, also over generate_series(a, b); LISTEN / UNLISTEN [*]; PREPARE /
+EXECUTE / DEALLOCATE [PREPARE] / DEALLOCATE ALL; protocol-level named statements (Parse, then
+Bind/Execute, SQL EXECUTE and DEALLOCATE of them); DISCARD ALL. Statements go by the simple or
+the extended protocol at random; a session may start with application_name and with
+options=-c ... (so it has a session default other than the server's).
 
-  result        command tag and rows, or the SQLSTATE of the error
+Each group is run twice with the same interleaving of its sessions: directly against
+PostgreSQL, and through the proxy in transaction mode with a pool as small as the group (2
+backends, shared by the two sessions and by fresh clients). After every step the client's view
+is recorded:
+
+  result        command tag and rows, or the SQLSTATE of the error; a step still running after
+                4 s (longer than the proxy's 2 s acquire_timeout) is cancelled and shows HUNG
   tx            the transaction status of ReadyForQuery (idle / in transaction / failed)
   <parameter>   current_setting() of every parameter the generator uses
   ps:<name>     the last ParameterStatus the client received for TimeZone, DateStyle,
@@ -17,14 +29,17 @@ sessions and by fresh clients). After every step the client's view is recorded:
   temp          relations in the client's temp schema (pg_my_temp_schema())
   my_locks      advisory lock keys held by the backend the client is on
   held_keys     (when a session ends, and at the end) advisory lock keys of this run held by
-                anyone: an observer connected directly to PostgreSQL reads pg_locks, which
-                catches locks left behind on a backend
+                anyone, i.e. that no other client could take: an observer connected directly
+                to PostgreSQL reads pg_locks (after up to 3 s for the leaver's backend to let go)
   listen        pg_listening_channels()
   sql_prepared  names in pg_prepared_statements WHERE from_sql
-and, when a session ends and when the group ends, fresh clients (one per backend at the end, each
-inside BEGIN so that together they cover every backend of the pool) must see exactly what a
-fresh direct connection sees. The two transcripts must be equal; a failure prints the seed, the
-replayable group, and the first differing steps.
+Nothing is recorded inside a failed transaction but result, tx and ps:* (any query fails there).
+When a session ends a fresh client looks around, and when the group ends one fresh client per
+backend (each inside BEGIN, so that together they hold every backend of the pool) does: each
+must see exactly what a fresh direct connection sees. The two transcripts must be equal. A
+group with differences leaves a dirty proxy behind; it is replaced by a fresh one (started in
+the background beforehand) so the next group is not blamed. A failure prints, per difference
+class, the seed, the replayable group and the first differing observations.
 
 Environment:
   HELIOS_DIFF_SESSIONS   number of random sessions (default 300, about a minute; 5000 for a full
@@ -66,7 +81,7 @@ import random
 import select
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -133,7 +148,7 @@ class Step:
         return f"{'AB'[self.who]}: {what}{self.sql}"
 
 
-def _set_step(rng: random.Random, in_tx: bool) -> tuple[str, str]:
+def _set_step(rng: random.Random) -> tuple[str, str]:
     name = rng.choice(list(PARAMS))
     value = rng.choice(PARAMS[name])
     rhs = value if name == "search_path" else _lit(value)
@@ -198,7 +213,7 @@ def gen_session(rng: random.Random, who: int) -> list[Step]:
         op = rng.choice("qqx")  # simple protocol twice as often as extended
         name = ""
         if kind == "set":
-            tag, sql = _set_step(rng, in_tx)
+            tag, sql = _set_step(rng)
         elif kind == "tz":
             tag, sql = rng.choice(TZ_FORMS)
         elif kind == "tx":
@@ -324,7 +339,8 @@ def _fmt(results: list) -> str:
             out.append(r)
         elif r.status == pq.ExecStatus.FATAL_ERROR:
             code = r.error_field(pq.DiagnosticField.SQLSTATE)
-            out.append(f"ERROR {code.decode() if code else '(no SQLSTATE: ' + r.error_message.decode(errors='replace').strip() + ')'}")
+            msg = r.error_message.decode(errors="replace").strip()
+            out.append(f"ERROR {code.decode()}" if code else f"ERROR (no SQLSTATE) {msg}")
         elif r.status == pq.ExecStatus.TUPLES_OK:
             rows = [tuple(None if r.get_value(i, j) is None else r.get_value(i, j).decode()
                           for j in range(r.nfields)) for i in range(r.ntuples)]
@@ -430,7 +446,8 @@ def _held_keys(observer, base: int, wait_free_of: range | None = None) -> str:
            " AND %s")
     deadline = time.monotonic() + 3
     while True:
-        held = observer.execute(sql, (base, base, base + PER_GROUP * KEYS_PER_SESSION)).fetchone()[0]
+        top = base + PER_GROUP * KEYS_PER_SESSION
+        held = observer.execute(sql, (base, base, top)).fetchone()[0]
         if wait_free_of is None or time.monotonic() > deadline or \
                 not any(int(k) in wait_free_of for k in held.split(",") if k):
             return held
@@ -518,7 +535,8 @@ def render(group: Group, direct: list, diffs: list[Difference], limit: int = 12)
     shown_upto = -1
     for d in diffs[:limit]:
         if d.index != shown_upto:
-            lines.append(f"  at {d.label}   [direct result: {direct[d.index][1].get('result', '-')}]")
+            result = direct[d.index][1].get("result", "-")
+            lines.append(f"  at {d.label}   [direct result: {result}]")
             shown_upto = d.index
         lines.append(f"      {d.field}: direct={d.direct!r}  proxy={d.proxy!r}")
     lines.append(f"replay: HELIOS_DIFF_SEED={group.seed} pytest {__file__}")

@@ -48,6 +48,7 @@ Environment:
   HELIOS_DIFF_SEED       replay one group only
   HELIOS_DIFF_SHRINK=1   minimise each newly found difference class to a short step sequence
   HELIOS_DIFF_MAX_CLASSES  stop after this many distinct difference classes (default 8)
+  HELIOS_DIFF_MAX_FAILING  ... or after this many groups with differences (default 40)
   HELIOS_DIFF_IGNORE     comma list of observed fields not to compare (e.g.
                          application_name,ps:application_name), to look past a known bug
   HELIOS_DIFF_VERBOSE=1  print both transcripts of every group run (with -s)
@@ -95,6 +96,7 @@ BASE_SEED = int(os.environ.get("HELIOS_DIFF_BASE_SEED", "1"))
 ONE_SEED = os.environ.get("HELIOS_DIFF_SEED")
 SHRINK = os.environ.get("HELIOS_DIFF_SHRINK") == "1"
 MAX_CLASSES = int(os.environ.get("HELIOS_DIFF_MAX_CLASSES", "8"))
+MAX_FAILING = int(os.environ.get("HELIOS_DIFF_MAX_FAILING", "40"))
 IGNORE = {f for f in os.environ.get("HELIOS_DIFF_IGNORE", "").split(",") if f}
 SELF_CHECK = os.environ.get("HELIOS_DIFF_SELF_CHECK") == "1"
 VERBOSE = os.environ.get("HELIOS_DIFF_VERBOSE") == "1"
@@ -275,10 +277,14 @@ class Group:
     startup: list  # per session: startup parameters besides user/database (dict)
     schedule: list  # Steps of all sessions, interleaved
 
-    def describe(self) -> str:
+    def describe(self, upto: int | None = None) -> str:
+        """The group, its steps up to `upto` (all by default)."""
+        shown = self.schedule[:upto]
         lines = [f"group seed {self.seed}; startup parameters: "
                  + ", ".join(f"{'AB'[i]}={p}" for i, p in enumerate(self.startup))]
-        lines += [f"  {i:3d} {s}" for i, s in enumerate(self.schedule)]
+        lines += [f"  {i:3d} {s}" for i, s in enumerate(shown)]
+        if len(shown) < len(self.schedule):
+            lines.append(f"      ({len(self.schedule) - len(shown)} later steps not shown)")
         return "\n".join(lines)
 
 
@@ -500,6 +506,7 @@ def run_group(group: Group, target: Target, observer) -> list[tuple[str, dict]]:
 @dataclass
 class Difference:
     index: int  # into the transcript
+    steps: int  # steps of the schedule run before this observation
     label: str
     field: str
     direct: object
@@ -507,17 +514,19 @@ class Difference:
 
 
 def compare(direct: list, proxied: list) -> list[Difference]:
-    diffs = []
+    diffs, steps = [], 0
     for i, ((label, d), (_, p)) in enumerate(zip(direct, proxied)):
+        if label.split()[0].isdigit():
+            steps = int(label.split()[0]) + 1
         for k in sorted(set(d) | set(p), key=lambda k: (k != "result", k != "tx", k)):
             if k in IGNORE:
                 continue
             if d.get(k, "(not observed)") != p.get(k, "(not observed)"):
-                diffs.append(Difference(i, label, k, d.get(k, "(not observed)"),
+                diffs.append(Difference(i, steps, label, k, d.get(k, "(not observed)"),
                                         p.get(k, "(not observed)")))
     if len(direct) != len(proxied):
-        diffs.append(Difference(min(len(direct), len(proxied)), "(transcript length)", "length",
-                                len(direct), len(proxied)))
+        diffs.append(Difference(min(len(direct), len(proxied)), steps, "(transcript length)",
+                                "length", len(direct), len(proxied)))
     return diffs
 
 
@@ -530,16 +539,19 @@ def first_class(group: Group, diffs: list[Difference]) -> tuple[str, str]:
     return tag, d.field
 
 
-def render(group: Group, direct: list, diffs: list[Difference], limit: int = 12) -> str:
-    lines = [group.describe(), "", f"differences (first {limit} of {len(diffs)}), direct vs proxy:"]
-    shown_upto = -1
+def render(group: Group, direct: list, diffs: list[Difference], limit: int = 8) -> str:
+    """The group up to its first difference, then the first `limit` differing observations."""
+    lines = [group.describe(upto=diffs[0].steps), "",
+             f"differences (first {min(limit, len(diffs))} of {len(diffs)}), direct vs proxy:"]
+    shown_at = -1
     for d in diffs[:limit]:
-        if d.index != shown_upto:
+        if d.index != shown_at:
             result = direct[d.index][1].get("result", "-")
             lines.append(f"  at {d.label}   [direct result: {result}]")
-            shown_upto = d.index
+            shown_at = d.index
         lines.append(f"      {d.field}: direct={d.direct!r}  proxy={d.proxy!r}")
-    lines.append(f"replay: HELIOS_DIFF_SEED={group.seed} pytest {__file__}")
+    lines.append(f"replay: HELIOS_DIFF_SEED={group.seed} [HELIOS_DIFF_SHRINK=1] pytest "
+                 f"{os.path.relpath(__file__)}")
     return "\n".join(lines)
 
 
@@ -555,7 +567,7 @@ class Rig:
         self.pg, self.factory = pg, proxy_factory
         self.observer = pg.admin_connect(USER)
         self.direct = Target("direct", pg.host, pg.port, pg.conninfo(USER)["password"])
-        self.bg = ThreadPoolExecutor(max_workers=2)
+        self.bg = ThreadPoolExecutor(max_workers=4)  # a dirty proxy may take 20 s to stop
         self.spare = self.bg.submit(self._start)
         self.proxy = None
         self.restart()
@@ -626,14 +638,15 @@ def test_random_sessions_match_a_direct_connection(pg, proxy_factory):
         rig.close()
     print(f"\n{len(seeds)} groups ({PER_GROUP} sessions each) from seed {seeds[0]} "
           f"in {elapsed:.1f}s; {failing} with differences; {len(found)} difference classes")
-    assert not found, "\n\n".join(
-        [f"{len(found)} difference classes (step rule, field) between direct and proxied runs:"]
-        + [f"  {t!r} / {f}" for t, f in found]
-        + [f"=== {t!r} / {f} ===\n{r}" for (t, f), r in found.items()])
+    assert not found, "\n".join(
+        [f"{len(found)} difference classes between direct and proxied runs "
+         f"(rule of the step where a group first differs / field: seed, first difference):"]
+        + [f"  {t!r} / {f}: {summary}" for (t, f), (summary, _) in found.items()]
+        + [f"\n=== {t!r} / {f} ===\n{report}" for (t, f), (_, report) in found.items()])
 
 
 def _run_seeds(rig: Rig, seeds: list[int]):
-    found: dict[tuple[str, str], str] = {}  # difference class -> report
+    found: dict[tuple, tuple[str, str]] = {}  # difference class -> (summary, report)
     symptoms: set = set()
     failing = 0
     started = time.monotonic()
@@ -648,12 +661,16 @@ def _run_seeds(rig: Rig, seeds: list[int]):
         same = (d0.field, repr(d0.direct), repr(d0.proxy))  # the same symptom, another rule
         if cls not in found and same not in symptoms:
             symptoms.add(same)
-            g = rig.shrink(group, cls) if SHRINK else group
-            d, ds = rig.check(g) if SHRINK else (direct, diffs)
-            found[cls] = render(g, d, ds)
+            if SHRINK:
+                g = rig.shrink(group, cls)
+                d, ds = rig.check(g)
+                if ds:
+                    group, direct, diffs = g, d, ds
+            found[cls] = (f"seed {seed}, {d0.field}: direct={d0.direct!r} proxy={d0.proxy!r}",
+                          render(group, direct, diffs))
             print(f"\n=== difference class {len(found)}: {cls[0]!r} / {cls[1]} ===\n"
-                  f"{found[cls]}", flush=True)
+                  f"{found[cls][1]}", flush=True)
         rig.restart()
-        if len(found) >= MAX_CLASSES:
+        if len(found) >= MAX_CLASSES or failing >= MAX_FAILING:
             break
     return found, failing, time.monotonic() - started

@@ -183,6 +183,11 @@ TZ_FORMS = [("SET TIME ZONE name", "SET TIME ZONE 'America/New_York'"),
             ("RESET TIME ZONE", "RESET TIME ZONE"),
             ("RESET ALL", "RESET ALL")]
 
+SAVEPOINT_FORMS = [("SAVEPOINT", "SAVEPOINT {s}"),
+                   ("RELEASE SAVEPOINT", "RELEASE SAVEPOINT {s}"),
+                   ("ROLLBACK TO SAVEPOINT", "ROLLBACK TO SAVEPOINT {s}"),
+                   ("ROLLBACK TO", "ROLLBACK TO {s}")]
+
 TEMP_CREATE = [("CREATE TEMP TABLE", "CREATE TEMP TABLE {t} (a int)"),
                ("CREATE TEMPORARY TABLE", "CREATE TEMPORARY TABLE {t} (a int)"),
                ("CREATE TABLE pg_temp.x", "CREATE TABLE pg_temp.{t} (a int)"),
@@ -211,6 +216,7 @@ def gen_session(rng: random.Random, who: int) -> list[Step]:
     steps: list[Step] = []
     in_tx = False
     proto_parsed: set[str] = set()
+    savepoints: list[str] = []  # in the current transaction, as far as the generator knows
     for _ in range(rng.randint(4, 24)):
         kind = rng.choices(["set", "tz", "tx", "sp", "err", "temp", "lock", "listen", "prep",
                             "proto", "discard"],
@@ -230,13 +236,17 @@ def gen_session(rng: random.Random, who: int) -> list[Step]:
             else:
                 tag = sql = rng.choice(["COMMIT", "ROLLBACK", "COMMIT AND CHAIN",
                                         "ROLLBACK AND CHAIN", "END"])
-                in_tx = "CHAIN" in sql
+                in_tx, savepoints = "CHAIN" in sql, []
         elif kind == "sp":
-            s = rng.choice(["s1", "s2"])
-            tag, sql = rng.choice([("SAVEPOINT", f"SAVEPOINT {s}"),
-                                   ("RELEASE SAVEPOINT", f"RELEASE SAVEPOINT {s}"),
-                                   ("ROLLBACK TO SAVEPOINT", f"ROLLBACK TO SAVEPOINT {s}"),
-                                   ("ROLLBACK TO", f"ROLLBACK TO {s}")])
+            sp = rng.choice(["s1", "s2"])
+            tag, sql = rng.choice(SAVEPOINT_FORMS)
+            if tag != "SAVEPOINT" and savepoints and sp not in savepoints:
+                sp = savepoints[-1]  # mostly name one that exists (else 3B001, also fine)
+            if tag == "SAVEPOINT":
+                savepoints.append(sp)
+            elif tag == "RELEASE SAVEPOINT" and sp in savepoints:
+                del savepoints[savepoints.index(sp):]
+            sql = sql.format(s=sp)
         elif kind == "err":
             tag, sql = "error 1/0", "SELECT 1/0"
         elif kind == "temp":

@@ -220,7 +220,7 @@ def gen_session(rng: random.Random, who: int) -> list[Step]:
     for _ in range(rng.randint(4, 24)):
         kind = rng.choices(["set", "tz", "tx", "sp", "err", "temp", "lock", "listen", "prep",
                             "proto", "discard"],
-                           [30, 8, 14 if not in_tx else 20, 8 if in_tx else 1, 6, 12, 12, 4, 6,
+                           [30, 8, 14 if not in_tx else 10, 18 if in_tx else 1, 6, 12, 12, 4, 6,
                             6, 2])[0]
         op = rng.choice("qqx")  # simple protocol twice as often as extended
         name = ""

@@ -104,6 +104,18 @@ class Exchange:
                 f"{len(self.raw)} bytes: {self.messages} remainder={self.remainder[:40]!r}")
 
 
+def data_row_values(payload: bytes) -> list:
+    """A DataRow's columns as text (None for NULL)."""
+    (n,) = struct.unpack("!H", payload[:2])
+    pos, row = 2, []
+    for _ in range(n):
+        (ln,) = struct.unpack("!i", payload[pos:pos + 4])
+        pos += 4
+        row.append(None if ln < 0 else payload[pos:pos + ln].decode())
+        pos += max(ln, 0)
+    return row
+
+
 class RawConn:
     def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
@@ -255,6 +267,15 @@ class RawConn:
                 continue
             else:
                 raise LoginError({"M": f"unexpected message {m!r} during login"})
+
+    def read_until_ready(self, timeout: float = 10.0) -> list[Message]:
+        """Every message up to and including the next ReadyForQuery."""
+        msgs = []
+        while True:
+            m = self.read_message(timeout)
+            msgs.append(m)
+            if m.kind == b"Z":
+                return msgs
 
     def simple_query(self, sql: str, timeout: float = 10.0) -> tuple[list[list], list[Message]]:
         """Runs a simple Query; returns (rows as text, error messages) after ReadyForQuery."""

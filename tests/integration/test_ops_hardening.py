@@ -25,20 +25,13 @@ import pytest
 import requests
 
 from harness import deep_merge, helios_binary, toml_dumps
+from harness.util import wait_until
 
 pytestmark = pytest.mark.needs("admin_api")
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def heliosctl(proxy, *args, **env_over):
@@ -71,7 +64,7 @@ def test_metrics_listen_on_loopback_when_no_address_is_given(proxy_factory):
     proxy.start()
     mport = proxy.config["metrics"]["prometheus_port"]
     aport = int(proxy.admin_url.rsplit(":", 1)[1])
-    wait_for(lambda: listening_hosts(mport), 10, "the metrics port")
+    wait_until(lambda: listening_hosts(mport), timeout=10, what="the metrics port")
     assert listening_hosts(mport) == {"127.0.0.1"}
     assert listening_hosts(aport) == {"127.0.0.1"}
     assert requests.get(f"http://127.0.0.1:{mport}/metrics", timeout=5).status_code == 200
@@ -202,7 +195,7 @@ def test_health_and_metrics_answer_under_1000_idle_connections(proxy_factory, re
                 except BlockingIOError:
                     pass
             return closed == len(idle)
-        wait_for(all_closed, 15, "the server to close the idle connections")
+        wait_until(all_closed, timeout=15, what="the server to close the idle connections")
         assert timed_get(proxy.admin_url + "/health")[0] == 200
         # And a second wave right away is no different.
         for s in idle:
@@ -290,8 +283,8 @@ def test_refused_reload_changes_nothing(proxy_factory, kind, via):
     proxy.config_path.write_bytes(BROKEN[kind](good))
     if via == "sighup":
         proxy.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: proxy.metric("helios_proxy_reloads_total", result="failed")
-                 > failures, 10, "the reload to be refused")
+        wait_until(lambda: proxy.metric("helios_proxy_reloads_total", result="failed")
+                   > failures, timeout=10, what="the reload to be refused")
     else:
         r = proxy.admin_post("/api/v1/reload")
         assert r.status_code == 422, r.text

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from harness import APP_USER, ROLES
-from harness.wire import RawConn, message, query_message
+from harness.wire import RawConn, data_row_values, message, query_message
 
 INT4 = 23
 
@@ -38,15 +38,6 @@ EXECUTE = message(b"E", b"\0" + struct.pack("!i", 0))
 SYNC = message(b"S")
 
 
-def _until_ready(raw: RawConn) -> list:
-    msgs = []
-    while True:
-        m = raw.read_message(10)
-        msgs.append(m)
-        if m.kind == b"Z":
-            return msgs
-
-
 def _summary(msgs: list) -> list:
     """Kinds, with the SQLSTATE of errors, the tag of CommandComplete, the status of Z and the
     values of data rows: comparable between the proxy and PostgreSQL."""
@@ -59,13 +50,7 @@ def _summary(msgs: list) -> list:
         elif m.kind == b"Z":
             out.append(("Z", m.payload.decode()))
         elif m.kind == b"D":
-            (n,) = struct.unpack("!h", m.payload[:2])
-            pos, row = 2, []
-            for _ in range(n):
-                (ln,) = struct.unpack("!i", m.payload[pos:pos + 4])
-                pos += 4
-                row.append(None if ln < 0 else m.payload[pos:pos + ln].decode())
-                pos += max(ln, 0)
+            row = data_row_values(m.payload)
             out.append(("D", tuple(row)))
         elif m.kind in (b"N", b"S"):
             continue  # notices and parameter reports may differ; not the point here
@@ -97,7 +82,7 @@ def _run(raw: RawConn, steps: list) -> list:
         raw.send(step)
         got = []
         for _ in range(_requests(step)):
-            got += _summary(_until_ready(raw))
+            got += _summary(raw.read_until_ready())
         out.append(got)
     return out
 
@@ -294,7 +279,7 @@ def test_deallocate_of_an_unknown_name_fails_as_directly(proxy_factory, pg):
     assert got[6] == [("C", "DEALLOCATE"), ("E", "26000"), ("Z", "I")]
     with _login("127.0.0.1", p.port) as raw:
         raw.send(query_message("DEALLOCATE nope"))
-        err = [m for m in _until_ready(raw) if m.kind == b"E"][0]
+        err = [m for m in raw.read_until_ready() if m.kind == b"E"][0]
         assert err.fields()["M"] == 'prepared statement "nope" does not exist'
 
 

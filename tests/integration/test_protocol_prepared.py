@@ -98,15 +98,6 @@ def _bind(stmt: bytes, *text_params: bytes) -> bytes:
     return message(b"B", body + struct.pack("!h", 0))
 
 
-def _recv_until_ready(raw: RawConn) -> list:
-    msgs = []
-    while True:
-        m = raw.read_message(10)
-        msgs.append(m)
-        if m.kind == b"Z":
-            return msgs
-
-
 def test_jdbc_style_protocol_flow(proxy_factory):
     """Unnamed and named statements, Describe before Bind, Parse/Bind/Execute/Sync pipelines —
     checked byte by byte on the wire, over several transactions that may use different backends."""
@@ -116,12 +107,12 @@ def test_jdbc_style_protocol_flow(proxy_factory):
         # Named statement, Describe statement before any Bind, then Sync.
         raw.send(message(b"P", b"S_1\0SELECT $1::int + 1\0" + struct.pack("!hI", 1, 23))
                  + message(b"D", b"SS_1\0") + message(b"S"))
-        kinds = [m.kind for m in _recv_until_ready(raw)]
+        kinds = [m.kind for m in raw.read_until_ready()]
         assert kinds == [b"1", b"t", b"T", b"Z"], kinds
         for i in range(20):  # many transactions: the statement must follow the client
             raw.send(_bind(b"S_1", str(i).encode())
                      + message(b"E", b"\0" + struct.pack("!i", 0)) + message(b"S"))
-            msgs = _recv_until_ready(raw)
+            msgs = raw.read_until_ready()
             kinds = [m.kind for m in msgs]
             assert kinds == [b"2", b"D", b"C", b"Z"], (i, kinds)
             data = msgs[1].payload
@@ -135,26 +126,26 @@ def test_jdbc_style_protocol_flow(proxy_factory):
                       + message(b"B", b"\0\0\0\0\0\0\0\0") + message(b"E", b"\0\0\0\0\0")
                       + message(b"S"))
         raw.send(batch)
-        assert [m.kind for m in _recv_until_ready(raw)] == [b"1", b"2", b"D", b"C", b"Z"]
-        assert [m.kind for m in _recv_until_ready(raw)] == [b"1", b"2", b"D", b"C", b"Z"]
+        assert [m.kind for m in raw.read_until_ready()] == [b"1", b"2", b"D", b"C", b"Z"]
+        assert [m.kind for m in raw.read_until_ready()] == [b"1", b"2", b"D", b"C", b"Z"]
         # An error mid-pipeline: the server skips to Sync; so must the proxy's bookkeeping. The
         # client holds no backend when it sends this Parse, so the proxy acknowledges it and
         # prepares it where it is first used: the server's error arrives in place of the Bind.
         raw.send(message(b"P", b"S_2\0SELECT nope\0\0\0") + message(b"B", b"\0S_2\0\0\0\0\0\0\0")
                  + message(b"E", b"\0\0\0\0\0") + message(b"S"))
-        msgs = _recv_until_ready(raw)
+        msgs = raw.read_until_ready()
         assert [m.kind for m in msgs] == [b"1", b"E", b"Z"], msgs
         assert msgs[1].sqlstate == "42703" and "nope" in msgs[1].fields()["M"], msgs[1].fields()
         # The failed statement is not left behind under the client's name.
         raw.send(_bind(b"S_2") + message(b"S"))
-        msgs = _recv_until_ready(raw)
+        msgs = raw.read_until_ready()
         assert msgs[0].kind == b"E" and msgs[0].sqlstate == "26000", msgs
         assert "S_2" in msgs[0].fields()["M"]
         # Close of the named statement is answered, and the name is gone afterwards.
         raw.send(message(b"C", b"SS_1\0") + message(b"S"))
-        assert [m.kind for m in _recv_until_ready(raw)] == [b"3", b"Z"]
+        assert [m.kind for m in raw.read_until_ready()] == [b"3", b"Z"]
         raw.send(message(b"B", b"\0S_1\0\0\0\0\0\0\0") + message(b"S"))
-        msgs = _recv_until_ready(raw)
+        msgs = raw.read_until_ready()
         assert msgs[0].kind == b"E" and msgs[0].sqlstate == "26000", msgs
 
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "common/log.h"
 #include "control/http_task_queue.h"
 
 namespace helios::control {
@@ -49,6 +50,7 @@ httplib::Server& HttpEndpoint::http() {
 
 Status HttpEndpoint::bind(const std::string& host, uint16_t port) {
   errno = 0;
+  host_ = host;
   if (port == 0) {
     int p = http_->bind_to_any_port(host);
     if (p <= 0) return Error::from_errno(name_ + ": cannot bind " + host + ":0");
@@ -67,7 +69,19 @@ Status HttpEndpoint::bind(const std::string& host, uint16_t port) {
 
 void HttpEndpoint::serve() {
   serving_.store(true);
-  if (!stop_requested_.load()) http_->listen_after_bind();
+  while (!stop_requested_.load()) {
+    http_->listen_after_bind();
+    if (stop_requested_.load()) break;
+    // httplib closes its listening socket on any accept() error but EMFILE (ECONNABORTED from
+    // a peer that reset before it was accepted, say): listen again rather than go deaf.
+    log::warn("{}: the listener stopped on an accept error; listening again on port {}", name_,
+              port_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (auto st = bind(host_, port_); !st) {
+      log::error("{}: {}", name_, st.error().message);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
   serving_.store(false);
 }
 

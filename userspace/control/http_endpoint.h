@@ -56,6 +56,7 @@ class HttpEndpoint {
 
   std::string name_;
   std::unique_ptr<Server> http_;
+  std::string host_;
   uint16_t port_ = 0;
   std::atomic<bool> serving_{false};
   std::atomic<bool> stop_requested_{false};

@@ -85,7 +85,8 @@ void set_log_level(control::LogLevel l) {
 
 Server::Server(control::Config cfg, std::string config_path)
     : config_path_(std::move(config_path)),
-      cfg_(std::make_shared<const control::Config>(std::move(cfg))) {}
+      cfg_(std::make_shared<const control::Config>(std::move(cfg))),
+      ctx_(uint32_t(cfg_->tenant_quotas.max_tenants)) {}
 
 Server::~Server() {
   if (!threads_.empty()) {
@@ -134,6 +135,7 @@ Status Server::start() {
       !s)
     return s;
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
+  ctx_.tenants.protect(cfg->tenant_quotas.default_tenant);
 
   raise_fd_limit(*cfg);
   int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : usable_cpus();
@@ -270,6 +272,7 @@ ReloadOutcome Server::reload() {
   } else if (auto t = load_client_tls(*loaded); !t) {
     out.error = t.error().message;
   } else {
+    ctx_.tenants.protect(loaded->tenant_quotas.default_tenant);
     apply(std::make_shared<const control::Config>(std::move(*loaded)));
     out.ok = true;
   }

@@ -75,7 +75,7 @@ struct ProxyConfig {
   Nanos startup_timeout = 10 * kNanosPerSec;  // startup + auth must finish within it
   // Connections not yet authenticated from one source address (IPv6: its /64), across
   // workers; more are refused at accept. 0 = unlimited.
-  int64_t max_unauthenticated_per_source = 64;
+  int64_t max_unauthenticated_per_source = 256;
   Nanos drain_timeout = 30 * kNanosPerSec;
   // Kernel shortcut for hops between two sockets on this host (app -> proxy, proxy -> a local
   // PostgreSQL): sockops + sk_msg, see docs/datapath.md. Off when the kernel refuses it.

@@ -73,6 +73,9 @@ struct ProxyConfig {
   std::string instance = "default";  // BPF pins live in /sys/fs/bpf/helios/<instance>
   DataPathMode data_path = DataPathMode::kUserspace;
   Nanos startup_timeout = 10 * kNanosPerSec;  // startup + auth must finish within it
+  // Connections not yet authenticated from one source address (IPv6: its /64), across
+  // workers; more are refused at accept. 0 = unlimited.
+  int64_t max_unauthenticated_per_source = 256;
   Nanos drain_timeout = 30 * kNanosPerSec;
   // Kernel shortcut for hops between two sockets on this host (app -> proxy, proxy -> a local
   // PostgreSQL): sockops + sk_msg, see docs/datapath.md. Off when the kernel refuses it.
@@ -107,7 +110,9 @@ struct ConnectionPoolConfig {
   Nanos acquire_timeout = 5 * kNanosPerSec;
   std::string server_reset_query = "DISCARD ALL";  // "" disables
   Nanos statement_timeout = 0;                     // 0 = none
-  Nanos idle_transaction_timeout = 0;
+  // A client idle inside a transaction this long gets FATAL 25P03 and its backend is rolled
+  // back and returned to the pool. 0 = never.
+  Nanos idle_transaction_timeout = 60 * kNanosPerSec;
   Nanos client_idle_timeout = 0;
   Nanos query_timeout = 0;
   PreparedStatementMode prepared_statement_mode = PreparedStatementMode::kTrack;
@@ -188,6 +193,9 @@ struct TenantQuotaConfig {
   bool enabled = false;
   TenantIdentifier identifier;
   std::string default_tenant = "default";  // when the identifying parameter is absent or empty
+  // Tenants the registry keeps (fixed at start). Past it, tenants with no client connections
+  // that no rule names exactly are evicted, least recently used first.
+  int64_t max_tenants = 100000;
   Nanos qps_max_wait = 100 * kNanosPerMilli;
   TenantLimits default_limits;     // [tenant_quotas.default]
   std::vector<TenantRule> limits;  // [[tenant_quotas.limits]] in file order

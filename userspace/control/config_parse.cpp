@@ -85,6 +85,7 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
   }
   read_data_path(r, "data_path", p.data_path);
   r.read_duration("startup_timeout", p.startup_timeout);
+  r.read_int("max_unauthenticated_per_source", p.max_unauthenticated_per_source, 0, kMaxCount);
   r.read_duration("drain_timeout", p.drain_timeout);
   r.read_bool("same_host_bypass", p.same_host_bypass);
   if (r.has("max_startup_packet")) {
@@ -483,6 +484,7 @@ void read_tenant_quotas(const toml::table& root, Config& config, ReadContext& ct
     }
   }
   r.read_duration("qps_max_wait", q.qps_max_wait);
+  r.read_int("max_tenants", q.max_tenants, 1, 10000000);
 
   const toml::table* dt = r.sub_table("default");
   {

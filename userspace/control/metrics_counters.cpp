@@ -52,6 +52,38 @@ const char* byte_direction_name(ByteDirection d) {
   return "unknown";
 }
 
+const char* preauth_refusal_name(PreauthRefusal r) {
+  switch (r) {
+    case PreauthRefusal::kMessageTooLong:
+      return "message_too_long";
+    case PreauthRefusal::kPerSourceLimit:
+      return "per_source_limit";
+    case PreauthRefusal::kProtocolViolation:
+      return "protocol_violation";
+    case PreauthRefusal::kInvalidStartup:
+      return "invalid_startup";
+    case PreauthRefusal::kStartupTimeout:
+      return "startup_timeout";
+    case PreauthRefusal::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const char* login_failure_name(LoginFailure r) {
+  switch (r) {
+    case LoginFailure::kPassword:
+      return "password";
+    case LoginFailure::kTenantQuota:
+      return "tenant_quota";
+    case LoginFailure::kClientLimit:
+      return "client_limit";
+    case LoginFailure::kCount:
+      break;
+  }
+  return "unknown";
+}
+
 void MetricsCounters::count_error(std::string_view sqlstate) {
   uint64_t key = pack_sqlstate(sqlstate);
   if (key == 0) {
@@ -99,6 +131,10 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
   s.reloads_ok = reloads_ok_.load(std::memory_order_relaxed);
   s.reloads_failed = reloads_failed_.load(std::memory_order_relaxed);
   s.reload_ns_total = Nanos(reload_ns_total_.load(std::memory_order_relaxed));
+  for (size_t i = 0; i < s.preauth_refusals.size(); ++i)
+    s.preauth_refusals[i] = preauth_[i].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < s.login_failures.size(); ++i)
+    s.login_failures[i] = login_failures_[i].load(std::memory_order_relaxed);
   return s;
 }
 

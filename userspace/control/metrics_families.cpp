@@ -1,5 +1,7 @@
 #include "control/metrics_families.h"
 
+#include "control/label_value.h"
+
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
@@ -101,7 +103,8 @@ void pool_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   auto lease = family("helios_proxy_lease_duration_seconds",
                       "Time a backend stayed leased to a client", MetricType::Histogram);
   for (const PoolSample& p : s.pools) {
-    Labels l{{"pool", p.snap.name}, {"pool_mode", std::string(to_string(p.snap.mode))}};
+    Labels l{{"pool", sanitize_label_value(p.snap.name)},
+             {"pool_mode", std::string(to_string(p.snap.mode))}};
     add_gauge(active, l, double(p.snap.active));
     add_gauge(idle, l, double(p.snap.idle));
     add_gauge(total, l, double(p.snap.total));
@@ -345,6 +348,19 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
     add_counter(errors, {{"sqlstate", code}}, double(n));
   out.push_back(std::move(errors));
 
+  auto preauth = family("helios_proxy_preauth_refusals_total",
+                        "Clients refused before authentication, by reason", MetricType::Counter);
+  for (size_t i = 0; i < s.counters.preauth_refusals.size(); ++i)
+    add_counter(preauth, {{"reason", preauth_refusal_name(PreauthRefusal(i))}},
+                double(s.counters.preauth_refusals[i]));
+  out.push_back(std::move(preauth));
+  auto logins = family("helios_proxy_login_failures_total",
+                       "Logins refused at or after authentication, by reason", MetricType::Counter);
+  for (size_t i = 0; i < s.counters.login_failures.size(); ++i)
+    add_counter(logins, {{"reason", login_failure_name(LoginFailure(i))}},
+                double(s.counters.login_failures[i]));
+  out.push_back(std::move(logins));
+
   auto reloads =
       family("helios_proxy_reloads_total", "Configuration reloads, by result", MetricType::Counter);
   add_counter(reloads, {{"result", "ok"}}, double(s.counters.reloads_ok));
@@ -376,6 +392,12 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
                          MetricType::Counter);
   add_counter(overflow, {}, double(s.tenants_overflowed));
   out.push_back(std::move(overflow));
+  auto evicted = family("helios_proxy_tenant_evictions_total",
+                        "Tenants with no connections dropped from the registry, least recently "
+                        "used first, to make room for new names past max_tenants",
+                        MetricType::Counter);
+  add_counter(evicted, {}, double(s.tenants_evicted));
+  out.push_back(std::move(evicted));
 }
 
 }  // namespace
@@ -386,7 +408,7 @@ std::vector<std::string> tenant_labels(const ProxySnapshot& s) {
   int64_t named = 0;
   for (const TenantSample& t : s.tenants) {
     if (!t.overflow && named < s.max_tenant_labels) {
-      labels.push_back(t.name);
+      labels.push_back(sanitize_label_value(t.name));
       ++named;
     } else {
       labels.push_back(kOtherTenantLabel);

@@ -77,6 +77,7 @@ ProxySnapshot take_snapshot(server::Server& server, const MetricsCounters& count
   });
   s.max_tenants = ctx.tenants.max_tenants();
   s.tenants_overflowed = ctx.tenants.overflowed();
+  s.tenants_evicted = ctx.tenants.evicted();
 
   s.counters = counters.snapshot();
   server::ReloadOutcome r = server.last_reload();

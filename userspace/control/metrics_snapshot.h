@@ -83,6 +83,7 @@ struct ProxySnapshot {
   std::vector<TenantSample> tenants;  // index order (first seen first)
   uint32_t max_tenants = 0;
   uint64_t tenants_overflowed = 0;
+  uint64_t tenants_evicted = 0;
   MetricsCounters::Snapshot counters;
   ReloadSample last_reload;
 };

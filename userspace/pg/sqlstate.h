@@ -60,6 +60,7 @@ inline constexpr std::string_view kProgramLimitExceeded = "54000";
 
 // Class 55 — object not in prerequisite state.
 inline constexpr std::string_view kObjectNotInPrerequisiteState = "55000";
+inline constexpr std::string_view kCantChangeRuntimeParam = "55P02";
 
 // Class 57 — operator intervention.
 inline constexpr std::string_view kQueryCanceled = "57014";

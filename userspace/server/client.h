@@ -89,6 +89,7 @@ struct Client {
   Nanos txn_started = 0;         // start of the transaction in progress (0 = none)
   Nanos query_started = 0;       // when the oldest unanswered statement was sent
   Nanos deadline = 0;            // of the current timed state (startup, queued, transaction)
+  Nanos last_activity = 0;       // last bytes from the client or reply that answered it
   Client* timer_prev = nullptr;  // per-state timer list of the worker
   Client* timer_next = nullptr;
 

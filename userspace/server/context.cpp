@@ -38,8 +38,8 @@ tenant::TenantLimits default_tenant_limits_from(const control::Config& cfg) {
 
 Status SharedContext::admit_client(Client* c, const std::string& name, const control::Config& cfg) {
   (void)cfg;
-  tenant::TenantState* t = tenants.get_or_create(name, monotonic_now());
-  c->tenant = t;
+  tenant::TenantState* t = tenants.acquire(name, monotonic_now());
+  c->tenant = t;  // held until the client's slot is freed (Worker::maybe_free)
   if (!quotas_enabled.load(std::memory_order_relaxed)) {
     c->tenant_counted = false;
     return {};

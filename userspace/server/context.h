@@ -20,6 +20,7 @@
 #include "server/auth_service.h"
 #include "server/params.h"
 #include "server/pool_manager.h"
+#include "server/preauth_sources.h"
 #include "server/prepared_registry.h"
 #include "server/sql_inspect.h"
 #include "server/tenant_gates.h"
@@ -32,6 +33,8 @@ struct Client;
 using RuntimeConfig = control::Config;
 
 struct SharedContext {
+  explicit SharedContext(uint32_t max_tenants = tenant::TenantRegistry::kDefaultMaxTenants)
+      : tenants(max_tenants), gates(max_tenants) {}
   pool::BackendTable backends;
   std::unique_ptr<pool::Connector> connector;
   std::unique_ptr<PoolManager> pools;
@@ -43,7 +46,7 @@ struct SharedContext {
   // A messenger for threads that are not workers (connector, control thread).
   std::function<std::unique_ptr<pool::Messenger>()> make_messenger;
   tenant::TenantRegistry tenants;
-  TenantGates gates{tenant::TenantRegistry::kDefaultMaxTenants};
+  TenantGates gates;
   std::string mock_scram_key;  // random per process: mock secrets for unknown users
   PreparedRegistry prepared;
   std::array<std::atomic<uint64_t>, size_t(PinReason::kCount)> pins_total{};  // pins by reason
@@ -51,6 +54,7 @@ struct SharedContext {
   std::atomic<uint64_t> session_probes{0};         // session-state probes sent (worker_probe.cpp)
   std::atomic<uint64_t> session_probes_failed{0};  // ... whose answer could not be read
   control::MetricsCounters metrics;                // errors by SQLSTATE, reloads, kernel-path bytes
+  PreauthSources preauth;                          // unauthenticated connections per source address
   // Kernel features: 0 = not configured, 1 = active, -1 = configured but unavailable here.
   enum KernelFeature {
     kEdgeGuard,

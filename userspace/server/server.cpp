@@ -108,7 +108,8 @@ std::string printable(const std::string& text) {
 
 Server::Server(control::Config cfg, std::string config_path)
     : config_path_(std::move(config_path)),
-      cfg_(std::make_shared<const control::Config>(std::move(cfg))) {}
+      cfg_(std::make_shared<const control::Config>(std::move(cfg))),
+      ctx_(uint32_t(cfg_->tenant_quotas.max_tenants)) {}
 
 Server::~Server() {
   if (!threads_.empty()) {
@@ -157,6 +158,7 @@ Status Server::start() {
       !s)
     return s;
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
+  ctx_.tenants.protect(cfg->tenant_quotas.default_tenant);
 
   raise_fd_limit(*cfg);
   int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : usable_cpus();
@@ -322,6 +324,7 @@ ReloadOutcome Server::reload() {
       out.error = a.error().message;
     } else {
       ctx_.set_client_tls(std::move(prepared->client_tls));
+      ctx_.tenants.protect(cfg.tenant_quotas.default_tenant);
       apply(std::move(prepared->cfg));
       out.ok = true;
     }

@@ -3,6 +3,8 @@
 // authenticated client carries none of it.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <optional>
 #include <string>
 
@@ -11,11 +13,15 @@
 #include "pg/scram_server.h"
 #include "pg/startup.h"
 #include "server/params.h"
+#include "server/preauth_sources.h"
 
 namespace helios::server {
 
 struct StartupState {
-  std::string packet;  // bytes of the (untyped) startup packet gathered so far
+  sockaddr_storage peer{};          // the client's address (for log lines)
+  std::optional<SourceKey> source;  // its source for max_unauthenticated_per_source
+  bool source_counted = false;      // counted in SharedContext::preauth
+  std::string packet;               // bytes of the (untyped) startup packet gathered so far
   std::string user;
   std::string database;
   ParamPairs params;   // session parameters asked for at startup (lower-case names)

@@ -309,6 +309,11 @@ Client* Worker::new_client(int fd) {
   set_state(c, ClientState::kStartup, now);
   c->deadline = now + cfg_->proxy.startup_timeout;
   arm_client_recv(c);
+  if (!enter_preauth(c))
+    refuse_preauth(c, control::PreauthRefusal::kPerSourceLimit, pg::sqlstate::kTooManyConnections,
+                   "too many unauthenticated connections from this address: "
+                   "max_unauthenticated_per_source is " +
+                       std::to_string(cfg_->proxy.max_unauthenticated_per_source));
   return c;
 }
 
@@ -557,6 +562,7 @@ void Worker::close_client(Client* c) {
   detach_backend_on_close(c);
   release_active(c);
   set_state(c, ClientState::kClosing, now);
+  leave_preauth(c);
   c->startup.reset();
   c->to_backend.clear_if_idle(*chunks_);
   if (c->counted) {
@@ -597,6 +603,9 @@ void Worker::maybe_free(Client* c) {
   ::close(c->fd);
   c->fd = -1;
   c->params.reset();
+  ctx_.tenants.release(c->tenant);  // from here the registry may evict it
+  c->tenant = nullptr;
+  c->startup.reset();
   set_state(c, ClientState::kFree, monotonic_now());
   free_slots_.push_back(c->slot);
   stats_.clients.fetch_sub(1, std::memory_order_relaxed);
@@ -611,8 +620,8 @@ void Worker::on_tick(Nanos now) {
   // Startup and auth must finish within startup_timeout.
   while (Client* c = startup_list_.head) {
     if (now < c->deadline) break;
-    fail_startup(c, pg::sqlstate::kProtocolViolation,
-                 "startup and authentication did not complete within startup_timeout");
+    refuse_preauth(c, control::PreauthRefusal::kStartupTimeout, pg::sqlstate::kProtocolViolation,
+                   "startup and authentication did not complete within startup_timeout");
     if (startup_list_.head == c) set_state(c, ClientState::kClosing, now);  // defensive
   }
   // Closing clients that did not read their final error in time: shut the socket, so the
@@ -644,6 +653,7 @@ void Worker::on_tick(Nanos now) {
     Client* next = c->timer_next;
     if (c->throttled) check_throttled(c, now);
     if (c->state == ClientState::kActive) check_transaction_duration(c, now);
+    if (c->state == ClientState::kActive) check_idle_transaction(c, now);
     c = next;
   }
   if (stopping_) {

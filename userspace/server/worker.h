@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/rate_limiter.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "io/buffer_ring.h"
@@ -44,6 +45,9 @@ constexpr Nanos kDrainIdleGrace = 1000 * kNanosPerMilli;
 // A closing client gets this long to read its final error; then its socket is shut (a peer
 // that never reads must not hold the connection and its queued replies forever).
 constexpr Nanos kClosingLinger = 5000 * kNanosPerMilli;
+// Log lines about refused clients (failed logins, protocol violations, quota refusals) per
+// second per worker; the rest are counted and summarised in the next line.
+constexpr uint32_t kSecurityLogPerSecond = 20;
 
 class Worker final : public pool::Messenger {
  public:
@@ -131,6 +135,18 @@ class Worker final : public pool::Messenger {
   void on_authenticated(Client* c, pool::LoginSecret login);
   void send_welcome(Client* c);
   void fail_startup(Client* c, std::string_view sqlstate, std::string_view message);
+  // Refuses a client before it authenticated: counted by reason, logged (rate-limited), FATAL.
+  void refuse_preauth(Client* c, control::PreauthRefusal why, std::string_view sqlstate,
+                      std::string_view message);
+  // A failed or refused login: counted by reason, logged (rate-limited), FATAL.
+  void refuse_login(Client* c, control::LoginFailure why, std::string_view sqlstate,
+                    std::string_view message);
+  // A rate-limited log line about a client (source address and user when known).
+  void security_log(const Client* c, std::string_view what);
+  // Counts the client against its source's unauthenticated connections; false if over.
+  bool enter_preauth(Client* c);
+  // The client is authenticated or gone: it no longer counts against its source.
+  void leave_preauth(Client* c);
 
   // ---- relay: the user-space data path (server/worker_relay.cpp)
   void on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len);
@@ -177,6 +193,8 @@ class Worker final : public pool::Messenger {
   bool admit_queries(Client* c, Nanos now);  // QPS tokens for the statements received
   void check_throttled(Client* c, Nanos now);
   void check_transaction_duration(Client* c, Nanos now);
+  // idle_transaction_timeout: a client that keeps its transaction open without a word.
+  void check_idle_transaction(Client* c, Nanos now);
   void release_active(Client* c);          // gives back the client's max_active slot
   void pass_gate(tenant::TenantState* t);  // a slot of t is free: wake its next waiter
   control::PoolMode lease_mode(const Client* c) const;
@@ -270,6 +288,7 @@ class Worker final : public pool::Messenger {
                                   // once per loop iteration, for data-path timestamps
   std::vector<std::pair<Client*, std::string>> tenant_changes_;  // applied after a feed
   Stats stats_;
+  RateLimiter security_log_{kSecurityLogPerSecond};
 };
 
 }  // namespace helios::server

@@ -106,11 +106,16 @@ void Worker::check_transaction_duration(Client* c, Nanos now) {
 
 void Worker::follow_tenant(Client* c, const std::string& name) {
   if (!c->tenant || name == c->tenant->name()) return;
-  tenant::TenantState* next = ctx_.tenants.get_or_create(
+  tenant::TenantState* next = ctx_.tenants.acquire(
       name.empty() ? cfg_->tenant_quotas.default_tenant : name, monotonic_now());
-  if (next == c->tenant) return;
+  if (next == c->tenant) {
+    ctx_.tenants.release(next);
+    return;
+  }
   bool quotas = ctx_.quotas_enabled.load(std::memory_order_relaxed);
   if (quotas && !next->try_admit_connection()) {
+    ctx_.tenants.release(next);
+    ctx_.metrics.count_login_failure(control::LoginFailure::kTenantQuota);
     send_error(c, true, pg::sqlstate::kTooManyConnections,
                "too many connections for tenant \"" + std::string(next->name()) +
                    "\": its max_connections is " + std::to_string(next->max_connections()));
@@ -120,6 +125,7 @@ void Worker::follow_tenant(Client* c, const std::string& name) {
   c->tenant_counted = quotas;
   bool active = c->active_held;
   release_active(c);
+  ctx_.tenants.release(c->tenant);
   c->tenant = next;
   // The session keeps its backend: count it for the new tenant without waiting at the gate.
   if (active) c->active_held = next->try_begin_active();

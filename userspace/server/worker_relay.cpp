@@ -595,6 +595,7 @@ void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_
       send_error(c, true, pg::sqlstate::kAdminShutdown, "the proxy is shutting down");
     return;
   }
+  c->last_activity = now_;
   ClientHandler h{*this, c, bid, data, c->forward_body};
   h.inspect = c->mode != control::PoolMode::kSession;
   c->framer.feed(data, len, h);
@@ -845,6 +846,7 @@ struct BackendHandler {
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
         if (forward) {
           if (c->outstanding > 0) --c->outstanding;
+          c->last_activity = w.now_;
           if (c->session) w.settle_effects(c, b->tx_status);
           lease_may_end = true;
           if (c->tenant && c->query_started) {

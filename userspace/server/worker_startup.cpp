@@ -10,6 +10,7 @@
 #include "pg/sqlstate.h"
 #include "pg/startup.h"
 #include "pg/writer.h"
+#include "server/startup_parameters.h"
 #include "server/startup_state.h"
 #include "server/worker.h"
 
@@ -71,32 +72,59 @@ std::string tenant_of(const control::TenantQuotaConfig& tq, const StartupState& 
   return id.empty() ? tq.default_tenant : id;
 }
 
+// The first startup parameter PostgreSQL would refuse, as (SQLSTATE, message); `exempt` is the
+// proxy's own tenant parameter (identifier "parameter:<name>"), which is never a server setting.
+std::optional<std::pair<std::string_view, std::string>> refused_parameter(const ParamPairs& params,
+                                                                          std::string_view exempt) {
+  for (const auto& [name, value] : params) {
+    if (name == exempt) continue;
+    switch (check_startup_parameter(name)) {
+      case StartupParameterCheck::kOk:
+        continue;
+      case StartupParameterCheck::kFixed:
+        return std::make_pair(pg::sqlstate::kCantChangeRuntimeParam,
+                              "parameter \"" + name + "\" cannot be changed now");
+      case StartupParameterCheck::kUnknown:
+        return std::make_pair(pg::sqlstate::kUndefinedObject,
+                              "unrecognized configuration parameter \"" + name + "\"");
+    }
+  }
+  return std::nullopt;
+}
+
+// PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH: the largest password or SASL message it reads.
+constexpr uint32_t kMaxAuthMessageBody = 65535;
+
 }  // namespace
 
-// Handler for typed messages during authentication: whole messages only (they are small).
+// Handler for typed messages during authentication: whole messages only, each at most
+// kMaxAuthMessageBody. A longer one is refused from its header, before any of its body is
+// buffered (the framer captures no prefix for it).
 struct StartupHandler {
   Worker& w;
   Client* c;
-  bool too_big = false;
   uint32_t prefix_wanted(char, uint32_t length) {
-    if (length - 4 > pg::kMaxPrefixBody) too_big = true;
-    return length - 4;
+    return length - 4 > kMaxAuthMessageBody ? 0 : length - 4;
   }
   void on_message(const pg::FramedMessage& m) {
-    if (too_big || !m.complete()) return;
     if (c->state == ClientState::kClosing) return;
+    if (m.body_len() > kMaxAuthMessageBody) {
+      w.refuse_preauth(
+          c, control::PreauthRefusal::kMessageTooLong, pg::sqlstate::kProtocolViolation,
+          "invalid message length: an authentication message of " + std::to_string(m.body_len()) +
+              " bytes (at most " + std::to_string(kMaxAuthMessageBody) + ")");
+      return;
+    }
+    if (!m.complete()) return;
     w.on_auth_message(c, m.type,
                       std::string_view(reinterpret_cast<const char*>(m.body()), m.captured()));
   }
   void on_body(uint32_t, uint32_t) {}
-  void on_message_end() {
-    if (too_big && c->state != ClientState::kClosing)
-      w.fail_startup(c, pg::sqlstate::kProtocolViolation, "authentication message too long");
-    too_big = false;
-  }
+  void on_message_end() {}
   void on_error(const char* what) {
-    w.fail_startup(c, pg::sqlstate::kProtocolViolation,
-                   std::string("invalid message during authentication: ") + what);
+    w.refuse_preauth(c, control::PreauthRefusal::kProtocolViolation,
+                     pg::sqlstate::kProtocolViolation,
+                     std::string("invalid message during authentication: ") + what);
   }
 };
 
@@ -110,7 +138,8 @@ void Worker::on_startup_bytes(Client* c, const uint8_t* data, uint32_t len) {
   if (c->state != ClientState::kStartup) {
     if (c->state == ClientState::kAuthLookup) {
       // The client speaks before we asked: only a pipelining or broken client does that.
-      fail_startup(c, pg::sqlstate::kProtocolViolation, "unexpected data during authentication");
+      refuse_preauth(c, control::PreauthRefusal::kProtocolViolation,
+                     pg::sqlstate::kProtocolViolation, "unexpected data during authentication");
       return;
     }
     StartupHandler h{*this, c};
@@ -130,9 +159,15 @@ void Worker::on_startup_bytes(Client* c, const uint8_t* data, uint32_t len) {
     auto hdr =
         pg::peek_startup_header(std::span(reinterpret_cast<const uint8_t*>(st.packet.data()), 8));
     if (!hdr) {  // oversized or malformed: refused before buffering it
-      fail_startup(c, pg::sqlstate::kProtocolViolation, hdr.error().message);
+      uint32_t declared =
+          pg::StreamFramer::read_len(reinterpret_cast<const uint8_t*>(st.packet.data()));
+      refuse_preauth(c,
+                     declared > pg::kMaxStartupPacket ? control::PreauthRefusal::kMessageTooLong
+                                                      : control::PreauthRefusal::kProtocolViolation,
+                     pg::sqlstate::kProtocolViolation, hdr.error().message);
       return;
     }
+    if (st.packet.capacity() < hdr->length) st.packet.reserve(hdr->length);  // one allocation
     if (st.packet.size() < hdr->length && !gather(hdr->length)) break;
     std::string packet = std::move(st.packet);
     st.packet.clear();
@@ -148,7 +183,8 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
   auto parsed = pg::parse_startup_packet(
       std::span(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
   if (!parsed) {
-    fail_startup(c, pg::sqlstate::kProtocolViolation, parsed.error().message);
+    refuse_preauth(c, control::PreauthRefusal::kProtocolViolation, pg::sqlstate::kProtocolViolation,
+                   parsed.error().message);
     return;
   }
   StartupState& st = *c->startup;
@@ -212,21 +248,28 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
     st.params.emplace_back(name, v);
   }
   if (!out.empty()) queue_to_client(c, out);
+  // Parameters PostgreSQL would refuse are refused here, once, like PostgreSQL does.
+  std::string exempt =
+      cfg_->tenant_quotas.identifier.kind == control::TenantIdentifierKind::kParameter
+          ? lower(cfg_->tenant_quotas.identifier.parameter)
+          : std::string();
+  if (auto bad = refused_parameter(st.params, exempt)) {
+    refuse_preauth(c, control::PreauthRefusal::kInvalidStartup, bad->first, bad->second);
+    return;
+  }
 
   // Global client limit.
   int64_t n = ctx_.client_connections.fetch_add(1, std::memory_order_relaxed) + 1;
   c->counted = true;
   if (n > cfg_->connection_pool.max_client_connections) {
-    fail_startup(c, pg::sqlstate::kTooManyConnections,
+    refuse_login(c, control::LoginFailure::kClientLimit, pg::sqlstate::kTooManyConnections,
                  "too many client connections: max_client_connections is " +
                      std::to_string(cfg_->connection_pool.max_client_connections));
     return;
   }
+  // The tenant is named here but counted only once the client has authenticated
+  // (on_authenticated): an unauthenticated client must not use up a tenant's max_connections.
   st.tenant = tenant_of(cfg_->tenant_quotas, st);
-  if (auto admit = ctx_.admit_client(c, st.tenant, *cfg_); !admit) {
-    fail_startup(c, pg::sqlstate::kTooManyConnections, admit.error().message);
-    return;
-  }
 
   if (cfg_->auth.type == control::AuthType::kTrust) {
     pool::LoginSecret login;
@@ -322,20 +365,21 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
   StartupState& st = *c->startup;
   auto auth_failed = [&] {
     if (st.credential_cached && !st.retried_lookup) ctx_.auth->invalidate(st.user);
-    fail_startup(c, pg::sqlstate::kInvalidPassword,
+    refuse_login(c, control::LoginFailure::kPassword, pg::sqlstate::kInvalidPassword,
                  "password authentication failed for user \"" + st.user + "\"");
   };
+  auto violation = [&](std::string message) {
+    refuse_preauth(c, control::PreauthRefusal::kProtocolViolation, pg::sqlstate::kProtocolViolation,
+                   message);
+  };
   if (type != pg::fe::kPassword) {
-    return fail_startup(
-        c, pg::sqlstate::kProtocolViolation,
-        std::string("expected a password message, got message type '") + type + "'");
+    return violation(std::string("expected a password message, got message type '") + type + "'");
   }
   pg::MessageReader r(std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()));
   std::string out;
   if (c->state == ClientState::kAuthMd5) {
     std::string_view response = r.get_cstring();
-    if (!r.ok())
-      return fail_startup(c, pg::sqlstate::kProtocolViolation, "malformed password message");
+    if (!r.ok()) return violation("malformed password message");
     if (!pg::verify_md5_response(st.md5_hash, st.md5_salt, response)) return auth_failed();
     pool::LoginSecret login;
     if (auto* plain = std::get_if<pg::PlainCredential>(&*st.credential))
@@ -346,16 +390,14 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
     return;
   }
   if (c->state != ClientState::kAuthSasl || !st.scram)
-    return fail_startup(c, pg::sqlstate::kProtocolViolation, "unexpected password message");
+    return violation("unexpected password message");
   if (!st.sasl_started) {
     std::string_view mech = r.get_cstring();
     int32_t len = r.get_i32();
     std::string_view data = len >= 0 ? r.get_bytes(size_t(len)) : std::string_view{};
-    if (!r.ok())
-      return fail_startup(c, pg::sqlstate::kProtocolViolation, "malformed SASLInitialResponse");
+    if (!r.ok()) return violation("malformed SASLInitialResponse");
     if (!pg::is_supported_sasl_mechanism(mech))
-      return fail_startup(c, pg::sqlstate::kProtocolViolation,
-                          "client selected an invalid SASL authentication mechanism");
+      return violation("client selected an invalid SASL authentication mechanism");
     auto first = st.scram->client_first(data);
     if (!first) {
       return fail_startup(c,
@@ -386,6 +428,13 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
 
 void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
   StartupState& st = *c->startup;
+  leave_preauth(c);
+  // Only now the client counts against its tenant (max_connections).
+  if (auto admit = ctx_.admit_client(c, st.tenant, *cfg_); !admit) {
+    refuse_login(c, control::LoginFailure::kTenantQuota, pg::sqlstate::kTooManyConnections,
+                 admit.error().message);
+    return;
+  }
   pool::PoolKey key{st.database, st.user, ctx_.pool_group_for(c, *cfg_)};
   c->pool = ctx_.pools->get(key, *cfg_);
   // The freshest secret wins: a changed password reaches the pool at the next login.

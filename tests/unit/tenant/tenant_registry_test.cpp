@@ -173,3 +173,63 @@ TEST_CASE("TenantRegistry: per-tenant memory, measured, is at most 256 bytes") {
   }
   CHECK(double(reg.memory_bytes()) / kTenants <= 256);
 }
+
+TEST_CASE("TenantRegistry: past max_tenants, released dynamic tenants are evicted LRU") {
+  TenantRegistry reg(3, conns(9));
+  REQUIRE(reg.apply_limits({{"victim", conns(2)}, {"t*", conns(4)}}, conns(9), 0));
+  TenantState* victim = reg.acquire("victim", 0);
+  reg.release(victim);  // configured: never evicted, even with no holders
+  TenantState* a = reg.acquire("ta", 0);
+  TenantState* b = reg.acquire("tb", 0);
+  reg.release(b);
+  reg.release(a);  // a released after b: b is the least recently used
+  TenantState* c = reg.acquire("tc", 0);
+  CHECK(c == b);  // b's slot, rebuilt for tc
+  CHECK(c->name() == "tc");
+  CHECK(c->max_connections() == 4);
+  CHECK(reg.find("tb") == nullptr);
+  CHECK(reg.find("ta") == a);
+  CHECK(reg.evicted() == 1);
+  TenantState* d = reg.acquire("td", 0);  // evicts ta
+  CHECK(d == a);
+  CHECK(reg.find("ta") == nullptr);
+  // Now every state is held (tc, td) or configured (victim): new names overflow.
+  TenantState* e = reg.acquire("te", 0);
+  CHECK(e == reg.other());
+  CHECK(reg.overflowed() == 1);
+  CHECK(reg.find("victim") == victim);
+  CHECK(victim->max_connections() == 2);
+  reg.release(e);
+  reg.release(c);
+  CHECK(reg.acquire("tf", 0) == c);  // tc was released: its slot serves again
+  CHECK(reg.find("victim") == victim);
+  CHECK(reg.size() == 4);  // 3 named + the overflow state
+}
+
+TEST_CASE("TenantRegistry: protected names and lookups survive many evictions") {
+  TenantRegistry reg(16, conns(1));
+  REQUIRE(reg.apply_limits({}, conns(1), 0));
+  reg.protect("default");
+  TenantState* def = reg.acquire("default", 0);
+  reg.release(def);
+  std::vector<std::string> names;
+  for (int i = 0; i < 2000; ++i) {
+    std::string n = "flood_" + std::to_string(i);
+    TenantState* s = reg.acquire(n, 0);
+    REQUIRE(s->name() == n);
+    reg.release(s);
+    // Every name still registered is findable (probing stays intact after deletions).
+    if (i >= 15 && i % 97 == 0) {
+      int found = 0;
+      reg.for_each([&](const TenantState& t) { found += t.name().starts_with("flood_"); });
+      CHECK(found == 15);
+    }
+  }
+  CHECK(reg.find("default") == def);
+  CHECK(reg.find("flood_1999") != nullptr);
+  CHECK(reg.find("flood_0") == nullptr);
+  CHECK(reg.overflowed() == 0);
+  int findable = 0;
+  for (int i = 1985; i < 2000; ++i) findable += reg.find("flood_" + std::to_string(i)) != nullptr;
+  CHECK(findable == 15);
+}

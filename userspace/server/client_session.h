@@ -53,6 +53,12 @@ struct ClientSession {
   bool ready_held = false;      // the client's ReadyForQuery waits for the answer
   SessionProbeAnswer probe;
 
+  // The client's startup values put back after a reset (worker_restore.cpp).
+  bool restore_wanted = false;    // a RESET / DISCARD ALL ran since
+  bool restore_inflight = false;  // sent; the client's ReadyForQuery waits for it
+  bool request_failed = false;    // an error answered the request now being answered
+  uint32_t restore_at = 0;        // the ReadyForQuery (Client::rfq_sent count) of the last reset
+
   bool pinned() const {
     if (advisory_locks > 0) return true;
     for (const auto& p : pins)

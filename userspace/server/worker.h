@@ -166,6 +166,10 @@ class Worker final : public pool::Messenger {
   void restore_done(Client* c, pool::Backend* b);
   // The backend's record of the client's startup parameters becomes unknown (set at next sync).
   void forget_restored_values(Client* c, pool::Backend* b);
+  // A ParameterStatus for the client while a reset's are held: kept (true) to be sent as the net
+  // change by release_parameter_status() before the ReadyForQuery.
+  bool hold_parameter_status(Client* c, pool::Backend* b, std::string_view body);
+  void release_parameter_status(Client* c);
   void ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,
                        bool front);
   void resume_client_input(Client* c);

@@ -822,8 +822,12 @@ struct BackendHandler {
       bool internal =
           head && m.type != pg::be::kNotificationResponse &&
           ((head->reply == Reply::kSwallow && !restoring) || head->reply == Reply::kProbe);
-      if (m.type == pg::be::kParameterStatus && m.complete()) on_parameter_status(body, internal);
-      forward = !internal;
+      bool held = false;  // around a reset: the client gets the net changes (worker_restore.cpp)
+      if (m.type == pg::be::kParameterStatus && m.complete()) {
+        held = !internal && w.hold_parameter_status(c, b, body);
+        on_parameter_status(body, internal);
+      }
+      forward = !internal && !held;
       if (forward) push_prefix(m);
       return;
     }

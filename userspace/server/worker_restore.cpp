@@ -6,6 +6,7 @@
 // that the session no longer holds as a session value (pg_settings.source), in the client's
 // transaction (so a ROLLBACK undoes it with the reset). The server's ParameterStatus messages
 // for it reach the client, in the server's own format.
+#include "pg/reader.h"
 #include "pg/writer.h"
 #include "server/worker.h"
 
@@ -13,19 +14,29 @@ namespace helios::server {
 
 bool Worker::hold_ready_for_restore(Client* c, pool::Backend* b) {
   ClientSession* s = c->session.get();
-  if (!s || !s->restore_wanted || c->mode == control::PoolMode::kSession) return false;
+  if (!s) return false;
+  if (!s->restore_wanted || c->mode == control::PoolMode::kSession) {
+    release_parameter_status(c);
+    return false;
+  }
   // A failed transaction undoes the reset with everything else.
   if (b->tx_status == 'E') {
     s->restore_wanted = false;
+    release_parameter_status(c);
     return false;
   }
   // Only when nothing else is owed or queued: the next RFQ tries again otherwise.
   if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0)
+      !c->tracker.empty() || b->swallow_rfq > 0) {
+    release_parameter_status(c);
     return false;
+  }
   s->restore_wanted = false;
   std::string sql = startup_restore_sql(c->startup_params.get());
-  if (sql.empty()) return false;
+  if (sql.empty()) {
+    release_parameter_status(c);
+    return false;
+  }
   s->restore_inflight = true;
   std::string out;
   pg::write_query(out, sql);
@@ -42,6 +53,7 @@ void Worker::restore_done(Client* c, pool::Backend* b) {
   ClientSession& s = *c->session;
   s.restore_inflight = false;
   forget_restored_values(c, b);
+  release_parameter_status(c);
   // The lease may end with the session-state probe, which then releases the ReadyForQuery.
   if (hold_ready_for_probe(c, b)) return;
   std::string out;
@@ -59,6 +71,35 @@ void Worker::forget_restored_values(Client* c, pool::Backend* b) {
       b->params.emplace_back(name, kUnknownValue);
   }
   b->synced_params.reset();
+}
+
+bool Worker::hold_parameter_status(Client* c, pool::Backend* b, std::string_view body) {
+  ClientSession* s = c->session.get();
+  if (!s || !s->hold_status) return false;
+  auto ps = pg::parse_parameter_status(body);
+  if (!ps) return false;
+  for (auto& h : s->held_status)
+    if (h.name == ps->name) {
+      h.value = std::string(ps->value);
+      return true;
+    }
+  // Before this change the client had been told what the backend reported last.
+  const std::string* before = find_param(b->params, ps->name);
+  s->held_status.push_back({std::string(ps->name),
+                            before ? std::string(reported_value(*before)) : std::string(),
+                            std::string(ps->value)});
+  return true;
+}
+
+void Worker::release_parameter_status(Client* c) {
+  ClientSession& s = *c->session;
+  s.hold_status = false;
+  if (s.held_status.empty()) return;
+  std::string out;
+  for (const auto& h : s.held_status)
+    if (h.value != h.before) pg::write_parameter_status(out, h.name, h.value);
+  s.held_status.clear();
+  if (!out.empty()) c->to_client.push_owned(*chunks_, out);
 }
 
 }  // namespace helios::server

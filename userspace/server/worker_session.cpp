@@ -67,6 +67,7 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
   for (const auto& e : effects) {
     if (resets(e) && c->startup_params && !c->startup_params->pairs().empty()) {
       s.restore_wanted = true;
+      s.hold_status = true;
       s.restore_at = at_ready;
     }
     if (transactional(e, extras) || e.kind == K::kDeallocateAll) {

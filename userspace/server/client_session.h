@@ -53,6 +53,19 @@ struct ClientSession {
   bool ready_held = false;      // the client's ReadyForQuery waits for the answer
   SessionProbeAnswer probe;
 
+  // The client's startup values put back after a reset (worker_restore.cpp).
+  bool restore_wanted = false;    // a RESET / DISCARD ALL ran since
+  bool restore_inflight = false;  // sent; the client's ReadyForQuery waits for it
+  bool request_failed = false;    // an error answered the request now being answered
+  // ParameterStatus held from a reset to the end of its restore: the client gets the net change
+  // of each parameter, as a direct connection reports it (worker_restore.cpp).
+  struct HeldStatus {
+    std::string name, before, value;
+  };
+  std::vector<HeldStatus> held_status;
+  bool hold_status = false;
+  uint32_t restore_at = 0;  // the ReadyForQuery (Client::rfq_sent count) of the last reset
+
   bool pinned() const {
     if (advisory_locks > 0) return true;
     for (const auto& p : pins)

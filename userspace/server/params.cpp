@@ -1,6 +1,7 @@
 #include "server/params.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace helios::server {
 
@@ -96,10 +97,75 @@ std::string set_parameter_sql(std::string_view name, const std::string& value) {
   return "SET " + quote_ident(name) + " TO " + quote_literal(value);
 }
 
+std::string startup_restore_sql(const ParamSet* startup) {
+  if (!startup) return {};
+  std::string values;
+  for (const auto& [name, value] : startup->pairs()) {
+    std::string lname = lower(name);  // options=-c names are as the client wrote them
+    if (!settable(lname)) continue;
+    if (!values.empty()) values += ", ";
+    values += "(" + quote_literal(lname) + ", " + quote_literal(reported_value(value)) + ")";
+  }
+  if (values.empty()) return {};
+  return "SELECT pg_catalog.set_config(s.name, v.value, false) FROM (VALUES " + values +
+         ") v(name, value) JOIN pg_catalog.pg_settings s ON pg_catalog.lower(s.name) = v.name "
+         "WHERE s.source <> 'session'";
+}
+
 std::string_view reported_value(const std::string& value) {
   if (!value.empty() && (value[0] == kSqlTextMark || value[0] == kConfigMark))
     return std::string_view(value).substr(1);
   return value;
+}
+
+namespace {
+// DateStyle's two parts as PostgreSQL prints them (check_datestyle/assign_datestyle).
+bool datestyle_token(std::string_view t, std::string& style, std::string& order, bool& order_set) {
+  std::string l = lower(t);
+  if (l == "iso") {
+    style = "ISO";
+  } else if (l == "sql") {
+    style = "SQL";
+  } else if (l.starts_with("postgres")) {
+    style = "Postgres";
+  } else if (l == "german") {
+    style = "German";
+    if (!order_set) order = "DMY";  // German implies DMY unless an order is given
+  } else if (l == "ymd" || l.starts_with("dmy") || l.starts_with("mdy")) {
+    order = l == "ymd" ? "YMD" : l.starts_with("dmy") ? "DMY" : "MDY";
+    order_set = true;
+  } else if (l == "euro" || l == "european") {
+    order = "DMY";
+    order_set = true;
+  } else if (l == "us" || l == "noneuro" || l == "noneuropean") {
+    order = "MDY";
+    order_set = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool split_datestyle(std::string_view v, std::string& style, std::string& order) {
+  bool order_set = false;
+  size_t i = 0;
+  while (i < v.size()) {
+    while (i < v.size() && (v[i] == ',' || v[i] == ' ' || v[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < v.size() && v[j] != ',' && v[j] != ' ' && v[j] != '\t') ++j;
+    if (j > i && !datestyle_token(v.substr(i, j - i), style, order, order_set)) return false;
+    i = j;
+  }
+  return true;
+}
+}  // namespace
+
+std::optional<std::string> canonical_datestyle(std::string_view value, std::string_view current) {
+  std::string style = "ISO", order = "MDY";
+  std::string cur_style = style, cur_order = order;
+  if (split_datestyle(current, cur_style, cur_order)) style = cur_style, order = cur_order;
+  if (!split_datestyle(value, style, order)) return std::nullopt;
+  return style + ", " + order;
 }
 
 bool iequals(std::string_view a, std::string_view b) {

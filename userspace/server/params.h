@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +55,9 @@ const std::string* find_param(const ParamPairs& l, std::string_view name);
 // after SET ... TO 'a,b').
 inline constexpr char kSqlTextMark = '\x01';
 inline constexpr char kConfigMark = '\x02';
+// A backend parameter whose value the proxy does not know (after the client's startup values
+// were put back): equal to no value, so the next sync sets it.
+inline constexpr std::string_view kUnknownValue = "\x03";
 inline std::string sql_text_value(std::string_view v) {
   return kSqlTextMark + std::string(v);
 }
@@ -62,9 +66,16 @@ inline std::string config_value(std::string_view v) {
 }
 // The statement that gives parameter `name` (lower-case) `value` (in any of the forms above).
 std::string set_parameter_sql(std::string_view name, const std::string& value);
+// The query that puts a client's startup values back after a reset (worker_restore.cpp): each
+// settable one the session does not hold as a session value; empty when there are none.
+std::string startup_restore_sql(const ParamSet* startup);
 // A plain or configuration-syntax value as the server would report it (marks stripped); SQL text
 // has no such form and is returned as written.
 std::string_view reported_value(const std::string& value);
+
+// DateStyle `value` as PostgreSQL reports it after setting it over `current` ('SQL,DMY' ->
+// 'SQL, DMY', 'German' -> 'German, DMY'); nullopt for a value it would refuse.
+std::optional<std::string> canonical_datestyle(std::string_view value, std::string_view current);
 
 std::string quote_ident(std::string_view s);
 std::string quote_literal(std::string_view s);  // E'...': safe whatever standard_conforming_strings

@@ -108,7 +108,9 @@ std::vector<Word> words(std::string_view s, size_t max_words) {
 
 std::string trim(std::string_view v) {
   while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
-  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  // A simple Query's text ends with its NUL terminator: not part of a value.
+  while (!v.empty() && (v.back() == '\0' || std::isspace(static_cast<unsigned char>(v.back()))))
+    v.remove_suffix(1);
   return std::string(v);
 }
 

@@ -168,6 +168,7 @@ class Worker final : public pool::Messenger {
   // answered statements join their transaction, which commits them or drops them as it ends.
   void settle_effects(Client* c, char tx_status);
   void commit_effects(Client* c, const std::vector<SessionEffect>& effects);
+  void deallocate_all(Client* c);
   // The session-state probe (worker_probe.cpp): sent at a lease's end when its statements may
   // have changed session state; its answer is adopted before the backend can go.
   bool hold_ready_for_probe(Client* c, pool::Backend* b);
@@ -175,6 +176,16 @@ class Worker final : public pool::Messenger {
   void on_probe_message(Client* c, pool::Backend* b, char type, std::string_view body,
                         bool complete);
   void adopt_session_probe(Client* c, pool::Backend* b);
+  // The client's startup values after a reset (worker_restore.cpp): at the ReadyForQuery of the
+  // resetting statement, a swallowed query puts them back before that ReadyForQuery is sent.
+  bool hold_ready_for_restore(Client* c, pool::Backend* b);
+  void restore_done(Client* c, pool::Backend* b);
+  // The backend's record of the client's startup parameters becomes unknown (set at next sync).
+  void forget_restored_values(Client* c, pool::Backend* b);
+  // A ParameterStatus for the client while a reset's are held: kept (true) to be sent as the net
+  // change by release_parameter_status() before the ReadyForQuery.
+  bool hold_parameter_status(Client* c, pool::Backend* b, std::string_view body);
+  void release_parameter_status(Client* c);
   void ensure_prepared(Client* c, pool::Backend* b, const PreparedPtr& stmt, std::string& out,
                        bool front);
   void resume_client_input(Client* c);

@@ -82,7 +82,9 @@ void Worker::maybe_splice(Client* c, pool::Backend* b) {
   if (!c->to_client.empty() || c->to_client.in_flight()) return;
   if (c->session && c->session->has_staged()) return;  // their commit needs the replies
   // The lease ends with a session-state probe, which the worker must send and read.
-  if (c->session && (c->session->probe_wanted || c->session->probe_inflight)) return;
+  if (c->session && (c->session->probe_wanted || c->session->probe_inflight ||
+                     c->session->restore_wanted || c->session->restore_inflight))
+    return;
   if (!c->tracker.all_forwarded()) return;
   if (!kernel_path_for(c)) return;
 

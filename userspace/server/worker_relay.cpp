@@ -411,6 +411,8 @@ struct ClientHandler {
       }
       return false;
     }
+    if (auto it = session().statements.find(std::string(name)); it != session().statements.end())
+      return on_duplicate_parse(name, it->second, tail);
     PreparedPtr stmt = w.ctx_.prepared.intern(tail);
     // pin_policy = "error" refuses a statement that would pin at its Parse, not at a later Bind.
     if (w.cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
@@ -450,6 +452,28 @@ struct ClientHandler {
       session().pending.push_back({stmt, true});
     }
     c->to_backend.push_owned(*w.chunks_, out);
+    return true;
+  }
+
+  // A Parse of a name the client prepared already: the server answers 42P05 (after checking the
+  // query, as directly) to a Parse under the existing statement's server name, which the backend
+  // is made to hold first; with no backend and nothing in flight, the proxy answers it.
+  bool on_duplicate_parse(std::string_view name, const PreparedPtr& existing,
+                          std::string_view tail) {
+    forward = false;
+    if (!leased() && c->to_backend.empty() && c->tracker.empty()) {
+      std::string out;
+      pg::write_error_response(out, "ERROR", pg::sqlstate::kDuplicatePreparedStatement,
+                               "prepared statement \"" + std::string(name) + "\" already exists");
+      c->skip_to_sync = true;
+      w.queue_to_client(c, out);
+      return true;
+    }
+    need_statement(existing);
+    std::string out;
+    write_parse_tail(out, existing->server_name, tail);
+    c->to_backend.push_owned(*w.chunks_, out);
+    track(Expect::kParse);  // no statement: its failure must not forget the existing one
     return true;
   }
 
@@ -794,10 +818,17 @@ struct BackendHandler {
         m.type == pg::be::kParameterStatus) {
       const TrackEntry* head = c->tracker.head();
       // A notification is for the client's session whatever statement runs when it comes.
-      bool internal = head && m.type != pg::be::kNotificationResponse &&
-                      (head->reply == Reply::kSwallow || head->reply == Reply::kProbe);
-      if (m.type == pg::be::kParameterStatus && m.complete()) on_parameter_status(body, internal);
-      forward = !internal;
+      // The restore of the client's startup values is the client's too (worker_restore.cpp).
+      bool restoring = c->session && c->session->restore_inflight;
+      bool internal =
+          head && m.type != pg::be::kNotificationResponse &&
+          ((head->reply == Reply::kSwallow && !restoring) || head->reply == Reply::kProbe);
+      bool held = false;  // around a reset: the client gets the net changes (worker_restore.cpp)
+      if (m.type == pg::be::kParameterStatus && m.complete()) {
+        held = !internal && w.hold_parameter_status(c, b, body);
+        on_parameter_status(body, internal);
+      }
+      forward = !internal && !held;
       if (forward) push_prefix(m);
       return;
     }
@@ -844,6 +875,10 @@ struct BackendHandler {
     switch (m.type) {
       case pg::be::kReadyForQuery:
         if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
+        if (!forward && c->session && c->session->restore_inflight) {
+          w.restore_done(c, b);
+          lease_may_end = true;
+        }
         if (forward) {
           if (c->outstanding > 0) --c->outstanding;
           c->last_activity = w.now_;
@@ -857,12 +892,13 @@ struct BackendHandler {
             c->txn_started = 0;
             c->duration_cancelled = false;
           }
-          // The lease ends with a session-state probe: this ReadyForQuery waits for its answer.
-          if (w.hold_ready_for_probe(c, b)) forward = false;
+          // A reset puts the client's startup values back first, and the lease ends with a
+          // session-state probe: this ReadyForQuery waits for them.
+          if (w.hold_ready_for_restore(c, b) || w.hold_ready_for_probe(c, b)) forward = false;
         }
         break;
       case pg::be::kErrorResponse:
-        if (o.forward && c->session) c->session->txn_failed = true;
+        if (o.forward && c->session) c->session->txn_failed = c->session->request_failed = true;
         if (auto f = pg::parse_error_response(body); f) on_error_response(*f, o, m);
         break;
       case pg::be::kCommandComplete:

@@ -27,9 +27,16 @@ using K = SessionEffect::Kind;
 
 // Effects that follow the transaction's fate (a SET of a parameter the proxy does not carry
 // pins at once instead).
+// DISCARD ALL cannot run in a transaction block: it is done when its ReadyForQuery says idle
+// with no error since.
 bool transactional(const SessionEffect& e, const std::vector<std::string>& extras) {
   return e.kind == K::kReset || e.kind == K::kResetAll || e.kind == K::kUnpin ||
-         (e.kind == K::kSet && !pins_session(e, extras));
+         e.kind == K::kDiscardAll || (e.kind == K::kSet && !pins_session(e, extras));
+}
+
+// A reset: the client's startup values go back after it (worker_restore.cpp).
+bool resets(const SessionEffect& e) {
+  return e.kind == K::kReset || e.kind == K::kResetAll || e.kind == K::kDiscardAll;
 }
 
 }  // namespace
@@ -54,12 +61,16 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
   }
   if (!c->session) c->session = std::make_unique<ClientSession>();
   ClientSession& s = *c->session;
-  pool::Backend* b = c->backend;
   bool was_pinned = c->pinned;
   // The ReadyForQuery that ends the statement: a Query's own, or the next Sync's.
   uint32_t at_ready = c->rfq_sent + 1;
   for (const auto& e : effects) {
-    if (transactional(e, extras)) {
+    if (resets(e) && c->startup_params && !c->startup_params->pairs().empty()) {
+      s.restore_wanted = true;
+      s.hold_status = true;
+      s.restore_at = at_ready;
+    }
+    if (transactional(e, extras) || e.kind == K::kDeallocateAll) {
       s.staged.push_back({at_ready, e});
       continue;
     }
@@ -74,30 +85,6 @@ bool Worker::apply_effects(Client* c, const std::vector<SessionEffect>& effects,
         ctx_.pins_total[size_t(reason)].fetch_add(1, std::memory_order_relaxed);
         break;
       }
-      case K::kDiscardAll:
-        c->params = c->startup_params;
-        if (b) {
-          b->params = c->pool->server_params_ref();
-          b->synced_params.reset();
-        }
-        s.statements.clear();
-        for (auto& p : s.pins) p.clear();
-        s.advisory_locks = 0;
-        s.staged.clear();
-        s.in_txn.clear();
-        [[fallthrough]];
-      case K::kDeallocateAll:
-        // Not transactional: statements are gone whatever happens to the transaction.
-        s.statements.clear();
-        s.pins[size_t(PinReason::kSqlPrepare)].clear();
-        s.pins[size_t(PinReason::kNamedStatement)].clear();
-        if (b) {
-          b->statements.clear();
-          b->probe_prepared = false;
-        } else {
-          s.clear_backend_statements = true;
-        }
-        break;
       default:  // kBegin, kDeallocate (its pin goes with the matching kUnpin)
         break;
     }
@@ -112,9 +99,17 @@ void Worker::settle_effects(Client* c, char tx_status) {
   ClientSession& s = *c->session;
   uint32_t answered = c->rfq_sent - c->outstanding;
   while (!s.staged.empty() && int32_t(s.staged.front().at_ready - answered) <= 0) {
-    s.in_txn.push_back(std::move(s.staged.front().effect));
+    // DEALLOCATE ALL is not transactional: done unless its request met an error.
+    if (s.staged.front().effect.kind == K::kDeallocateAll) {
+      if (!s.request_failed) deallocate_all(c);
+    } else {
+      s.in_txn.push_back(std::move(s.staged.front().effect));
+    }
     s.staged.pop_front();
   }
+  // A failed request rolled its reset back (its transaction failed or ended in a rollback).
+  if (s.request_failed && int32_t(s.restore_at - answered) <= 0) s.restore_wanted = false;
+  s.request_failed = false;
   if (tx_status == 'T' && s.last_status == 'E') s.txn_failed = false;  // ROLLBACK TO SAVEPOINT
   s.last_status = tx_status;
   if (tx_status != 'I') return;
@@ -156,7 +151,7 @@ void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects
         c->params = ctx_.params.with(c->params, e.name, start);
         if (b) {
           std::erase_if(b->params, [&](const auto& kv) { return iequals(kv.first, e.name); });
-          b->synced_params.reset();
+          forget_restored_values(c, b);
         }
         remove_name(s.pins[size_t(PinReason::kUntrackedSet)], e.name);
         break;
@@ -165,9 +160,19 @@ void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects
         c->params = c->startup_params;
         if (b) {
           b->params = c->pool->server_params_ref();
-          b->synced_params.reset();
+          forget_restored_values(c, b);
         }
         s.pins[size_t(PinReason::kUntrackedSet)].clear();
+        break;
+      case K::kDiscardAll:  // RESET ALL, DEALLOCATE ALL, and every other session object gone
+        c->params = c->startup_params;
+        if (b) {
+          b->params = c->pool->server_params_ref();
+          forget_restored_values(c, b);
+        }
+        for (auto& p : s.pins) p.clear();
+        s.advisory_locks = 0;
+        deallocate_all(c);
         break;
       default:
         break;
@@ -176,6 +181,22 @@ void Worker::commit_effects(Client* c, const std::vector<SessionEffect>& effects
   c->pinned = s.pinned();
   if (c->pinned != was_pinned)
     ctx_.pinned_clients.fetch_add(c->pinned ? 1 : -1, std::memory_order_relaxed);
+}
+
+// DEALLOCATE ALL (also by DISCARD ALL) took effect: the client's statements are gone, and so
+// are the backend's (the proxy's hp_<id> statements included).
+void Worker::deallocate_all(Client* c) {
+  ClientSession& s = *c->session;
+  pool::Backend* b = c->backend;
+  s.statements.clear();
+  s.pins[size_t(PinReason::kSqlPrepare)].clear();
+  s.pins[size_t(PinReason::kNamedStatement)].clear();
+  if (b) {
+    b->statements.clear();
+    b->probe_prepared = false;
+  } else {
+    s.clear_backend_statements = true;
+  }
 }
 
 }  // namespace helios::server

@@ -466,8 +466,17 @@ void Worker::send_welcome(Client* c) {
   auto server = c->pool->server_params();
   for (const auto& [name, value] : server) {
     const std::string* mine = c->params ? c->params->find(lower(name)) : nullptr;
-    pg::write_parameter_status(
-        out, name, mine && is_tracked_parameter(lower(name)) ? reported_value(*mine) : value);
+    if (!mine || !is_tracked_parameter(lower(name))) {
+      pg::write_parameter_status(out, name, value);
+      continue;
+    }
+    // As the server reports the value once it is set (DateStyle 'SQL,DMY' is 'SQL, DMY').
+    std::string reported(reported_value(*mine));
+    if (lower(name) == "datestyle")
+      reported = canonical_datestyle(reported, value).value_or(reported);
+    else if (lower(name) == "intervalstyle")
+      reported = lower(reported);
+    pg::write_parameter_status(out, name, reported);
   }
   int32_t pid = int32_t((1u << 30) | (uint32_t(id_) << 24) | c->slot);
   pg::write_backend_key_data(out, pid, int32_t(c->cancel_key));

@@ -206,3 +206,15 @@ TEST_CASE("what the text cannot show for certain wants a session probe") {
   CHECK(effects_need_probe(fx("DROP TABLE t"), {}));
   CHECK(effects_need_probe(fx("CREATE TEMP TABLE t (v int)"), {}));
 }
+
+TEST_CASE("a simple Query's NUL terminator is not part of a SET value") {
+  auto e = inspect_sql(std::string_view("SET TIME ZONE LOCAL\0", 20), true);
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == SessionEffect::Kind::kReset);
+  e = inspect_sql(std::string_view("SET search_path TO DEFAULT\0", 27), true);
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].kind == SessionEffect::Kind::kReset);
+  e = inspect_sql(std::string_view("SET work_mem = '8MB'\0", 21), true);
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].value == "'8MB'");
+}

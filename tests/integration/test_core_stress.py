@@ -207,9 +207,11 @@ def test_sync_floods_beside_pipelined_bulk_inserts(proxy_factory, pg):
     for f in floods:
         assert f.sent < 32e6, f"a client that reads nothing sent {f.sent / 1e6:.0f} MB"
     # Memory: the workers' receive-buffer rings (2 x 4096 x 16 KB, touched as they are used)
-    # plus a little, not the gigabyte the unread replies would have cost.
+    # plus a little, not the gigabyte the unread replies would have cost. (Not under ASan, whose
+    # quarantine keeps freed memory on purpose: scripts/sanitize sets HELIOS_SANITIZER.)
     growth_mb = (rss_peak - rss_before) / 1024
-    assert growth_mb < 128 + 48, f"proxy RSS grew {growth_mb:.0f} MB"
+    if not os.environ.get("HELIOS_SANITIZER"):
+        assert growth_mb < 128 + 48, f"proxy RSS grew {growth_mb:.0f} MB"
     assert innocent.count > 20
     assert innocent.worst < 3.0, f"an innocent query took {innocent.worst:.2f}s"
 

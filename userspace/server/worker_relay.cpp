@@ -193,6 +193,11 @@ struct ClientHandler {
     c->tracker.push(w.track_pool_, e, r, stmt);
   }
   bool leased() const { return c->backend != nullptr; }
+  // No backend held, nothing queued for one, no reply owed: the proxy may answer a message
+  // itself without reordering the client's replies.
+  bool nothing_in_flight() const {
+    return !leased() && c->to_backend.empty() && c->tracker.empty();
+  }
   ClientSession& session() {
     if (!c->session) c->session = std::make_unique<ClientSession>();
     return *c->session;
@@ -319,7 +324,7 @@ struct ClientHandler {
     std::string why;
     if (w.apply_effects(c, fx, &why)) return true;
     forward = false;
-    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty();
+    bool quiet = nothing_in_flight();
     if (!quiet) {
       refusal = why;
       return false;
@@ -343,7 +348,7 @@ struct ClientHandler {
     if (!c->track_statements) return true;
     bool complete = m.complete();
     if (complete && !sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
-    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty() && !c->unsynced;
+    bool quiet = nothing_in_flight() && !c->unsynced;
     switch (w.map_statement_sql(c, sql, complete, /*simple_query=*/true, quiet, mapped, &refusal)) {
       case Worker::StatementSql::kAnswered:
       case Worker::StatementSql::kRefused:
@@ -390,7 +395,7 @@ struct ClientHandler {
       pg::write_error_response(out, "ERROR", pg::sqlstate::kFeatureNotSupported,
                                "named prepared statements are disabled "
                                "(prepared_statement_mode = \"disable\")");
-      bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty();
+      bool quiet = nothing_in_flight();
       if (!quiet) {
         refusal = "named prepared statements are disabled (prepared_statement_mode = \"disable\")";
         return true;
@@ -461,7 +466,7 @@ struct ClientHandler {
   bool on_duplicate_parse(std::string_view name, const PreparedPtr& existing,
                           std::string_view tail) {
     forward = false;
-    if (!leased() && c->to_backend.empty() && c->tracker.empty()) {
+    if (nothing_in_flight()) {
       std::string out;
       pg::write_error_response(out, "ERROR", pg::sqlstate::kDuplicatePreparedStatement,
                                "prepared statement \"" + std::string(name) + "\" already exists");
@@ -579,7 +584,7 @@ struct ClientHandler {
     forward = false;
     static constexpr std::string_view kMsg =
         "transaction blocks are not allowed in statement pooling mode";
-    bool quiet = !leased() && c->to_backend.empty() && c->tracker.empty() && !c->unsynced;
+    bool quiet = nothing_in_flight() && !c->unsynced;
     if (!quiet) {  // answering locally would reorder replies: give up on this client
       refusal = kMsg;
       return;

@@ -361,6 +361,11 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
     add_counter(logins, {{"reason", proxy::login_failure_name(proxy::LoginFailure(i))}},
                 double(s.counters.login_failures[i]));
   out.push_back(std::move(logins));
+  auto refused = family("helios_proxy_state_transitions_refused_total",
+                        "State changes a state machine refused as not in its table (a bug)",
+                        MetricType::Counter);
+  add_counter(refused, {{"machine", "client"}}, double(s.counters.refused_transitions));
+  out.push_back(std::move(refused));
 
   auto reloads =
       family("helios_proxy_reloads_total", "Configuration reloads, by result", MetricType::Counter);

@@ -1,6 +1,6 @@
 // A client: one application connection to the proxy, owned by the worker that accepted it.
-// Its state machine is explicit (ClientState); Worker::set_state() is the one place that moves
-// a client between states and the worker's per-state timer lists.
+// Its state machine is explicit (ClientState, client_state.h); Worker::set_state() is the one
+// place that moves a client between states and the worker's per-state timer lists.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,7 @@
 #include "io/tls.h"
 #include "pg/framer.h"
 #include "pool/pool.h"
+#include "proxy/client_state.h"
 #include "session/client_session.h"
 #include "session/params.h"
 #include "session/response_tracker.h"
@@ -24,25 +25,9 @@ class TenantState;
 
 namespace helios::proxy {
 
-enum class ClientState : uint8_t {
-  kStartup,     // reading the startup packet (again after answering SSLRequest/GSSENCRequest)
-  kAuthLookup,  // waiting for the user's secret (auth_query on a connector thread)
-  kAuthSasl,    // SCRAM-SHA-256 exchange
-  kAuthMd5,     // waiting for the md5 PasswordMessage
-  kWelcome,     // authenticated; waiting for a first backend to learn the server's parameters
-  kIdle,        // between transactions, no backend
-  kThrottled,   // has statements to run but its tenant is over max_qps: waiting for tokens
-  kQueued,      // has work for a backend; waiting in its pool's fair queue
-  kActive,      // leased: paired with a backend
-  kClosing,     // no more input; flushing what is queued, then closing
-  kFree,        // slot unused
-};
-
-const char* to_string(ClientState s);
-
 struct StartupState;  // startup/auth scratch, freed once the client is authenticated
 
-// A client's side of the kernel data path (server/worker_kernel.cpp), allocated when its socket
+// A client's side of the kernel data path (proxy/worker_kernel.cpp), allocated when its socket
 // first joins the splice engine: most clients never do, and an idle client stays small.
 struct ClientKernel {
   datapath::SpliceEndpoint ep;                 // bytes read / written since it joined
@@ -57,15 +42,15 @@ struct Client {
   uint32_t gen = 0;
   int fd = -1;
   ClientState state = ClientState::kFree;
-  bool recv_armed = false;      // multishot recv outstanding
-  bool recv_paused = false;     // stopped reading: backend queue full (backpressure)
-  bool recv_starved = false;    // multishot ended for lack of buffers; re-arm when some return
-  bool unsynced = false;        // forwarded extended-protocol messages not yet followed by Sync
-  bool terminate = false;       // client sent Terminate
-  bool fatal_sent = false;      // an error was queued; close once flushed
-  bool counted = false;         // counted in the global client connection limit
-  bool tenant_counted = false;  // counted in its tenant's max_connections
-  bool skip_to_sync = false;
+  bool recv_armed = false;          // multishot recv outstanding
+  bool recv_paused = false;         // stopped reading: backend queue full (backpressure)
+  bool recv_starved = false;        // multishot ended for lack of buffers; re-arm when some return
+  bool unsynced = false;            // forwarded extended-protocol messages not yet followed by Sync
+  bool terminate = false;           // client sent Terminate
+  bool fatal_sent = false;          // an error was queued; close once flushed
+  bool counted = false;             // counted in the global client connection limit
+  bool tenant_counted = false;      // counted in its tenant's max_connections
+  bool skip_to_sync = false;        // a refused extended-protocol message: discard until Sync
   bool forward_body = false;        // the body of the message being read goes to the backend
   bool active_held = false;         // counted in its tenant's active leases (max_active)
   bool gate_waiting = false;        // queued at its tenant's max_active gate
@@ -75,8 +60,7 @@ struct Client {
   bool pinned = false;              // session state binds it to its backend (see ClientSession)
   bool ran_transaction = false;     // has had a lease (drain: a fresh client may run one)
   config::PoolMode mode = config::PoolMode::kTransaction;  // of the current / next lease
-  uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket    // a
-                                 // refused extended-protocol message: discard until Sync
+  uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket
   uint16_t inflight = 0;         // io_uring ops outstanding that reference this slot
   uint32_t outstanding = 0;      // ReadyForQuery messages the client still expects
   // Query/Sync/FunctionCall messages forwarded to a server (wrapping); rfq_sent - outstanding

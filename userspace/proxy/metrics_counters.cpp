@@ -135,6 +135,7 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
     s.preauth_refusals[i] = preauth_[i].load(std::memory_order_relaxed);
   for (size_t i = 0; i < s.login_failures.size(); ++i)
     s.login_failures[i] = login_failures_[i].load(std::memory_order_relaxed);
+  s.refused_transitions = refused_transitions_.load(std::memory_order_relaxed);
   return s;
 }
 

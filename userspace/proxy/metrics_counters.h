@@ -63,6 +63,9 @@ class MetricsCounters {
     login_failures_[size_t(r)].fetch_add(1, std::memory_order_relaxed);
   }
 
+  // A state machine refused a transition its table does not allow (a bug; see client_state.h).
+  void count_refused_transition() { refused_transitions_.fetch_add(1, std::memory_order_relaxed); }
+
   struct Snapshot {
     std::vector<std::pair<std::string, uint64_t>> errors;  // by SQLSTATE, then "other" if any
     std::array<std::array<uint64_t, size_t(ByteDirection::kCount)>, size_t(BytePath::kCount)>
@@ -72,6 +75,7 @@ class MetricsCounters {
     Nanos reload_ns_total = 0;  // sum of took over successful reloads
     std::array<uint64_t, size_t(PreauthRefusal::kCount)> preauth_refusals{};
     std::array<uint64_t, size_t(LoginFailure::kCount)> login_failures{};
+    uint64_t refused_transitions = 0;
   };
   Snapshot snapshot() const;
 
@@ -88,6 +92,7 @@ class MetricsCounters {
   std::atomic<uint64_t> reload_ns_total_{0};
   std::array<std::atomic<uint64_t>, size_t(PreauthRefusal::kCount)> preauth_{};
   std::array<std::atomic<uint64_t>, size_t(LoginFailure::kCount)> login_failures_{};
+  std::atomic<uint64_t> refused_transitions_{0};
 };
 
 }  // namespace helios::proxy

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cassert>
+
 #include "common/log.h"
 #include "io/listener.h"
 #include "pg/sqlstate.h"
@@ -14,34 +16,6 @@ namespace {
 constexpr Nanos kTick = 20 * kNanosPerMilli;
 constexpr uint16_t kBufferGroup = 1;
 }  // namespace
-
-const char* to_string(ClientState s) {
-  switch (s) {
-    case ClientState::kStartup:
-      return "startup";
-    case ClientState::kAuthLookup:
-      return "auth_lookup";
-    case ClientState::kAuthSasl:
-      return "auth_sasl";
-    case ClientState::kAuthMd5:
-      return "auth_md5";
-    case ClientState::kWelcome:
-      return "welcome";
-    case ClientState::kIdle:
-      return "idle";
-    case ClientState::kQueued:
-      return "queued";
-    case ClientState::kThrottled:
-      return "throttled";
-    case ClientState::kActive:
-      return "active";
-    case ClientState::kClosing:
-      return "closing";
-    case ClientState::kFree:
-      return "free";
-  }
-  return "?";
-}
 
 Worker::Worker(uint16_t id, SharedContext& ctx) : id_(id), ctx_(ctx) {}
 
@@ -338,7 +312,18 @@ Worker::TimerList* Worker::list_for(ClientState s) {
   }
 }
 
-void Worker::set_state(Client* c, ClientState s, Nanos now) {
+bool Worker::set_state(Client* c, ClientState s, Nanos now) {
+  if (!client_transition_allowed(c->state, s)) {
+    // A bug: the state a caller wants is not one this state can reach. The client stays where
+    // it is (its timers and lists stay consistent); the refusal is counted and logged.
+    assert(false && "illegal client state transition");
+    ctx_.metrics.count_refused_transition();
+    uint64_t suppressed = 0;
+    if (bug_log_.allow(now, &suppressed))
+      log::error("worker {}: refused client state transition {} -> {} ({} earlier suppressed)", id_,
+                 to_string(c->state), to_string(s), suppressed);
+    return false;
+  }
   TimerList* from = list_for(c->state);
   TimerList* to = list_for(s);
   if (from != to) {
@@ -365,6 +350,7 @@ void Worker::set_state(Client* c, ClientState s, Nanos now) {
     c->state_since = now;
   }
   c->state = s;
+  return true;
 }
 
 void Worker::arm_client_recv(Client* c) {

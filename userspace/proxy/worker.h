@@ -109,7 +109,8 @@ class Worker final : public pool::Messenger {
   void on_accept(int res, uint32_t flags);
   Client* client_at(uint32_t slot, uint32_t gen);
   Client* new_client(int fd);
-  void set_state(Client* c, ClientState s, Nanos now);
+  // The one place a client changes state (client_state.h); false if the transition was refused.
+  bool set_state(Client* c, ClientState s, Nanos now);
   void close_client(Client* c);  // stop input, flush output, then free
   void abort_client(Client* c);  // drop everything now
   void maybe_free(Client* c);    // frees once no I/O references the slot
@@ -301,6 +302,7 @@ class Worker final : public pool::Messenger {
   std::vector<std::pair<Client*, std::string>> tenant_changes_;  // applied after a feed
   Stats stats_;
   RateLimiter security_log_{kSecurityLogPerSecond};
+  RateLimiter bug_log_{1};  // lines about refused state transitions (a bug), per second
 };
 
 }  // namespace helios::proxy

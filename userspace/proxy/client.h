@@ -97,4 +97,21 @@ struct Client {
   io::SendQueue to_client;
 };
 
+// Nothing is owed or queued in either direction of a lease: no reply the client still expects,
+// no extended-protocol batch waiting for its Sync, no half-read client message, nothing queued for
+// the backend, no tracked reply outstanding and no ReadyForQuery the proxy itself must swallow.
+inline bool lease_quiet(const Client* c, const pool::Backend* b) {
+  return c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() && c->to_backend.empty() &&
+         c->tracker.empty() && b->swallow_rfq == 0;
+}
+
+// The client's transaction is over: its backend's last ReadyForQuery said Idle ('I') and the
+// client is owed no more of them. A transaction-mode lease ends when this holds and the lease is
+// quiet (Worker::maybe_end_lease). The kernel data path's twin: `ends` in the backend branch of
+// bpf/sockmap_splice.bpf.c (ReadyForQuery 'I' answering the last outstanding request, nothing
+// unsynced, the client not mid-message).
+inline bool transaction_ended(const Client* c, char tx_status) {
+  return tx_status == 'I' && c->outstanding == 0;
+}
+
 }  // namespace helios::proxy

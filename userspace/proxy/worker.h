@@ -249,6 +249,11 @@ class Worker final : public pool::Messenger {
   void sync_parameters(Client* c, pool::Backend* b);
   void prepare_pending(Client* c, pool::Backend* b);
   void maybe_end_lease(Client* c);
+  // `answered` ReadyForQuery messages reached the client (relayed, or forwarded by the kernel
+  // during a lease) and c->outstanding already counts what is still owed: each is a query of its
+  // tenant, and a finished transaction stops the duration and idle clocks. The one copy of this
+  // bookkeeping, for both data paths.
+  void note_replies(Client* c, uint32_t answered, char tx_status);
   void end_lease(Client* c);
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
   void begin_cleanup(pool::Backend* b, bool rollback, bool reset);

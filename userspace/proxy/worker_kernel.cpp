@@ -178,14 +178,7 @@ bool Worker::adopt_kernel_lease(Client* c, const datapath::LeaseResult& r) {
   c->tracker.drop_answered(track_pool_, answered);
   c->outstanding = r.outstanding;
   if (b) b->tx_status = r.tx_status;
-  if (c->tenant && c->query_started) {
-    for (uint32_t i = 0; i < answered; ++i) c->tenant->record_query(now_, now_ - c->query_started);
-    if (answered) c->query_started = c->outstanding > 0 ? now_ : 0;
-  }
-  if (r.tx_status == 'I' && c->outstanding == 0) {
-    c->txn_started = 0;
-    c->duration_cancelled = false;
-  }
+  note_replies(c, answered, r.tx_status);
   if (r.outcome == datapath::LeaseOutcome::kEnded)
     c->tracker.clear(track_pool_);
   else if (c->outstanding > 0)  // the kernel may have forwarded part of the next reply
@@ -252,11 +245,7 @@ uint32_t Worker::resume_backend(pool::Backend* b, Client* c, int32_t bid, const 
     if (c) {
       (void)c->tracker.on_backend_message(track_pool_, pg::be::kReadyForQuery);
       if (c->outstanding > 0) --c->outstanding;
-      if (c->tenant && c->query_started) {
-        c->tenant->record_query(now_, now_ - c->query_started);
-        c->query_started = c->outstanding > 0 ? now_ : 0;
-      }
-      if (b->tx_status == 'I' && c->outstanding == 0) c->txn_started = 0;
+      note_replies(c, 1, b->tx_status);
       *ready = true;
     }
   }

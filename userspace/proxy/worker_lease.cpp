@@ -249,8 +249,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
 void Worker::maybe_end_lease(Client* c) {
   pool::Backend* b = c->backend;
   if (!b || c->mode == config::PoolMode::kSession) return;
-  if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0) {
+  if (!lease_quiet(c, b)) {
     return;
   }
   // The lease's statements may have changed session state: the server says what it is now
@@ -260,7 +259,7 @@ void Worker::maybe_end_lease(Client* c) {
     return;
   }
   if (c->pinned) return;
-  if (b->tx_status != 'I') {
+  if (!transaction_ended(c, b->tx_status)) {
     if (c->mode == config::PoolMode::kStatement) {
       // A statement left a transaction open (e.g. "SELECT 1; BEGIN"): not allowed here.
       c->backend = nullptr;
@@ -271,6 +270,19 @@ void Worker::maybe_end_lease(Client* c) {
     return;
   }
   end_lease(c);
+}
+
+void Worker::note_replies(Client* c, uint32_t answered, char tx_status) {
+  if (answered == 0) return;
+  c->last_activity = now_;
+  if (c->tenant && c->query_started) {
+    for (uint32_t i = 0; i < answered; ++i) c->tenant->record_query(now_, now_ - c->query_started);
+    c->query_started = c->outstanding > 0 ? now_ : 0;
+  }
+  if (transaction_ended(c, tx_status)) {
+    c->txn_started = 0;
+    c->duration_cancelled = false;
+  }
 }
 
 void Worker::end_lease(Client* c) {

@@ -26,9 +26,7 @@ bool Worker::hold_ready_for_probe(Client* c, pool::Backend* b) {
   if (!s || !s->probe_wanted || b->tx_status != 'I' || c->mode == config::PoolMode::kSession)
     return false;
   // Only the ReadyForQuery that ends the lease: nothing else owed or queued.
-  if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0)
-    return false;
+  if (!lease_quiet(c, b)) return false;
   s->ready_held = true;
   return true;
 }

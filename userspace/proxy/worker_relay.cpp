@@ -889,17 +889,9 @@ struct BackendHandler {
         }
         if (forward) {
           if (c->outstanding > 0) --c->outstanding;
-          c->last_activity = w.now_;
+          w.note_replies(c, 1, b->tx_status);
           if (c->session) w.settle_effects(c, b->tx_status);
           lease_may_end = true;
-          if (c->tenant && c->query_started) {
-            c->tenant->record_query(w.now_, w.now_ - c->query_started);
-            c->query_started = c->outstanding > 0 ? w.now_ : 0;
-          }
-          if (b->tx_status == 'I' && c->outstanding == 0) {
-            c->txn_started = 0;
-            c->duration_cancelled = false;
-          }
           // A reset puts the client's startup values back first, and the lease ends with a
           // session-state probe: this ReadyForQuery waits for them.
           if (w.hold_ready_for_restore(c, b) || w.hold_ready_for_probe(c, b)) forward = false;

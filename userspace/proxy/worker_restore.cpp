@@ -26,8 +26,7 @@ bool Worker::hold_ready_for_restore(Client* c, pool::Backend* b) {
     return false;
   }
   // Only when nothing else is owed or queued: the next RFQ tries again otherwise.
-  if (c->outstanding > 0 || c->unsynced || !c->framer.at_boundary() || !c->to_backend.empty() ||
-      !c->tracker.empty() || b->swallow_rfq > 0) {
+  if (!lease_quiet(c, b)) {
     release_parameter_status(c);
     return false;
   }

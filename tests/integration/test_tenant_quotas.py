@@ -14,7 +14,7 @@ import time
 import psycopg
 import pytest
 
-from harness import BENCH_USER, ROLES, BackendSampler, pgbench
+from harness import APP_USER, BENCH_USER, ROLES, BackendSampler, pgbench
 from harness.wire import LoginError, RawConn
 
 pytestmark = pytest.mark.needs("tenant_quotas")
@@ -52,6 +52,29 @@ def test_connection_quota_51st_connection_gets_53300_and_others_still_connect(pr
     again = psycopg.connect(**ci.kwargs())
     assert again.execute("SELECT 3").fetchone() == (3,)
     again.close()
+
+
+def test_allowed_users_bind_a_tenant_name_to_who_logged_in(proxy_factory):
+    # application_name is the client's to choose: without a binding, any user who can log in may
+    # spend another tenant's quotas by naming it. allowed_users on a rule refuses that (28000),
+    # before the tenant is counted, and leaves other tenants alone.
+    p = proxy_factory(quotas([
+        {"tenant_pattern": "acme_*", "max_connections": 1, "allowed_users": [APP_USER]},
+        {"tenant_pattern": "bench_*"},
+    ]))
+    with RawConn("127.0.0.1", p.port) as raw, pytest.raises(LoginError) as ei:
+        raw.login(BENCH_USER, ROLES[BENCH_USER].password, "bench", {"application_name": "acme_x"})
+    assert ei.value.sqlstate == "28000", str(ei.value)
+    assert "may not claim tenant" in ei.value.fields.get("M", ""), ei.value.fields
+    # The refused stranger did not use up acme's one connection: its own user still gets in.
+    owner = psycopg.connect(**p.conninfo(APP_USER, "app", application_name="acme_x").kwargs())
+    assert owner.execute("SELECT current_user").fetchone() == (APP_USER,)
+    # A tenant whose rule does not bind users stays open to anyone who logs in.
+    other = psycopg.connect(**p.conninfo(BENCH_USER, "bench", application_name="bench_y").kwargs())
+    assert other.execute("SELECT 1").fetchone() == (1,)
+    other.close()
+    owner.close()
+    assert p.metric("helios_proxy_login_failures_total", reason="tenant_claim") == 1
 
 
 @pytest.mark.timeout(120)

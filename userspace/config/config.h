@@ -177,6 +177,9 @@ struct TenantLimits {
   std::vector<Cidr> edge_cidrs;
   int64_t edge_syn_rate = 0;   // SYN/s for the XDP guard; 0 = no per-tenant bucket
   int64_t edge_syn_burst = 0;  // resolved: edge_syn_rate when not set
+  // Globs of the authenticated users that may claim a tenant of this rule; empty = any user.
+  // Binds a client-chosen tenant name (application_name) to who logged in.
+  std::vector<std::string> allowed_users;
   bool operator==(const TenantLimits&) const = default;
 };
 

@@ -419,6 +419,7 @@ RawLimits read_limits(SectionReader& r) {
   }
   r.read_int("edge_syn_rate", l.edge_syn_rate, 0, kMaxRate);
   r.read_int("edge_syn_burst", l.edge_syn_burst, 0, kMaxRate);
+  r.read_string_array("allowed_users", l.allowed_users);
   return raw;
 }
 

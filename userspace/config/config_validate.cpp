@@ -153,6 +153,11 @@ void check_limits_edge(const TenantLimits& l, const std::string& label, const Co
   if (l.max_qps == 0 && l.qps_burst > 0) {
     ctx.diag().warn(line("qps_burst"), label + " qps_burst has no effect without max_qps");
   }
+  for (const std::string& u : l.allowed_users) {
+    if (Status s = tenant::glob_validate(u); !s)
+      ctx.diag().error(line("allowed_users"), label + " allowed_users \"" + u +
+                                                  "\" is not a valid glob: " + s.error().message);
+  }
 }
 
 void check_tenants(const Config& c, ReadContext& ctx) {

@@ -2,6 +2,7 @@
 
 #include "pg/sqlstate.h"
 #include "proxy/client.h"
+#include "tenant/glob.h"
 
 namespace helios::proxy {
 namespace {
@@ -36,8 +37,38 @@ tenant::TenantLimits default_tenant_limits_from(const config::Config& cfg) {
   return convert(cfg.tenant_quotas.default_limits, cfg);
 }
 
-Status SharedContext::admit_client(Client* c, const std::string& name, const config::Config& cfg) {
-  (void)cfg;
+namespace {
+
+// The allowed_users of the rule that gives `tenant` its limits, or nullptr if any user may claim
+// it.
+const std::vector<std::string>* allowed_users_for(const std::string& tenant,
+                                                  const config::Config& cfg) {
+  const auto& q = cfg.tenant_quotas;
+  bool any = !q.default_limits.allowed_users.empty();
+  for (const auto& r : q.limits) any = any || !r.limits.allowed_users.empty();
+  if (!any) return nullptr;  // the common case: no rule binds tenants to users
+  // The rule that gives the tenant its limits (most specific pattern), as the registry picks it.
+  std::vector<std::string> patterns;
+  for (const auto& r : q.limits) patterns.push_back(r.tenant_pattern);
+  int i = tenant::RuleMatcher(patterns).match(tenant);
+  const auto& users =
+      i >= 0 ? q.limits[size_t(i)].limits.allowed_users : q.default_limits.allowed_users;
+  return users.empty() ? nullptr : &users;
+}
+
+}  // namespace
+
+Status SharedContext::admit_client(Client* c, const std::string& name, const std::string& user,
+                                   const config::Config& cfg) {
+  if (quotas_enabled.load(std::memory_order_relaxed)) {
+    if (const auto* allowed = allowed_users_for(name, cfg)) {
+      bool ok = false;
+      for (const auto& glob : *allowed) ok = ok || tenant::glob_match(glob, user);
+      if (!ok)
+        return Error{EACCES, "user \"" + user + "\" may not claim tenant \"" + name +
+                                 "\" (allowed_users of its [tenant_quotas] rule)"};
+    }
+  }
   tenant::TenantState* t = tenants.acquire(name, monotonic_now());
   c->tenant = t;  // held until the client's slot is freed (Worker::maybe_free)
   if (!quotas_enabled.load(std::memory_order_relaxed)) {

@@ -85,7 +85,10 @@ struct SharedContext {
 
   // ---- tenant hooks called by workers (server/context.cpp)
   // Identifies the client's tenant and applies its connection limit.
-  Status admit_client(Client* c, const std::string& tenant, const config::Config& cfg);
+  // Refused with EACCES when `user` may not claim `tenant` (allowed_users), EUSERS when the
+  // tenant is at max_connections.
+  Status admit_client(Client* c, const std::string& tenant, const std::string& user,
+                      const config::Config& cfg);
   void on_client_closed(Client* c);
   // The pool group of the client's tenant: "" (default pool), or its tier pool.
   std::string pool_group_for(const Client* c, const config::Config& cfg) const;

@@ -76,6 +76,8 @@ const char* login_failure_name(LoginFailure r) {
       return "password";
     case LoginFailure::kTenantQuota:
       return "tenant_quota";
+    case LoginFailure::kTenantClaim:
+      return "tenant_claim";
     case LoginFailure::kClientLimit:
       return "client_limit";
     case LoginFailure::kCount:

@@ -39,6 +39,7 @@ const char* preauth_refusal_name(PreauthRefusal r);  // "message_too_long", ...
 enum class LoginFailure : uint8_t {
   kPassword = 0,  // wrong password or unknown user
   kTenantQuota,   // its tenant was at max_connections
+  kTenantClaim,   // its user may not claim the tenant it named (allowed_users)
   kClientLimit,   // max_client_connections reached
   kCount
 };

@@ -429,9 +429,13 @@ void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
   StartupState& st = *c->startup;
   leave_preauth(c);
   // Only now the client counts against its tenant (max_connections).
-  if (auto admit = ctx_.admit_client(c, st.tenant, *cfg_); !admit) {
-    refuse_login(c, LoginFailure::kTenantQuota, pg::sqlstate::kTooManyConnections,
-                 admit.error().message);
+  if (auto admit = ctx_.admit_client(c, st.tenant, st.user, *cfg_); !admit) {
+    if (admit.error().code == EACCES)
+      refuse_login(c, LoginFailure::kTenantClaim, pg::sqlstate::kInvalidAuthorizationSpecification,
+                   admit.error().message);
+    else
+      refuse_login(c, LoginFailure::kTenantQuota, pg::sqlstate::kTooManyConnections,
+                   admit.error().message);
     return;
   }
   pool::PoolKey key{st.database, st.user, ctx_.pool_group_for(c, *cfg_)};

@@ -190,6 +190,18 @@ TEST_CASE("invalid globs and CIDRs are refused at their line") {
                                 "\"tenant_[ab\" is not a valid glob: ",
                                 0) == 0);
   c = parse_config(
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"a*\"\nallowed_users = [\"ok\", \"app_[\"]\n",
+      options());
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().message.rfind("proxy.toml:3: [[tenant_quotas.limits]] #1 allowed_users "
+                                "\"app_[\" is not a valid glob: ",
+                                0) == 0);
+  c = parse_config(
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"a*\"\nallowed_users = [\"app_*\"]\n",
+      options());
+  REQUIRE(c.ok());
+  CHECK(c->tenant_quotas.limits[0].limits.allowed_users == std::vector<std::string>{"app_*"});
+  c = parse_config(
       "[[tenant_quotas.limits]]\ntenant_pattern = \"a*\"\nedge_cidrs = [\"10.1.0.1/16\"]\n",
       options());
   REQUIRE_FALSE(c.ok());

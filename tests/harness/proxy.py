@@ -409,7 +409,7 @@ class Proxy:
 
     # Lines the proxy writes only when its own invariants break (a bug): any of them fails the
     # test that ran the proxy, whatever that test checked.
-    BUG_MARKERS = ("refused client state transition",)
+    BUG_MARKERS = ("refused client state transition", "refused backend state transition")
 
     def check_log(self) -> None:
         try:

@@ -364,7 +364,13 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   auto refused = family("helios_proxy_state_transitions_refused_total",
                         "State changes a state machine refused as not in its table (a bug)",
                         MetricType::Counter);
-  add_counter(refused, {{"machine", "client"}}, double(s.counters.refused_transitions));
+  uint64_t pool_refusals = 0;  // backend transitions the pools refused under their locks
+  for (const auto& p : s.pools) pool_refusals += p.refused_transitions;
+  add_counter(refused, {{"machine", "client"}},
+              double(s.counters.refused_transitions[size_t(proxy::Machine::kClient)]));
+  add_counter(
+      refused, {{"machine", "backend"}},
+      double(s.counters.refused_transitions[size_t(proxy::Machine::kBackend)] + pool_refusals));
   out.push_back(std::move(refused));
 
   auto reloads =

@@ -57,6 +57,7 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
       ps.closed_idle = c.closed_idle.load(std::memory_order_relaxed);
       ps.closed_broken = c.closed_broken.load(std::memory_order_relaxed);
       ps.dead_idle_detected = c.dead_idle_detected.load(std::memory_order_relaxed);
+      ps.refused_transitions = c.refused_transitions.load(std::memory_order_relaxed);
       ps.lease_ns_total = c.lease_ns_total.load(std::memory_order_relaxed);
       ps.acquire_latency = c.acquire_latency.snapshot();
       ps.lease_duration = c.lease_duration.snapshot();

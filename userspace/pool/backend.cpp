@@ -1,5 +1,8 @@
 #include "pool/backend.h"
 
+#include <cassert>
+
+#include "common/log.h"
 #include "pool/backend_table.h"
 
 namespace helios::pool {
@@ -18,13 +21,40 @@ const char* to_string(BackendState s) {
   return "?";
 }
 
+bool backend_transition_allowed(BackendState from, BackendState to) {
+  using S = BackendState;
+  if (to == S::kClosed) return true;
+  switch (from) {
+    case S::kClosed:
+      return to == S::kIdle || to == S::kLeased;
+    case S::kIdle:
+      return to == S::kLeased;
+    case S::kLeased:
+      return to == S::kIdle || to == S::kCleanup || to == S::kLeased;
+    case S::kCleanup:
+      return to == S::kIdle || to == S::kLeased;
+  }
+  return false;
+}
+
+bool Backend::move_to(BackendState s) {
+  if (!backend_transition_allowed(state, s)) {
+    assert(false && "illegal backend state transition");
+    log::error("refused backend state transition {} -> {} (backend {})", to_string(state),
+               to_string(s), index);
+    return false;
+  }
+  state = s;
+  return true;
+}
+
 void Backend::reset_for_reuse() {
   if (splice_engine) (void)datapath::leave(*splice_engine, splice);
   splice_engine = nullptr;
   splice = {};
   resume = {};
   fd.reset();
-  state = BackendState::kClosed;
+  move_to(BackendState::kClosed);
   pool = nullptr;
   process_id = secret_key = 0;
   created_at = expires_at = idle_since = lease_started = 0;

@@ -27,11 +27,17 @@ enum class BackendState : uint8_t {
 
 const char* to_string(BackendState s);
 
+// The backend state machine's table:
+//   closed -> idle | leased (a new connection goes to the idle list or straight to a waiter)
+//   idle -> leased         leased -> idle | cleanup (its client left)   cleanup -> idle | leased
+//   any -> closed          leased -> leased (released straight to the next waiter)
+bool backend_transition_allowed(BackendState from, BackendState to);
+
 struct Backend {
   uint32_t index = 0;  // slot in the BackendTable
   uint32_t gen = 0;    // bumped when the slot is reused: stale completions are detected
   UniqueFd fd;
-  BackendState state = BackendState::kClosed;
+  BackendState state = BackendState::kClosed;  // changed only by move_to()
   Pool* pool = nullptr;
   int32_t process_id = 0;  // PostgreSQL's BackendKeyData, for cancels
   int32_t secret_key = 0;
@@ -81,6 +87,10 @@ struct Backend {
   Backend* idle_next = nullptr;
 
   void reset_for_reuse();
+
+  // The one place a backend changes state: false, with the state unchanged, if the table above
+  // does not allow it (asserts in a debug build; the caller counts it).
+  bool move_to(BackendState s);
 };
 
 }  // namespace helios::pool

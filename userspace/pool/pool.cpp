@@ -45,7 +45,8 @@ Nanos Pool::lifetime_for_new() const {
 }
 
 void Pool::push_idle(Backend* b, Nanos now) {
-  b->state = BackendState::kIdle;
+  if (!b->move_to(BackendState::kIdle))
+    counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
   b->idle_since = now;
   b->idle_prev = nullptr;
   b->idle_next = idle_head_;
@@ -99,7 +100,8 @@ void Pool::request_connects_locked() {
 Backend* Pool::acquire(Waiter* w, Nanos now) {
   std::lock_guard lock(mu_);
   if (Backend* b = pop_idle(now)) {
-    b->state = BackendState::kLeased;
+    if (!b->move_to(BackendState::kLeased))
+      counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
     counters_.acquires.fetch_add(1, std::memory_order_relaxed);
     return b;
   }
@@ -138,7 +140,8 @@ void Pool::release(Backend* b, Messenger& m, Nanos now) {
   if (auto* node = waiters_.pop()) {
     waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
     auto* w = reinterpret_cast<Waiter*>(node);
-    b->state = BackendState::kLeased;
+    if (!b->move_to(BackendState::kLeased))
+      counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
     counters_.acquires.fetch_add(1, std::memory_order_relaxed);
     m.grant(*w, b);
     return;
@@ -181,7 +184,8 @@ void Pool::on_connected(ServerSession session, Messenger& m, Nanos now) {
   if (auto* node = waiters_.pop()) {
     waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
     auto* w = reinterpret_cast<Waiter*>(node);
-    b->state = BackendState::kLeased;
+    if (!b->move_to(BackendState::kLeased))
+      counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
     counters_.acquires.fetch_add(1, std::memory_order_relaxed);
     m.grant(*w, b);
     return;

@@ -83,6 +83,7 @@ struct PoolCounters {
   std::atomic<uint64_t> closed_idle{0};
   std::atomic<uint64_t> closed_broken{0};
   std::atomic<uint64_t> dead_idle_detected{0};
+  std::atomic<uint64_t> refused_transitions{0};  // Backend::move_to refusals (a bug)
 };
 
 struct PoolSnapshot {

@@ -70,6 +70,10 @@ const char* preauth_refusal_name(PreauthRefusal r) {
   return "unknown";
 }
 
+const char* machine_name(Machine m) {
+  return m == Machine::kClient ? "client" : "backend";
+}
+
 const char* login_failure_name(LoginFailure r) {
   switch (r) {
     case LoginFailure::kPassword:
@@ -137,7 +141,8 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
     s.preauth_refusals[i] = preauth_[i].load(std::memory_order_relaxed);
   for (size_t i = 0; i < s.login_failures.size(); ++i)
     s.login_failures[i] = login_failures_[i].load(std::memory_order_relaxed);
-  s.refused_transitions = refused_transitions_.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < s.refused_transitions.size(); ++i)
+    s.refused_transitions[i] = refused_transitions_[i].load(std::memory_order_relaxed);
   return s;
 }
 

@@ -45,6 +45,10 @@ enum class LoginFailure : uint8_t {
 };
 const char* login_failure_name(LoginFailure r);  // "password", "tenant_quota", ...
 
+// The state machines whose refused transitions are counted (client_state.h, pool/backend.h).
+enum class Machine : uint8_t { kClient = 0, kBackend, kCount };
+const char* machine_name(Machine m);  // "client", "backend"
+
 class MetricsCounters {
  public:
   // Distinct SQLSTATEs tracked by name; later ones are summed under "other".
@@ -65,7 +69,9 @@ class MetricsCounters {
   }
 
   // A state machine refused a transition its table does not allow (a bug; see client_state.h).
-  void count_refused_transition() { refused_transitions_.fetch_add(1, std::memory_order_relaxed); }
+  void count_refused_transition(Machine m) {
+    refused_transitions_[size_t(m)].fetch_add(1, std::memory_order_relaxed);
+  }
 
   struct Snapshot {
     std::vector<std::pair<std::string, uint64_t>> errors;  // by SQLSTATE, then "other" if any
@@ -76,7 +82,7 @@ class MetricsCounters {
     Nanos reload_ns_total = 0;  // sum of took over successful reloads
     std::array<uint64_t, size_t(PreauthRefusal::kCount)> preauth_refusals{};
     std::array<uint64_t, size_t(LoginFailure::kCount)> login_failures{};
-    uint64_t refused_transitions = 0;
+    std::array<uint64_t, size_t(Machine::kCount)> refused_transitions{};
   };
   Snapshot snapshot() const;
 
@@ -93,7 +99,7 @@ class MetricsCounters {
   std::atomic<uint64_t> reload_ns_total_{0};
   std::array<std::atomic<uint64_t>, size_t(PreauthRefusal::kCount)> preauth_{};
   std::array<std::atomic<uint64_t>, size_t(LoginFailure::kCount)> login_failures_{};
-  std::atomic<uint64_t> refused_transitions_{0};
+  std::array<std::atomic<uint64_t>, size_t(Machine::kCount)> refused_transitions_{};
 };
 
 }  // namespace helios::proxy

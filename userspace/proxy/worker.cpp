@@ -317,7 +317,7 @@ bool Worker::set_state(Client* c, ClientState s, Nanos now) {
     // A bug: the state a caller wants is not one this state can reach. The client stays where
     // it is (its timers and lists stay consistent); the refusal is counted and logged.
     assert(false && "illegal client state transition");
-    ctx_.metrics.count_refused_transition();
+    ctx_.metrics.count_refused_transition(Machine::kClient);
     uint64_t suppressed = 0;
     if (bug_log_.allow(now, &suppressed))
       log::error("worker {}: refused client state transition {} -> {} ({} earlier suppressed)", id_,

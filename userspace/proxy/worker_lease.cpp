@@ -381,7 +381,8 @@ void Worker::on_control_send(pool::Backend* b, int res) {
 }
 
 void Worker::begin_cleanup(pool::Backend* b, bool rollback, bool reset) {
-  b->state = pool::BackendState::kCleanup;
+  if (!b->move_to(pool::BackendState::kCleanup))
+    ctx_.metrics.count_refused_transition(Machine::kBackend);
   b->cleanup_rollback = rollback;
   b->cleanup_reset = reset;
   b->finish = pool::Backend::Finish::kCleanup;

@@ -1,59 +1,24 @@
 #include "session/sql_inspect.h"
 
-#include "session/params.h"
-
 #include <algorithm>
 #include <cctype>
+
+#include "session/params.h"
+#include "session/sql_lexer.h"
 
 namespace helios::session {
 namespace {
 
-char lower_ch(char c) {
-  return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
-
-bool ident_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
-         static_cast<unsigned char>(c) >= 0x80;
-}
-bool ident_char(char c) {
-  return ident_start(c) || std::isdigit(static_cast<unsigned char>(c)) || c == '$';
-}
-
-// Calls fn(statement, last) for the statements of `s`, split at ';' outside quotes, dollar
-// quotes and comments.
+// Calls fn(statement, last) for the statements of `s`, split at ';' outside literals, quoted
+// identifiers, dollar quotes and comments (SqlLexer); `last` for the text after the last ';'.
 template <typename F>
 void for_each_statement(std::string_view s, F&& fn) {
-  size_t start = 0, i = 0;
-  while (i < s.size()) {
-    char c = s[i];
-    if (c == '\'' || c == '"') {
-      for (++i; i < s.size() && s[i] != c; ++i) {
-      }
-      ++i;
-    } else if (c == '-' && i + 1 < s.size() && s[i + 1] == '-') {
-      while (i < s.size() && s[i] != '\n') ++i;
-    } else if (c == '/' && i + 1 < s.size() && s[i + 1] == '*') {
-      auto end = s.find("*/", i + 2);
-      i = end == std::string_view::npos ? s.size() : end + 2;
-    } else if (c == '$') {
-      size_t j = i + 1;
-      while (j < s.size() && (std::isalnum(static_cast<unsigned char>(s[j])) || s[j] == '_')) ++j;
-      if (j < s.size() && s[j] == '$') {
-        std::string_view tag = s.substr(i, j - i + 1);
-        auto end = s.find(tag, j + 1);
-        i = end == std::string_view::npos ? s.size() : end + tag.size();
-      } else {
-        i = j;
-      }
-    } else if (c == ';') {
-      fn(s.substr(start, i - start), false);
-      start = ++i;
-    } else {
-      ++i;
-    }
+  SqlLexer lex(s);
+  size_t start = 0, end = 0;
+  while (lex.next_statement(nullptr, &end)) {
+    fn(s.substr(start, end - start), end == s.size());
+    start = end + 1;
   }
-  fn(s.substr(std::min(start, s.size())), true);
 }
 
 // Words of a statement: identifiers/keywords (unquoted lower-cased, quoted kept), with the
@@ -92,10 +57,10 @@ std::vector<Word> words(std::string_view s, size_t max_words) {
       }
       out.push_back({t, true, std::min(j + 1, s.size())});
       i = j + 1;
-    } else if (ident_start(c)) {
+    } else if (sql_ident_start(c)) {
       size_t j = i;
       std::string t;
-      while (j < s.size() && ident_char(s[j])) t += lower_ch(s[j++]);
+      while (j < s.size() && sql_ident_char(s[j])) t += sql_lower(s[j++]);
       out.push_back({t, false, j});
       i = j;
     } else {
@@ -116,7 +81,7 @@ std::string trim(std::string_view v) {
 
 bool contains_ci(std::string_view hay, std::string_view needle) {
   auto it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(),
-                        [](char a, char b) { return lower_ch(a) == b; });
+                        [](char a, char b) { return sql_lower(a) == b; });
   return it != hay.end();
 }
 
@@ -125,7 +90,7 @@ size_t count_ci(std::string_view hay, std::string_view needle) {
   auto it = hay.begin();
   for (;;) {
     it = std::search(it, hay.end(), needle.begin(), needle.end(),
-                     [](char a, char b) { return lower_ch(a) == b; });
+                     [](char a, char b) { return sql_lower(a) == b; });
     if (it == hay.end()) return n;
     ++n;
     it += needle.size();
@@ -180,14 +145,14 @@ void inspect_set_config(std::string_view stmt, std::vector<SessionEffect>& out) 
   size_t from = 0;
   for (;;) {
     auto it = std::search(stmt.begin() + from, stmt.end(), kFn.begin(), kFn.end(),
-                          [](char a, char b) { return lower_ch(a) == b; });
+                          [](char a, char b) { return sql_lower(a) == b; });
     if (it == stmt.end()) return;
     size_t i = size_t(it - stmt.begin()) + kFn.size();
     from = i;
-    if (it != stmt.begin() && ident_char(*(it - 1))) continue;  // part of another name
+    if (it != stmt.begin() && sql_ident_char(*(it - 1))) continue;  // part of another name
     std::string name, value;
     bool named = take_char(stmt, i, '(') && take_literal(stmt, i, name);
-    for (char& ch : name) ch = lower_ch(ch);
+    for (char& ch : name) ch = sql_lower(ch);
     bool literal =
         named && take_char(stmt, i, ',') && take_literal(stmt, i, value) && take_char(stmt, i, ',');
     auto flag = literal ? words(stmt.substr(i), 2) : std::vector<Word>{};
@@ -218,7 +183,7 @@ std::string_view first_keyword(std::string_view s) {
     }
   }
   size_t j = i;
-  while (j < s.size() && ident_char(s[j])) ++j;
+  while (j < s.size() && sql_ident_char(s[j])) ++j;
   return s.substr(i, j - i);
 }
 
@@ -297,7 +262,7 @@ void inspect_one(std::string_view stmt, bool cut, std::vector<SessionEffect>& ou
     std::string value = trim(stmt.substr(std::min(begin, stmt.size())));
     if (value.empty()) return;
     std::string lv = value;
-    std::transform(lv.begin(), lv.end(), lv.begin(), lower_ch);
+    std::transform(lv.begin(), lv.end(), lv.begin(), sql_lower);
     if (cut)  // the value may be cut short: it cannot be replayed, so the session is pinned
       out.push_back({K::kPin, PinReason::kUntrackedSet, name, ""});
     else if (lv == "default" || (time_zone && lv == "local"))  // SET TIME ZONE LOCAL
@@ -522,7 +487,7 @@ bool has_opaque_call(std::string_view stmt) {
   for (size_t i = 1; i < w.size(); ++i) {
     if (w[i].text != "(" || w[i].quoted) continue;
     const Word& name = w[i - 1];
-    if (!name.quoted && (name.text.empty() || !ident_start(name.text[0]))) continue;
+    if (!name.quoted && (name.text.empty() || !sql_ident_start(name.text[0]))) continue;
     bool qualified = i >= 3 && w[i - 2].text == "." && !w[i - 2].quoted;
     size_t before = qualified ? i - 3 : i - 1;  // the word before the (qualified) name
     if (before > 0 && table_position(before - 1)) continue;

@@ -90,6 +90,20 @@ TEST_CASE("several statements, quotes and comments") {
   CHECK(fx("").empty());
 }
 
+TEST_CASE("text inside E'' strings and nested comments is never a statement") {
+  // An escaped quote in an E'' string does not close it: the ';' and the SET after it are
+  // literal text. Read as statements, they would make the proxy replay search_path = evil on
+  // every backend this client later uses.
+  CHECK(fx("SELECT E'\\';SET search_path = evil;'").empty());
+  CHECK(fx("SELECT e'it\\'s; LISTEN x'").empty());
+  // PostgreSQL nests block comments.
+  CHECK(fx("/* a /* b */ ; LISTEN x; */ SELECT 1").empty());
+  // A standard string keeps backslashes literal: the quote after one ends it.
+  auto e = fx("SELECT 'a\\'; LISTEN y");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].name == "y");
+}
+
 TEST_CASE("carried parameters") {
   CHECK(is_carried_parameter("search_path", {}));
   CHECK(is_carried_parameter("timezone", {}));

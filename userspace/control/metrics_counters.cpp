@@ -78,6 +78,10 @@ const char* login_failure_name(LoginFailure r) {
       return "tenant_quota";
     case LoginFailure::kClientLimit:
       return "client_limit";
+    case LoginFailure::kNoLogin:
+      return "no_login";
+    case LoginFailure::kLookup:
+      return "lookup";
     case LoginFailure::kCount:
       break;
   }

@@ -40,6 +40,8 @@ enum class LoginFailure : uint8_t {
   kPassword = 0,  // wrong password or unknown user
   kTenantQuota,   // its tenant was at max_connections
   kClientLimit,   // max_client_connections reached
+  kNoLogin,       // right password, but the role is NOLOGIN
+  kLookup,        // auth_query failed (e.g. the auth user may not read passwords)
   kCount
 };
 const char* login_failure_name(LoginFailure r);  // "password", "tenant_quota", ...

@@ -226,3 +226,28 @@ def test_first_login_without_a_superuser(pg, proxy_factory, role):
                          password=ROLES[APP_USER].password, dbname="postgres") as c:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("SELECT * FROM helios.user_lookup('app')")
+
+
+def test_md5_logins_check_valid_until_and_nologin_too(pg, proxy_factory, role):
+    # [auth] type md5 with a role whose password is stored as an md5 hash: libpq's md5 path.
+    proxy = proxy_factory(auth={"type": "md5"})
+    user = role()
+    with pg.admin_connect("postgres") as c:
+        c.execute("SET password_encryption = 'md5'")
+        c.execute(f"ALTER ROLE \"{user}\" PASSWORD 'md5-pw'")
+        stored = c.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                           (user,)).fetchone()[0]
+    assert stored.startswith("md5"), stored
+    # (The proxy refuses these before any backend login: pg_hba here wants SCRAM from it.)
+    ci = proxy.conninfo(user, "app", password="md5-pw")
+    admin(pg, f'ALTER ROLE "{user}" NOLOGIN')
+    r = psql(ci, "SELECT 1")
+    assert r.rc == 2 and f'role "{user}" is not permitted to log in' in r.stderr, r.stderr
+    r = psql(ci.with_(password="wrong"), "SELECT 1")  # the md5 response is checked first
+    assert r.rc == 2 and "password authentication failed" in r.stderr, r.stderr
+
+    admin(pg, f"ALTER ROLE \"{user}\" LOGIN VALID UNTIL '2001-01-01'")
+    time.sleep(1.1)  # past the failed-login holdoff
+    r = psql(ci, "SELECT 1")
+    assert r.rc == 2 and "password authentication failed" in r.stderr, r.stderr
+    assert "expired" in proxy.stderr_tail(50)

@@ -166,8 +166,13 @@ Result<pg::RoleRecord> AuthService::query(const std::string& user, Nanos asked) 
   if (!record && record.error().code != ENOENT)
     record = Error{record.error().code, "auth_query: " + record.error().message};
   std::lock_guard lock(mu_);
-  if (cache_.size() > 4096)
-    std::erase_if(cache_, [&](const auto& kv) { return sent - kv.second.sent >= cache_ttl_; });
+  // Records matter for kFailureHoldoff only: many distinct names (a stranger's) are swept, at
+  // most once a second, and past a hard cap dropped altogether (costing only extra queries).
+  if (cache_.size() > kCacheSweepAt && sent - last_sweep_ >= kNanosPerSec) {
+    last_sweep_ = sent;
+    std::erase_if(cache_, [&](const auto& kv) { return sent - kv.second.sent >= kFailureHoldoff; });
+    if (cache_.size() > kCacheCap) cache_.clear();
+  }
   Cached& c = cache_[user];
   c.record = record;
   c.sent = sent;

@@ -62,7 +62,10 @@ class AuthService {
     Nanos failed_at = 0;  // last failed login with it (0 = none)
   };
   std::unordered_map<std::string, Cached> cache_;
-  Nanos cache_ttl_ = 30 * kNanosPerSec;
+  Nanos cache_ttl_ = 30 * kNanosPerSec;  // cached_secret() only
+  static constexpr size_t kCacheSweepAt = 4096;
+  static constexpr size_t kCacheCap = 65536;
+  Nanos last_sweep_ = 0;
   std::mutex conn_mu_;  // one auth_query at a time over the shared session
   std::optional<pool::ServerSession> session_;
 };

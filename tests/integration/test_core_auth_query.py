@@ -211,7 +211,13 @@ def test_first_login_without_a_superuser(pg, proxy_factory, role):
                         capture_output=True, text=True, timeout=30)
     assert cp.returncode == 0, cp.stderr
     assert "SECURITY DEFINER" in cp.stdout and f"TO {pool_user};" in cp.stdout, cp.stdout
-    admin(pg, cp.stdout, db="postgres")
+    assert "pg_authid" in cp.stdout and "NOT a.rolsuper" in cp.stdout, cp.stdout
+    # --install runs the same SQL as a superuser (here over the unix socket, trust).
+    cp = subprocess.run([str(ctl), "auth-setup", "--config", str(proxy.config_path), "--install",
+                         "--host", str(pg.sockdir), "-U", "postgres"],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, cp.stderr
+    assert "SELECT * FROM helios.user_lookup($1)" in cp.stdout, cp.stdout
     proxy.config.setdefault("auth", {})["auth_query"] = HELIOS_AUTH_QUERY
     proxy.reload()
     deadline = time.monotonic() + 10

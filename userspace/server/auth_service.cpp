@@ -14,8 +14,9 @@ std::string setup_advice(const std::string& auth_user, const std::string& databa
   return "the auth user \"" + auth_user +
          "\" may not read passwords: install the lookup function with `heliosctl auth-setup "
          "--auth-user " +
-         auth_user + " | psql -U postgres -d " + database +
-         "` and set [auth] auth_query = \"SELECT * FROM helios.user_lookup($1)\" (or make "
+         auth_user + " -d " + database + " | psql -U postgres -d " + database +
+         "` (or with --install) and set [auth] auth_query = \"SELECT * FROM "
+         "helios.user_lookup($1)\" (or make "
          "[auth] auth_user a superuser, or use [auth] auth_file)";
 }
 

@@ -257,3 +257,34 @@ def test_md5_logins_check_valid_until_and_nologin_too(pg, proxy_factory, role):
     r = psql(ci, "SELECT 1")
     assert r.rc == 2 and "password authentication failed" in r.stderr, r.stderr
     assert "expired" in proxy.stderr_tail(50)
+
+
+def test_auth_cache_ttl_trades_freshness_for_fewer_queries(pg, proxy_factory, role):
+    # [auth] auth_cache_ttl > 0: logins reuse a recent record (one query for many logins); a
+    # failed login with a record older than a second makes the next login refetch it, so a
+    # changed password works from the second attempt.
+    seq = "aq_calls_" + uuid.uuid4().hex[:8]
+    admin(pg, f"CREATE SEQUENCE public.{seq}; GRANT USAGE ON SEQUENCE public.{seq} TO {AUTH_USER}")
+    try:
+        proxy = proxy_factory(auth={"auth_cache_ttl": "30s",
+                                    "auth_query": f"SELECT u.*, nextval('public.{seq}') AS n "
+                                                  f"FROM helios.user_lookup($1) u"})
+        user = role("c-1")
+
+        def calls() -> int:
+            with pg.admin_connect("postgres") as c:
+                return c.execute(f"SELECT last_value FROM public.{seq}").fetchone()[0]
+
+        assert login(proxy, user, "c-1") == {}
+        before = calls()
+        for _ in range(5):
+            assert login(proxy, user, "c-1") == {}
+        assert calls() == before, "cached logins queried PostgreSQL"
+
+        time.sleep(1.1)
+        admin(pg, f"ALTER ROLE \"{user}\" PASSWORD 'c-2'")
+        assert login(proxy, user, "c-2").get("C") == "28P01"  # the cached secret is stale
+        assert login(proxy, user, "c-2") == {}  # refetched after the failure
+        assert login(proxy, user, "c-1").get("C") == "28P01"
+    finally:
+        admin(pg, f"DROP SEQUENCE IF EXISTS public.{seq}")

@@ -132,6 +132,9 @@ struct AuthConfig {
   std::string auth_user;      // resolved: [backend].user, else $PGUSER, else the OS user (libpq)
   std::string auth_password;  // SECRET; resolved: [backend] password when not set
   std::string auth_database;  // resolved: [backend].database, else "postgres"
+  // 0 = every login reads the catalog (PostgreSQL's semantics). > 0: a record fetched this
+  // recently is reused; a failed login with one older than 1 s makes the next login refetch.
+  Nanos auth_cache_ttl = 0;
   bool operator==(const AuthConfig&) const = default;
 };
 

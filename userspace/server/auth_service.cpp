@@ -1,5 +1,6 @@
 #include "server/auth_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
@@ -46,6 +47,7 @@ Status AuthService::configure(const control::Config& cfg) {
   address_ = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
   if (auto t = server_tls_from(cfg)) tls_ = std::move(*t);
   connect_timeout_ = cfg.backend.connection_timeout;
+  cache_ttl_ = cfg.auth.auth_cache_ttl;
   cache_.clear();
   {
     std::lock_guard conn(conn_mu_);
@@ -67,9 +69,11 @@ std::optional<Result<pg::RoleRecord>> AuthService::lookup_now(const std::string&
     return Result<pg::RoleRecord>(pg::RoleRecord{*pool_secret_});
   auto it = cache_.find(user);
   Nanos now = monotonic_now();
-  if (it != cache_.end() && it->second.failed_at != 0 &&
-      now - it->second.failed_at < kFailureHoldoff && now - it->second.sent < kFailureHoldoff)
-    return it->second.record;
+  if (it == cache_.end()) return std::nullopt;
+  const Cached& c = it->second;
+  if (c.failed_at != 0 && now - c.failed_at < kFailureHoldoff && now - c.sent < kFailureHoldoff)
+    return c.record;
+  if (cache_ttl_ > 0 && c.sent != 0 && now - c.sent < cache_ttl_) return c.record;
   return std::nullopt;
 }
 
@@ -78,7 +82,7 @@ std::optional<pg::Credential> AuthService::cached_secret(const std::string& user
   if (now && *now && (*now)->secret) return (*now)->secret;
   std::lock_guard lock(mu_);
   auto it = cache_.find(user);
-  if (it == cache_.end() || monotonic_now() - it->second.sent >= cache_ttl_ || !it->second.record)
+  if (it == cache_.end() || monotonic_now() - it->second.sent >= trust_ttl_ || !it->second.record)
     return std::nullopt;
   return it->second.record->secret;
 }
@@ -87,7 +91,14 @@ void AuthService::login_failed(const std::string& user) {
   std::lock_guard lock(mu_);
   if (have_file_) return;
   auto it = cache_.find(user);
-  if (it != cache_.end()) it->second.failed_at = monotonic_now();
+  if (it == cache_.end()) return;
+  Nanos now = monotonic_now();
+  // A record older than the holdoff may be stale (a changed password): the next login refetches
+  // it (so at most one refetch per user per second); a fresher one is reused for the holdoff.
+  if (now - it->second.sent >= kFailureHoldoff)
+    it->second.sent = 0;
+  else
+    it->second.failed_at = now;
 }
 
 void AuthService::lookup(const std::string& user, Done done) {
@@ -167,11 +178,13 @@ Result<pg::RoleRecord> AuthService::query(const std::string& user, Nanos asked) 
   if (!record && record.error().code != ENOENT)
     record = Error{record.error().code, "auth_query: " + record.error().message};
   std::lock_guard lock(mu_);
-  // Records matter for kFailureHoldoff only: many distinct names (a stranger's) are swept, at
-  // most once a second, and past a hard cap dropped altogether (costing only extra queries).
+  // Records matter for the holdoff and auth_cache_ttl only: many distinct names (a stranger's) are
+  // swept, at most once a second, and past a hard cap dropped altogether (costing only extra
+  // queries).
   if (cache_.size() > kCacheSweepAt && sent - last_sweep_ >= kNanosPerSec) {
     last_sweep_ = sent;
-    std::erase_if(cache_, [&](const auto& kv) { return sent - kv.second.sent >= kFailureHoldoff; });
+    Nanos keep = std::max(kFailureHoldoff, cache_ttl_);
+    std::erase_if(cache_, [&](const auto& kv) { return sent - kv.second.sent >= keep; });
     if (cache_.size() > kCacheCap) cache_.clear();
   }
   Cached& c = cache_[user];

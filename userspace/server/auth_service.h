@@ -4,7 +4,9 @@
 // reads the catalog afresh, so a changed password, NOLOGIN or VALID UNTIL counts at once, as in
 // PostgreSQL. Lookups of one user that wait together share one query, and after a failed login
 // that user's record is reused for a second (kFailureHoldoff): a stranger guessing passwords
-// makes at most about one query per user per second.
+// makes at most about one query per user per second. With [auth] auth_cache_ttl > 0, a record
+// that recent is reused instead (fewer queries per login, but a catalog change can take that
+// long); a failed login with a record older than kFailureHoldoff makes the next one refetch.
 #pragma once
 
 #include <functional>
@@ -62,7 +64,8 @@ class AuthService {
     Nanos failed_at = 0;  // last failed login with it (0 = none)
   };
   std::unordered_map<std::string, Cached> cache_;
-  Nanos cache_ttl_ = 30 * kNanosPerSec;  // cached_secret() only
+  Nanos cache_ttl_ = 0;                  // [auth] auth_cache_ttl
+  Nanos trust_ttl_ = 30 * kNanosPerSec;  // cached_secret()
   static constexpr size_t kCacheSweepAt = 4096;
   static constexpr size_t kCacheCap = 65536;
   Nanos last_sweep_ = 0;

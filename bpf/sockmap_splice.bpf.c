@@ -359,6 +359,8 @@ static __noinline int verdict_body(struct __sk_buff* skb, struct pg_walk* w) {
         if (w->rfq > lease->outstanding) {
           leave_active(lease, &snap, SPLICE_LEASE_HANDED_BACK, SPLICE_R_PROTOCOL);
         } else {
+          /* The transaction ended: the user-space twin is transaction_ended() && lease_quiet()
+           * in userspace/proxy/client.h. */
           bool ends = w->rfq && lease->outstanding == w->rfq && w->last_status == 'I' &&
                       !lease->unsynced && !lease->client_mid && lease->mode != SPLICE_MODE_SESSION;
           bool last = w->rfq_end == len && end_at_boundary;

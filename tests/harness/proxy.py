@@ -409,7 +409,21 @@ class Proxy:
             raise ProxyError(f"{self.kind} exited with {self.returncode}, expected "
                              f"{expect_exit}; stderr tail:\n"
                              f"{self.stderr_tail()}")
+        self.check_log()
         return self.returncode
+
+    # Lines the proxy writes only when its own invariants break (a bug): any of them fails the
+    # test that ran the proxy, whatever that test checked.
+    BUG_MARKERS = ("refused client state transition",)
+
+    def check_log(self) -> None:
+        try:
+            text = self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        bugs = [line for line in text.splitlines() if any(m in line for m in self.BUG_MARKERS)]
+        if bugs:
+            raise ProxyError(f"{self.kind} logged a broken invariant:\n" + "\n".join(bugs[:10]))
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

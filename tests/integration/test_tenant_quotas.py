@@ -117,6 +117,27 @@ def test_transaction_over_max_duration_is_cancelled_and_backend_returns_clean(pr
     assert not [b for b in pg.backends(BENCH_USER) if b["state"] == "idle in transaction"]
 
 
+def test_every_statement_over_max_duration_is_cancelled_between_short_ones(proxy_factory):
+    # The ReadyForQuery bookkeeping once had three copies, and the kernel path's hand-back copy
+    # did not clear the "already cancelled" mark: a later transaction of the same client could
+    # then run past the limit. Each long statement here must be cancelled at about 1 s, with
+    # short ones (spliced when the kernel data path runs) before it.
+    p = proxy_factory(quotas([{"tenant_pattern": "batch_*", "max_transaction_duration": "1s"}]),
+                      pool_size=2)
+    conn = psycopg.connect(**p.conninfo(BENCH_USER, "bench", application_name="batch_r").kwargs(),
+                           autocommit=True)
+    for rnd in range(3):
+        for i in range(20):
+            assert conn.execute("SELECT %s::int", (i,)).fetchone() == (i,)
+        start = time.monotonic()
+        with pytest.raises(psycopg.Error) as ei:
+            conn.execute("SELECT pg_sleep(6)")
+        took = time.monotonic() - start
+        assert ei.value.sqlstate == "57014", f"round {rnd}: {ei.value}"
+        assert took <= 2.5, f"round {rnd}: cancelled after {took:.2f}s, expected about 1s"
+    conn.close()
+
+
 def test_idle_in_transaction_past_max_duration_closes_the_client(proxy_factory, pg):
     p = proxy_factory(quotas([{"tenant_pattern": "batch_*", "max_transaction_duration": "1s"}]),
                       pool_size=1)

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "app/ctl_commands.h"
-#include "control/admin_token.h"
+#include "ops/admin_token.h"
 
 namespace helios::ctl {
 namespace {
@@ -47,11 +47,11 @@ std::string bearer_token(const CtlContext& ctx, std::string* from) {
     candidates.push_back(ctx.token_file);
   } else {
     if (const char* cfg = std::getenv("HELIOS_PROXY_CONFIG"); cfg && *cfg)
-      candidates.push_back(control::generated_token_path(cfg, nullptr));
-    candidates.push_back(std::string("/var/lib/helios/") + control::kAdminTokenFileName);
+      candidates.push_back(ops::generated_token_path(cfg, nullptr));
+    candidates.push_back(std::string("/var/lib/helios/") + ops::kAdminTokenFileName);
   }
   for (const auto& path : candidates) {
-    if (auto t = control::read_token_file(path)) {
+    if (auto t = ops::read_token_file(path)) {
       *from = path;
       return *t;
     }

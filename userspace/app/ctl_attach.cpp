@@ -15,10 +15,10 @@
 
 #include "app/ctl_commands.h"
 #include "bpf/bpf_error.h"
-#include "bpf/edge_config.h"
 #include "bpf/edge_guard.h"
 #include "bpf/feature_probe.h"
-#include "control/config.h"
+#include "config/config.h"
+#include "proxy/bpf_specs.h"
 
 namespace helios::ctl {
 namespace {
@@ -44,9 +44,9 @@ void set_log_level(bool verbose) {
 Result<bpf::EdgeSpec> build_spec(const AttachArgs& a) {
   bpf::EdgeSpec s;
   if (!a.config.empty()) {
-    auto cfg = control::load_config_file(a.config);
+    auto cfg = config::load_config_file(a.config);
     if (!cfg) return Error::invalid(a.config + ": " + cfg.error().message);
-    s = bpf::edge_spec_from_config(*cfg);
+    s = proxy::edge_spec_from_config(*cfg);
   }
   s.instance = a.instance;
   if (!a.dev.empty()) s.interface = a.dev;

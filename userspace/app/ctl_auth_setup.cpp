@@ -9,7 +9,7 @@
 
 #include "app/ctl_commands.h"
 #include "common/clock.h"
-#include "control/config.h"
+#include "config/config.h"
 #include "pool/pg_conn.h"
 
 namespace helios::ctl {
@@ -97,9 +97,9 @@ int run_auth_setup(const AuthSetupArgs& args) {
   std::string database = args.database;
   AuthSetupArgs a = args;
   if (!args.config.empty()) {
-    control::ParseOptions options;
+    config::ParseOptions options;
     options.resolve_secrets = false;
-    auto cfg = control::load_config_file(args.config, options);
+    auto cfg = config::load_config_file(args.config, options);
     if (!cfg) {
       std::cerr << args.config << ": " << cfg.error().message << "\n";
       return kExitUsage;

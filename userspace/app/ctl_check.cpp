@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "app/ctl_commands.h"
-#include "control/config.h"
+#include "config/config.h"
 
 namespace helios::ctl {
 namespace {
@@ -24,12 +24,12 @@ struct CheckArgs {
 };
 
 int run_check(const CheckArgs& args, const CtlContext& ctx) {
-  control::ParseOptions options;
+  config::ParseOptions options;
   options.resolve_secrets = !args.no_secrets;
-  Result<control::Config> config = control::load_config_file(args.path, options);
+  Result<config::Config> config = config::load_config_file(args.path, options);
   // The proxy refuses to start with a file that has no settings: so does the check.
   if (config) {
-    if (Status s = control::check_serving(*config, nullptr); !s) config = s.error();
+    if (Status s = config::check_serving(*config, nullptr); !s) config = s.error();
   }
   const bool json = ctx.output == "json";
   if (!config) {
@@ -47,10 +47,10 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
     }
     return kExitUsage;
   }
-  const control::ConnectionBudget budget = control::compute_connection_budget(*config);
+  const config::ConnectionBudget budget = config::compute_connection_budget(*config);
   if (json) {
     nlohmann::json lines = nlohmann::json::array();
-    for (const control::BudgetLine& l : budget.lines) {
+    for (const config::BudgetLine& l : budget.lines) {
       lines.push_back({{"what", l.what},
                        {"pool_size", l.pool_size},
                        {"pools", l.pools},

@@ -6,9 +6,9 @@
 #include <cstdlib>
 
 #include "common/log.h"
-#include "control/config.h"
-#include "control/ops_server.h"
-#include "server/server.h"
+#include "config/config.h"
+#include "ops/ops_server.h"
+#include "proxy/proxy.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"heliosproxy: PostgreSQL connection pooler"};
@@ -24,12 +24,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-  auto cfg = helios::control::load_config_file(config_path);
+  auto cfg = helios::config::load_config_file(config_path);
   if (!cfg) {
     std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
     return 2;
   }
-  if (auto s = helios::control::check_serving(*cfg, nullptr); !s) {
+  if (auto s = helios::config::check_serving(*cfg, nullptr); !s) {
     std::fprintf(stderr, "%s\n", s.error().message.c_str());
     return 2;
   }
@@ -38,12 +38,12 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }
-  helios::server::Server server(std::move(*cfg), config_path);
+  helios::proxy::Proxy server(std::move(*cfg), config_path);
   if (auto s = server.start(); !s) {
     helios::log::error("cannot start: {}", s.error().message);
     return 1;
   }
-  auto ops = helios::control::OpsServer::start(server, &server.context().metrics);
+  auto ops = helios::ops::OpsServer::start(server, &server.context().metrics);
   if (!ops) {
     helios::log::error("cannot start the admin API: {}", ops.error().message);
     return 1;

@@ -1,6 +1,6 @@
 // What the same-host bypass may touch: the endpoints whose local connections it shortcuts (the
 // proxy's listen address, the database address), the cgroup v2 its sockops program watches, and
-// the pin instance. Built from the proxy config or by hand (tests, heliosctl).
+// the pin instance. Built from the proxy config (proxy/bpf_specs.h) or by hand (tests, heliosctl).
 #pragma once
 
 #include <string>
@@ -9,10 +9,6 @@
 #include "bpf/net_addr.h"
 #include "common/result.h"
 #include "helios/bpf_abi.h"
-
-namespace helios::control {
-struct Config;
-}
 
 namespace helios::bpf {
 
@@ -37,9 +33,5 @@ Result<sock_tuple_key> socket_tuple_key(int fd);
 
 // Non-empty endpoint list, ports non-zero, no duplicates, cgroup (if set) is a cgroup v2 dir.
 Status validate(const BypassSpec& spec);
-
-// [proxy] listen_address (role proxy) and every address [backend] host resolves to, with
-// [backend] port (role database; skipped for a unix socket backend). instance from [proxy].
-Result<BypassSpec> bypass_spec_from_config(const control::Config& config);
 
 }  // namespace helios::bpf

@@ -1,6 +1,8 @@
 #include "bpf/net_addr.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <cstring>
@@ -127,6 +129,24 @@ std::vector<std::string> split_list(const std::string& s, char sep) {
     start = end + 1;
   }
   return out;
+}
+
+Result<Endpoint> from_sockaddr(const sockaddr_storage& ss) {
+  Endpoint e;
+  if (ss.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+    e.addr.bytes[10] = e.addr.bytes[11] = 0xff;
+    std::memcpy(e.addr.bytes + 12, &in->sin_addr, 4);
+    e.port = ntohs(in->sin_port);
+    return e;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    std::memcpy(e.addr.bytes, &in6->sin6_addr, 16);
+    e.port = ntohs(in6->sin6_port);
+    return e;
+  }
+  return Error::invalid("not an IPv4/IPv6 socket address");
 }
 
 }  // namespace helios::bpf

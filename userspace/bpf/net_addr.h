@@ -2,6 +2,8 @@
 // IPv4-mapped representation: "10.0.0.1:5432", "[fd00::1]:5432", "10.1.0.0/16", "fd00::/64".
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +25,8 @@ struct Endpoint {
 };
 
 Result<IpAddr> parse_ip(const std::string& s);
+// An AF_INET or AF_INET6 socket address (getsockname, getaddrinfo) as an Endpoint.
+Result<Endpoint> from_sockaddr(const sockaddr_storage& ss);
 // "ADDR:PORT" or "[V6ADDR]:PORT".
 Result<Endpoint> parse_endpoint(const std::string& s);
 // "ADDR/LEN" or a bare address (host prefix). Host bits are cleared.

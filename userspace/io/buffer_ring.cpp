@@ -23,11 +23,21 @@ Result<std::unique_ptr<BufferRing>> BufferRing::create(io_uring* ring, uint16_t 
       mmap(nullptr, b->br_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (br == MAP_FAILED) return Error::from_errno("mmap buffer ring");
   b->br_ = static_cast<io_uring_buf_ring*>(br);
+  // The buffers sit between two inaccessible guard pages: an overrun faults instead of
+  // corrupting a neighbour, and the area stays one mapping of its own (never merged with the
+  // adjacent anonymous memory), which is how /proc/<pid>/smaps tells it apart from the heap.
   b->base_bytes_ = size_t(count) * size;
-  void* base =
-      mmap(nullptr, b->base_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  if (base == MAP_FAILED) return Error::from_errno("mmap receive buffers");
-  b->base_ = static_cast<uint8_t*>(base);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  void* area = mmap(nullptr, b->base_bytes_ + 2 * page, PROT_NONE,
+                    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+  if (area == MAP_FAILED) return Error::from_errno("mmap receive buffers");
+  b->base_ = static_cast<uint8_t*>(area) + page;
+  if (mprotect(b->base_, b->base_bytes_, PROT_READ | PROT_WRITE) != 0) {
+    Error e = Error::from_errno("mprotect receive buffers");
+    munmap(area, b->base_bytes_ + 2 * page);
+    b->base_ = nullptr;
+    return e;
+  }
 
   io_uring_buf_reg reg{};
   reg.ring_addr = reinterpret_cast<uint64_t>(b->br_);
@@ -48,7 +58,10 @@ BufferRing::~BufferRing() {
     io_uring_unregister_buf_ring(ring_, group_);
     munmap(br_, br_bytes_);
   }
-  if (base_) munmap(base_, base_bytes_);
+  if (base_) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    munmap(base_ - page, base_bytes_ + 2 * page);
+  }
 }
 
 void BufferRing::recycle(uint16_t bid) {

@@ -9,11 +9,11 @@
 // allocation per connection, kept while the connection is busy and released when it idles.
 //
 // Handler concept:
-//   uint32_t prefix_wanted(char type, uint32_t length);   // body bytes to capture, <=
-//   kMaxPrefixBody void on_message(const FramedMessage& m);              // header + prefix
-//   gathered void on_body(uint32_t offset, uint32_t n);            // more of the current message's
-//   body void on_message_end();                                // current message fully seen void
-//   on_error(const char* what);                      // unframeable input; framer stops
+//   uint32_t prefix_wanted(char type, uint32_t length);  // body bytes to capture, <= kMaxPrefixBody
+//   void on_message(const FramedMessage& m);             // header + prefix gathered
+//   void on_body(uint32_t offset, uint32_t n);           // more of the current message's body
+//   void on_message_end();                               // current message fully seen
+//   void on_error(const char* what);                     // unframeable input; framer stops
 #pragma once
 
 #include <cstdint>

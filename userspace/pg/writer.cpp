@@ -121,9 +121,9 @@ MessageWriter& MessageWriter::put_bytes(std::span<const uint8_t> bytes) {
   return *this;
 }
 
-void MessageWriter::end() {
+void MessageWriter::end(size_t streamed) {
   assert(start_ != kNone && "MessageWriter::end without begin");
-  const uint32_t len = uint32_t(out_.size() - start_);
+  const uint32_t len = uint32_t(out_.size() - start_ + streamed);
   const char b[4] = {char(len >> 24), char(len >> 16), char(len >> 8), char(len)};
   std::memcpy(out_.data() + start_, b, 4);
   start_ = kNone;
@@ -344,6 +344,12 @@ void write_bind(std::string& out, std::string_view portal, std::string_view stat
     }
   }
   w.put_i16(0);  // no result format codes: all text
+  w.end();
+}
+
+void write_parse_raw(std::string& out, std::string_view statement, std::string_view rest) {
+  MessageWriter w(out);
+  w.begin(fe::kParse).put_cstring(statement).put_bytes(rest);
   w.end();
 }
 

@@ -37,7 +37,9 @@ class MessageWriter {
   MessageWriter& put_cstring(std::string_view s);  // bytes up to the first NUL, then NUL
   MessageWriter& put_bytes(std::string_view bytes);
   MessageWriter& put_bytes(std::span<const uint8_t> bytes);
-  void end();
+  // Patches the length. `streamed`: body bytes that follow outside `out` (the rest of a long
+  // message the relay forwards as it arrives, behind this rewritten prefix).
+  void end(size_t streamed = 0);
 
   bool in_message() const { return start_ != kNone; }
 
@@ -119,6 +121,8 @@ void write_bind(std::string& out, std::string_view portal, std::string_view stat
                 std::span<const std::optional<std::string_view>> text_params = {});
 // Bind from the raw tail of another Bind (see BindMessage::rest in reader.h): used to re-address
 // a client's Bind to a differently named statement without re-encoding its parameters.
+// Parse whose query text and parameter types are already encoded ("query\0" int16 n, n x int32).
+void write_parse_raw(std::string& out, std::string_view statement, std::string_view rest);
 void write_bind_raw(std::string& out, std::string_view portal, std::string_view statement,
                     std::string_view rest);
 void write_describe(std::string& out, char kind, std::string_view name);  // kind 'S' or 'P'

@@ -13,7 +13,7 @@
 
 #include "common/atomic_histogram.h"
 #include "common/clock.h"
-#include "control/config.h"
+#include "config/config.h"
 #include "pool/backend.h"
 #include "pool/pg_conn.h"
 #include "tenant/fair_queue.h"
@@ -40,7 +40,7 @@ struct PoolSettings {
   double lifetime_jitter = 0.2;
   Nanos connection_timeout = 5 * kNanosPerSec;
   Nanos server_check_delay = 10 * kNanosPerSec;
-  control::PoolMode mode = control::PoolMode::kTransaction;
+  config::PoolMode mode = config::PoolMode::kTransaction;
   std::string reset_query = "DISCARD ALL";
   bool operator==(const PoolSettings&) const = default;
 };
@@ -87,7 +87,7 @@ struct PoolCounters {
 
 struct PoolSnapshot {
   std::string name;
-  control::PoolMode mode;
+  config::PoolMode mode;
   int64_t total = 0, idle = 0, active = 0, connecting = 0, waiting = 0, max = 0, min = 0;
   uint64_t acquires = 0, releases = 0;
   double avg_lease_ms = 0;
@@ -128,7 +128,7 @@ class Pool {
   // Hot reload: new limits apply from now on (max shrinks as leases end).
   void apply_settings(const PoolSettings& s);
   PoolSettings settings() const;
-  control::PoolMode mode() const { return mode_.load(std::memory_order_relaxed); }
+  config::PoolMode mode() const { return mode_.load(std::memory_order_relaxed); }
   std::string reset_query() const;
 
   // What the first backend reported at login (server_version, encodings...), for clients'
@@ -170,7 +170,7 @@ class Pool {
   mutable std::mutex mu_;
   PoolSettings settings_;
   std::string reset_query_;
-  std::atomic<control::PoolMode> mode_;
+  std::atomic<config::PoolMode> mode_;
   Backend* idle_head_ = nullptr;  // LIFO: hot backends stay hot, cold ones age out
   int64_t idle_ = 0;
   int64_t total_ = 0;       // open backends (idle + leased + cleanup)

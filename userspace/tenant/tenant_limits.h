@@ -18,7 +18,7 @@ struct TenantLimits {
   Nanos max_transaction_duration = 0;  // 0 = unlimited
   uint32_t weight = 1;                 // fair-queue weight (0 is treated as 1)
   int8_t pool_mode_override = -1;      // -1 = inherit; otherwise the pool layer's mode value
-  int8_t data_path_override = -1;      // -1 = inherit [proxy] data_path; else control::DataPathMode
+  int8_t data_path_override = -1;      // -1 = inherit [proxy] data_path; else config::DataPathMode
   int16_t tier = -1;                   // the control plane's tier index; -1 = none/default
 
   bool operator==(const TenantLimits&) const = default;

@@ -327,6 +327,37 @@ TEST_CASE("frontend messages round trip") {
     CHECK(b2->portal == "p1");
     CHECK(b2->rest == b->rest);
   }
+  SUBCASE("Parse re-addressed with write_parse_raw keeps the text and types") {
+    std::string out;
+    const int32_t types[] = {23, 25};
+    write_parse(out, "client_stmt", "SELECT $1::int, $2", types);
+    const Framed m = only_message(out);
+    auto p = parse_parse(m.body);
+    REQUIRE(p.ok());
+    std::string_view rest = std::string_view(m.body).substr(p->statement.size() + 1);
+    std::string rewritten;
+    write_parse_raw(rewritten, "hp_7", rest);
+    const Framed m2 = only_message(rewritten);
+    auto p2 = parse_parse(m2.body);
+    REQUIRE(p2.ok());
+    CHECK(p2->statement == "hp_7");
+    CHECK(p2->query == p->query);
+    CHECK(p2->param_count == 2);
+  }
+  SUBCASE("a rewritten prefix whose rest streams on: end(streamed) counts it in the length") {
+    // What the relay does with a long Query: its own copy of the first bytes, the rest of the
+    // body forwarded as it arrives. The two together must frame as the original message.
+    std::string original;
+    write_query(original, "SELECT 'a long statement'");
+    const Framed m = only_message(original);
+    std::string_view body = m.body;
+    std::string out;
+    MessageWriter w(out);
+    w.begin(fe::kQuery).put_bytes(body.substr(0, 7));
+    w.end(body.size() - 7);
+    out += body.substr(7);
+    CHECK(out == original);
+  }
   SUBCASE("Describe, Close, Execute, Query, PasswordMessage") {
     std::string out;
     write_describe(out, kTargetStatement, "s1");

@@ -1,0 +1,36 @@
+// All pools of the process, created on first use: one per (database, user) for the default
+// pool, per tier group for shared tiers, per tenant for dedicated tiers. Pools live until exit,
+// so raw Pool* handed to workers stay valid.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "config/config.h"
+#include "pool/backend_table.h"
+#include "pool/connector.h"
+#include "pool/pool.h"
+
+namespace helios::pool {
+
+// Pool settings for a pool of `tier` ("" = the default pool) under `cfg`.
+PoolSettings pool_settings_for(const config::Config& cfg, const std::string& tier);
+
+class PoolManager {
+ public:
+  PoolManager(BackendTable& table, Connector& connector) : table_(table), connector_(connector) {}
+
+  Pool* get(const PoolKey& key, const config::Config& cfg);
+  // Hot reload: every pool takes its new settings.
+  void apply(const config::Config& cfg);
+  std::vector<Pool*> all() const;
+
+ private:
+  BackendTable& table_;
+  Connector& connector_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Pool>> pools_;
+};
+
+}  // namespace helios::pool

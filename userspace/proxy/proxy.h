@@ -1,0 +1,91 @@
+// The proxy process: shared context, worker threads, connector threads, and the control loop
+// (signals through signalfd, pool upkeep once a second, reload, drain).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bpf/bypass.h"
+#include "bpf/edge_guard.h"
+#include "bpf/vip_steering.h"
+#include "common/result.h"
+#include "config/config.h"
+#include "datapath/kernel_accounting.h"
+#include "proxy/bpf_specs.h"
+#include "proxy/context.h"
+#include "proxy/worker.h"
+
+namespace helios::proxy {
+
+class ThreadMessenger;
+
+struct ReloadOutcome {
+  bool ok = false;
+  std::string error;  // why the new config was refused (the old one stays)
+  Nanos took = 0;     // from reading the file to every worker running with it
+};
+
+class Proxy {
+ public:
+  Proxy(config::Config cfg, std::string config_path);
+  ~Proxy();
+
+  Status start();
+  // Runs the control loop on the calling thread until the proxy has drained or stopped.
+  int run();
+
+  // Thread-safe entry points for the control plane (admin API, signals).
+  ReloadOutcome reload();
+  void drain();
+  std::shared_ptr<const config::Config> config() const;
+  const std::string& config_path() const { return config_path_; }
+  SharedContext& context() { return ctx_; }
+  const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  bool draining() const { return draining_.load(std::memory_order_acquire); }
+  ReloadOutcome last_reload() const;
+
+ private:
+  void apply(std::shared_ptr<const config::Config> cfg);
+  // Kernel features from [edge], [vip] and [proxy] same_host_bypass: each attached if the
+  // kernel allows, else one log line and the proxy runs without it.
+  void attach_kernel_features(const config::Config& cfg, int listener_fd);
+  struct PreparedReload {
+    std::shared_ptr<const config::Config> cfg;
+    std::shared_ptr<io::TlsContext> client_tls;
+  };
+  Result<PreparedReload> prepare_reload() const;
+  static Result<std::shared_ptr<io::TlsContext>> client_tls_for(const config::Config& cfg);
+  Status load_client_tls(const config::Config& cfg);
+  void upkeep(Nanos now);
+
+  std::string config_path_;
+  mutable std::mutex cfg_mu_;
+  std::shared_ptr<const config::Config> cfg_;
+  ReloadOutcome last_reload_;
+
+  // Lease splicing (data_path kernel/auto): declared before ctx_ so it outlives the backends
+  // and clients that joined it. Its per-tenant counters go into the byte metrics at upkeep.
+  std::unique_ptr<bpf::SpliceEngine> splice_;
+  std::unique_ptr<datapath::KernelTenantCounters> splice_counters_;
+  void load_splice_engine(const config::Config& cfg, int workers);
+  SharedContext ctx_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<ThreadMessenger> control_messenger_;
+  std::optional<bpf::EdgeGuard> edge_;
+  std::optional<bpf::VipSteering> vip_;
+  std::optional<bpf::SameHostBypass> bypass_;
+  std::mutex control_mu_;  // serializes reload/drain from signal and admin threads
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> reload_requested_{false};
+};
+
+}  // namespace helios::proxy

@@ -381,8 +381,7 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
   // The password was right: a NOLOGIN role is refused now, as PostgreSQL does.
   auto may_log_in = [&] {
     if (st.can_login) return true;
-    refuse_login(c, LoginFailure::kNoLogin,
-                 pg::sqlstate::kInvalidAuthorizationSpecification,
+    refuse_login(c, LoginFailure::kNoLogin, pg::sqlstate::kInvalidAuthorizationSpecification,
                  "role \"" + st.user + "\" is not permitted to log in");
     return false;
   };

@@ -8,7 +8,7 @@ when the calling process is killed (see reaper.py).
 
 from .util import HarnessError, free_port, wait_until
 from .pgcluster import PgCluster, Role, ROLES, SUPERUSER, AUTH_USER, APP_USER, BENCH_USER, \
-    MD5_USER, TENANT_USERS, AUTH_QUERY
+    MD5_USER, TENANT_USERS, AUTH_QUERY, HELIOS_AUTH_QUERY
 from .proxy import (ProxyError, DataPathUnavailable, Proxy, HeliosProxy, PgBouncerProxy,
                     ConnInfo, default_config, deep_merge, start_proxy, target_name,
                     helios_binary)
@@ -19,7 +19,7 @@ from .toml_writer import dumps as toml_dumps
 __all__ = [
     "HarnessError", "free_port", "wait_until",
     "PgCluster", "Role", "ROLES", "SUPERUSER", "AUTH_USER", "APP_USER", "BENCH_USER",
-    "MD5_USER", "TENANT_USERS", "AUTH_QUERY",
+    "MD5_USER", "TENANT_USERS", "AUTH_QUERY", "HELIOS_AUTH_QUERY",
     "ProxyError", "DataPathUnavailable", "Proxy", "HeliosProxy", "PgBouncerProxy", "ConnInfo",
     "default_config", "deep_merge", "start_proxy", "target_name", "helios_binary",
     "psql", "PsqlResult", "pgbench", "pgbench_init", "PgbenchResult", "PgError",

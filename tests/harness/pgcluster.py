@@ -48,14 +48,18 @@ ROLES: dict[str, Role] = {r.name: r for r in [
 ]}
 
 # The SECURITY DEFINER lookup the proxy's auth user calls (what production users should do
-# instead of making the auth user a superuser). Zero rows for an unknown user.
+# instead of making the auth user a superuser): the function `heliosctl auth-setup` installs.
+# Zero rows for an unknown user. AUTH_QUERY reads only what PgBouncer (the stand-in) reads;
+# HELIOS_AUTH_QUERY also returns VALID UNTIL and LOGIN, which HeliosProxy checks.
 AUTH_QUERY = "SELECT usename, passwd FROM helios.user_lookup($1)"
+HELIOS_AUTH_QUERY = "SELECT * FROM helios.user_lookup($1)"
 _LOOKUP_SQL = f"""
 CREATE SCHEMA IF NOT EXISTS helios;
 CREATE OR REPLACE FUNCTION helios.user_lookup(i_username text)
-  RETURNS TABLE (usename name, passwd text)
-  LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS
-  $$ SELECT s.usename, s.passwd FROM pg_catalog.pg_shadow s WHERE s.usename = i_username $$;
+  RETURNS TABLE (usename name, passwd text, valuntil timestamptz, canlogin boolean)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS
+$$ SELECT a.rolname, a.rolpassword, a.rolvaliduntil, a.rolcanlogin
+   FROM pg_catalog.pg_authid a WHERE a.rolname = i_username AND NOT a.rolsuper $$;
 REVOKE ALL ON FUNCTION helios.user_lookup(text) FROM PUBLIC;
 GRANT USAGE ON SCHEMA helios TO {AUTH_USER};
 GRANT EXECUTE ON FUNCTION helios.user_lookup(text) TO {AUTH_USER};

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from .pgcluster import APP_USER, AUTH_QUERY, AUTH_USER, ROLES, PgCluster
+from .pgcluster import APP_USER, AUTH_QUERY, AUTH_USER, HELIOS_AUTH_QUERY, ROLES, PgCluster
 from .toml_writer import dumps as toml_dumps
 from .util import (REAPER, HarnessError, chown_postgres, drop_to_postgres, free_port,
                    port_accepts, raise_nofile, set_pdeathsig, tail)
@@ -183,7 +183,7 @@ def default_config(cluster: PgCluster, *, listen_port: int, admin_port: int,
         },
         "auth": {
             "type": "scram-sha-256",
-            "auth_query": AUTH_QUERY,
+            "auth_query": HELIOS_AUTH_QUERY,
         },
         "metrics": {
             "enabled": True,
@@ -345,6 +345,12 @@ class Proxy:
 
         deadline = time.monotonic() + timeout
         last_err = "never accepted a connection"
+        ci = self.conninfo(connect_timeout=3)
+        b = self.config.get("backend", {})
+        if b.get("user") and b["user"] not in ROLES:
+            # A pool user the harness did not create (a test's own role, maybe without
+            # auth_query rights): its own login is checked against [backend] password.
+            ci = self.conninfo(b["user"], password=b.get("password", ""), connect_timeout=3)
         while time.monotonic() < deadline:
             rc = self.proc.poll()
             if rc is not None:
@@ -355,8 +361,7 @@ class Proxy:
                                  f"(config {self.config_path}):\n{text}")
             if port_accepts(self.host, self.port, 0.5):
                 try:
-                    with psycopg.connect(**self.conninfo(connect_timeout=3).kwargs(),
-                                         autocommit=True) as c:
+                    with psycopg.connect(**ci.kwargs(), autocommit=True) as c:
                         if c.execute("SELECT 1").fetchone() == (1,):
                             self._check_data_path(self.stderr_tail(200))
                             return

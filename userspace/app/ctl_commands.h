@@ -27,5 +27,6 @@ void register_check_command(CLI::App& app, CtlContext& ctx);
 void register_plan_command(CLI::App& app, CtlContext& ctx);
 void register_attach_commands(CLI::App&, CtlContext&);
 void register_admin_commands(CLI::App& app, CtlContext& ctx);
+void register_auth_setup_command(CLI::App& app, CtlContext& ctx);
 
 }  // namespace helios::ctl

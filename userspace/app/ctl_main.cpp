@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   helios::ctl::register_plan_command(app, ctx);
   helios::ctl::register_attach_commands(app, ctx);
   helios::ctl::register_admin_commands(app, ctx);
+  helios::ctl::register_auth_setup_command(app, ctx);
 
   try {
     app.parse(argc, argv);

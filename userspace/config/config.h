@@ -125,10 +125,16 @@ struct ConnectionPoolConfig {
 struct AuthConfig {
   AuthType type = AuthType::kScramSha256;
   std::string auth_file;  // "" = none; userlist.txt format
-  std::string auth_query = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+  // Read by name or position (pg/role_record.h): user, password[, valid-until[, can-login]].
+  std::string auth_query =
+      "SELECT rolname, rolpassword, rolvaliduntil, rolcanlogin FROM pg_catalog.pg_authid "
+      "WHERE rolname = $1";
   std::string auth_user;      // resolved: [backend].user, else $PGUSER, else the OS user (libpq)
   std::string auth_password;  // SECRET; resolved: [backend] password when not set
   std::string auth_database;  // resolved: [backend].database, else "postgres"
+  // 0 = every login reads the catalog (PostgreSQL's semantics). > 0: a record fetched this
+  // recently is reused; a failed login with one older than 1 s makes the next login refetch.
+  Nanos auth_cache_ttl = 0;
   bool operator==(const AuthConfig&) const = default;
 };
 

@@ -250,6 +250,7 @@ void read_auth(const toml::table& root, Config& config, ReadContext& ctx) {
   r.read_string("auth_user", a.auth_user);
   r.read_secret("auth_password", "auth_password_file", a.auth_password);
   r.read_string("auth_database", a.auth_database);
+  r.read_duration("auth_cache_ttl", a.auth_cache_ttl);
   // Defaults that point at [backend], then libpq's: $PGUSER, else the OS user.
   if (a.auth_user.empty()) a.auth_user = config.backend.user;
   if (a.auth_user.empty() && a.type != AuthType::kTrust && a.auth_file.empty()) {

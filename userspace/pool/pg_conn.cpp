@@ -329,22 +329,31 @@ Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& use
   }
 }
 
-Result<std::vector<Row>> pg_query(ServerSession& s, const std::string& sql,
-                                  const std::vector<std::string>& params, Nanos deadline) {
+Result<QueryResult> pg_query(ServerSession& s, const std::string& sql,
+                             const std::vector<std::string>& params, Nanos deadline) {
   std::string out;
   pg::write_parse(out, "", sql);
   std::vector<std::optional<std::string_view>> values(params.begin(), params.end());
   pg::write_bind(out, "", "", values);
+  pg::write_describe(out, 'P', "");
   pg::write_execute(out, "", 0);
   pg::write_sync(out);
   Wire w{s.fd.get(), s.ssl.get()};
   if (auto st = write_all(w, out, deadline); !st) return st.error();
-  std::vector<Row> rows;
+  QueryResult result;
+  std::vector<Row>& rows = result.rows;
   std::optional<Error> failure;
   for (;;) {
     auto m = read_message(w, deadline);
     if (!m) return m.error();
     switch (m->type) {
+      case pg::be::kRowDescription: {
+        auto cols = pg::parse_row_description(m->body);
+        if (!cols) return cols.error();
+        result.columns.clear();
+        for (const auto& c : *cols) result.columns.emplace_back(c.name);
+        break;
+      }
       case pg::be::kDataRow: {
         auto r = pg::parse_data_row(m->body);
         if (!r) return r.error();
@@ -358,7 +367,7 @@ Result<std::vector<Row>> pg_query(ServerSession& s, const std::string& sql,
         break;
       case pg::be::kReadyForQuery:
         if (failure) return *failure;
-        return rows;
+        return result;
       default:
         break;  // ParseComplete, BindComplete, CommandComplete, notices, ParameterStatus
     }

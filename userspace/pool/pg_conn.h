@@ -63,10 +63,16 @@ Result<ServerSession> pg_login(const ServerAddress& addr, const std::string& use
 
 using Row = std::vector<std::optional<std::string>>;
 
+struct QueryResult {
+  std::vector<std::string> columns;  // names from RowDescription (empty for no result set)
+  std::vector<Row> rows;
+};
+
 // Runs one statement with text parameters over the extended protocol (no SQL quoting needed)
-// and returns its rows. The session stays usable afterwards unless an I/O error occurred.
-Result<std::vector<Row>> pg_query(ServerSession& s, const std::string& sql,
-                                  const std::vector<std::string>& params, Nanos deadline);
+// and returns its column names and rows. The session stays usable afterwards unless an I/O
+// error occurred.
+Result<QueryResult> pg_query(ServerSession& s, const std::string& sql,
+                             const std::vector<std::string>& params, Nanos deadline);
 
 // Sends a CancelRequest for (process_id, secret_key) on a new connection.
 Status pg_cancel(const ServerAddress& addr, int32_t process_id, int32_t secret_key, Nanos deadline);

@@ -1,7 +1,12 @@
-// Where the proxy finds a user's secret to check a client's login: the auth file when one is
-// configured, otherwise PostgreSQL itself through auth_query (run as the auth user on a
-// connector thread, answers cached briefly). A cached secret that fails a login is refetched
-// once, so a changed password takes effect at the next attempt.
+// Where the proxy finds what it needs to check a client's login: the auth file when one is
+// configured; the configured [backend] password for the pool's own user; otherwise PostgreSQL
+// itself through auth_query (run as the auth user on a connector thread). Each auth_query login
+// reads the catalog afresh, so a changed password, NOLOGIN or VALID UNTIL counts at once, as in
+// PostgreSQL. Lookups of one user that wait together share one query, and after a failed login
+// that user's record is reused for a second (kFailureHoldoff): a stranger guessing passwords
+// makes at most about one query per user per second. With [auth] auth_cache_ttl > 0, a record
+// that recent is reused instead (fewer queries per login, but a catalog change can take that
+// long); a failed login with a record older than kFailureHoldoff makes the next one refetch.
 #pragma once
 
 #include <functional>
@@ -14,6 +19,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "pg/credential.h"
+#include "pg/role_record.h"
 #include "pool/connector.h"
 #include "pool/pg_conn.h"
 
@@ -21,36 +27,48 @@ namespace helios::proxy {
 
 class AuthService {
  public:
-  using Done = std::function<void(Result<pg::Credential>, pool::Messenger&)>;
-
+  using Done = std::function<void(Result<pg::RoleRecord>, pool::Messenger&)>;
+  // How long a failed login makes lookups of its user reuse the last record fetched.
+  static constexpr Nanos kFailureHoldoff = kNanosPerSec;
   explicit AuthService(pool::Connector& connector) : connector_(connector) {}
   Status configure(const config::Config& cfg);
 
-  // The secret, if it is known without asking PostgreSQL (auth file, or a fresh cache entry).
-  std::optional<Result<pg::Credential>> lookup_now(const std::string& user);
+  // The record, if it is known without asking PostgreSQL: the auth file, the pool's own user
+  // (its configured password), or a user whose login failed less than kFailureHoldoff ago.
+  // ENOENT: no such user.
+  std::optional<Result<pg::RoleRecord>> lookup_now(const std::string& user);
   // Asks PostgreSQL (auth_query) on a connector thread; `done` runs there.
   void lookup(const std::string& user, Done done);
-  // A login with the cached secret failed: drop it so the next attempt refetches.
-  void invalidate(const std::string& user);
-  bool uses_auth_query() const;
+  // A login of `user` failed (wrong password): start its holdoff.
+  void login_failed(const std::string& user);
+  // The last secret fetched for `user` within the cache TTL, without asking (trust mode uses it
+  // to log the client's backend in).
+  std::optional<pg::Credential> cached_secret(const std::string& user);
 
  private:
-  Result<pg::Credential> query(const std::string& user);
+  Result<pg::RoleRecord> query(const std::string& user, Nanos asked);
 
   pool::Connector& connector_;
   mutable std::mutex mu_;
   bool have_file_ = false;
   std::unordered_map<std::string, pg::Credential> file_;
+  std::string pool_user_;                      // [backend] user
+  std::optional<pg::Credential> pool_secret_;  // its configured password
   std::string auth_user_, auth_password_, auth_database_, auth_query_;
   pool::ServerAddress address_;
   pool::ServerTls tls_;
   Nanos connect_timeout_ = 5 * kNanosPerSec;
   struct Cached {
-    pg::Credential secret;
-    Nanos fetched = 0;
+    Result<pg::RoleRecord> record = Error{ENOENT, "no such user"};
+    Nanos sent = 0;       // when the query that fetched it was sent
+    Nanos failed_at = 0;  // last failed login with it (0 = none)
   };
   std::unordered_map<std::string, Cached> cache_;
-  Nanos cache_ttl_ = 30 * kNanosPerSec;
+  Nanos cache_ttl_ = 0;                  // [auth] auth_cache_ttl
+  Nanos trust_ttl_ = 30 * kNanosPerSec;  // cached_secret()
+  static constexpr size_t kCacheSweepAt = 4096;
+  static constexpr size_t kCacheCap = 65536;
+  Nanos last_sweep_ = 0;
   std::mutex conn_mu_;  // one auth_query at a time over the shared session
   std::optional<pool::ServerSession> session_;
 };

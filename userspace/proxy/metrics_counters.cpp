@@ -84,6 +84,10 @@ const char* login_failure_name(LoginFailure r) {
       return "tenant_claim";
     case LoginFailure::kClientLimit:
       return "client_limit";
+    case LoginFailure::kNoLogin:
+      return "no_login";
+    case LoginFailure::kLookup:
+      return "lookup";
     case LoginFailure::kCount:
       break;
   }

@@ -41,6 +41,8 @@ enum class LoginFailure : uint8_t {
   kTenantQuota,   // its tenant was at max_connections
   kTenantClaim,   // its user may not claim the tenant it named (allowed_users)
   kClientLimit,   // max_client_connections reached
+  kNoLogin,       // right password, but the role is NOLOGIN
+  kLookup,        // auth_query failed (e.g. the auth user may not read passwords)
   kCount
 };
 const char* login_failure_name(LoginFailure r);  // "password", "tenant_quota", ...

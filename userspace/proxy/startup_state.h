@@ -27,8 +27,8 @@ struct StartupState {
   session::ParamPairs params;  // session parameters asked for at startup (lower-case names)
   std::string tenant;          // tenant id derived from the startup parameters
   std::optional<pg::Credential> credential;
-  bool credential_cached = false;  // came from the auth cache: refetch once if it fails
-  bool retried_lookup = false;
+  std::string doomed;     // why this login cannot succeed (no such role, expired...): logged
+  bool can_login = true;  // rolcanlogin: checked after the password, as PostgreSQL does
   std::optional<pg::ScramServer> scram;
   bool sasl_started = false;
   pg::Md5Salt md5_salt{};

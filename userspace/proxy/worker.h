@@ -26,6 +26,7 @@
 #include "io/ring.h"
 #include "io/send_queue.h"
 #include "pg/credential.h"
+#include "pg/role_record.h"
 #include "proxy/client.h"
 #include "proxy/context.h"
 #include "proxy/ring_op.h"
@@ -131,7 +132,7 @@ class Worker final : public pool::Messenger {
   // ---- startup and auth (server/worker_startup.cpp)
   void on_startup_bytes(Client* c, const uint8_t* data, uint32_t len);
   void on_startup_packet(Client* c, std::string_view packet);
-  void on_credential(Client* c, Result<pg::Credential> secret);
+  void on_credential(Client* c, Result<pg::RoleRecord> record);
   void on_auth_message(Client* c, char type, std::string_view body);
   void on_authenticated(Client* c, pool::LoginSecret login);
   void send_welcome(Client* c);
@@ -140,8 +141,9 @@ class Worker final : public pool::Messenger {
   void refuse_preauth(Client* c, PreauthRefusal why, std::string_view sqlstate,
                       std::string_view message);
   // A failed or refused login: counted by reason, logged (rate-limited), FATAL.
+  // `log_detail` goes to the log line only (why, where the client must not learn it).
   void refuse_login(Client* c, LoginFailure why, std::string_view sqlstate,
-                    std::string_view message);
+                    std::string_view message, std::string_view log_detail = {});
   // A rate-limited log line about a client (source address and user when known).
   void security_log(const Client* c, std::string_view what);
   // Counts the client against its source's unauthenticated connections; false if over.

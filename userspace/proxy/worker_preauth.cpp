@@ -55,11 +55,13 @@ void Worker::refuse_preauth(Client* c, PreauthRefusal why, std::string_view sqls
 }
 
 void Worker::refuse_login(Client* c, LoginFailure why, std::string_view sqlstate,
-                          std::string_view message) {
+                          std::string_view message, std::string_view log_detail) {
   if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
   ctx_.metrics.count_login_failure(why);
-  security_log(
-      c, std::string("login refused (") + login_failure_name(why) + "): " + std::string(message));
+  std::string line =
+      std::string("login refused (") + login_failure_name(why) + "): " + std::string(message);
+  if (!log_detail.empty()) line += std::string(" (") + std::string(log_detail) + ")";
+  security_log(c, line);
   fail_startup(c, sqlstate, message);
 }
 

@@ -1,5 +1,6 @@
 // Client startup and authentication: the startup packet (SSLRequest, GSSENCRequest,
 // CancelRequest, StartupMessage), limits, SCRAM-SHA-256 / md5 / trust, the welcome.
+#include <chrono>
 #include <cstring>
 #include <random>
 
@@ -272,7 +273,7 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
 
   if (cfg_->auth.type == config::AuthType::kTrust) {
     pool::LoginSecret login;
-    if (auto known = ctx_.auth->lookup_now(st.user); known && known->ok()) {
+    if (auto known = ctx_.auth->cached_secret(st.user)) {
       std::visit(
           [&](const auto& cred) {
             using T = std::decay_t<decltype(cred)>;
@@ -281,21 +282,20 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
             else if constexpr (std::is_same_v<T, pg::Md5Credential>)
               login.md5_hash = cred.hash;
           },
-          known->value());
+          *known);
     }
     on_authenticated(c, std::move(login));
     return;
   }
   if (auto known = ctx_.auth->lookup_now(st.user)) {
-    st.credential_cached = ctx_.auth->uses_auth_query();
     on_credential(c, std::move(*known));
     return;
   }
   set_state(c, ClientState::kAuthLookup, monotonic_now());
   uint32_t slot = c->slot, gen = c->gen;
   uint16_t me = id_;
-  ctx_.auth->lookup(st.user, [this, slot, gen, me](Result<pg::Credential> r, pool::Messenger& m) {
-    auto res = std::make_shared<Result<pg::Credential>>(std::move(r));
+  ctx_.auth->lookup(st.user, [this, slot, gen, me](Result<pg::RoleRecord> r, pool::Messenger& m) {
+    auto res = std::make_shared<Result<pg::RoleRecord>>(std::move(r));
     ctx_.workers[me]->post(
         [slot, gen, res](Worker& w) {
           if (Client* cl = w.client_at(slot, gen); cl && cl->state == ClientState::kAuthLookup)
@@ -305,21 +305,32 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
   });
 }
 
-void Worker::on_credential(Client* c, Result<pg::Credential> secret) {
+void Worker::on_credential(Client* c, Result<pg::RoleRecord> record) {
   StartupState& st = *c->startup;
-  if (!secret && secret.error().code == ENOENT) {
-    // Unknown user: run the same exchange against a mock secret, so the answer (28P01 after
-    // the proof) and its timing don't reveal which users exist.
-    secret = pg::Credential(
-        pg::ScramCredential{pg::make_mock_scram_secret(st.user, ctx_.mock_scram_key)});
-    st.credential_cached = false;
-  }
-  if (!secret) {
-    fail_startup(c, pg::sqlstate::kConnectionFailure,
-                 "the proxy could not look up user \"" + st.user + "\": " + secret.error().message);
+  if (!record && record.error().code != ENOENT) {
+    refuse_login(c, LoginFailure::kLookup, pg::sqlstate::kConnectionFailure,
+                 "the proxy could not look up user \"" + st.user + "\": " + record.error().message);
     return;
   }
-  st.credential = std::move(*secret);
+  // As PostgreSQL does, a login that cannot succeed (no such role, no password, an expired
+  // one) still runs the whole exchange against a mock secret and fails with 28P01 after the
+  // proof: the answer and its timing don't tell which it was. The reason is only logged.
+  auto unix_now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  if (!record)
+    st.doomed = "no such role";
+  else if (!record->secret)
+    st.doomed = "the role has no password";
+  else if (record->expired(unix_now_us))
+    st.doomed = "its password expired (VALID UNTIL)";
+  if (!st.doomed.empty()) {
+    st.credential = pg::Credential(
+        pg::ScramCredential{pg::make_mock_scram_secret(st.user, ctx_.mock_scram_key)});
+  } else {
+    st.credential = std::move(*record->secret);
+    st.can_login = record->can_login;
+  }
   std::string out;
   auto start_scram = [&](pg::ScramSecret s) {
     st.scram.emplace(std::move(s));
@@ -363,9 +374,16 @@ void Worker::on_credential(Client* c, Result<pg::Credential> secret) {
 void Worker::on_auth_message(Client* c, char type, std::string_view body) {
   StartupState& st = *c->startup;
   auto auth_failed = [&] {
-    if (st.credential_cached && !st.retried_lookup) ctx_.auth->invalidate(st.user);
+    ctx_.auth->login_failed(st.user);
     refuse_login(c, LoginFailure::kPassword, pg::sqlstate::kInvalidPassword,
-                 "password authentication failed for user \"" + st.user + "\"");
+                 "password authentication failed for user \"" + st.user + "\"", st.doomed);
+  };
+  // The password was right: a NOLOGIN role is refused now, as PostgreSQL does.
+  auto may_log_in = [&] {
+    if (st.can_login) return true;
+    refuse_login(c, LoginFailure::kNoLogin, pg::sqlstate::kInvalidAuthorizationSpecification,
+                 "role \"" + st.user + "\" is not permitted to log in");
+    return false;
   };
   auto violation = [&](std::string message) {
     refuse_preauth(c, PreauthRefusal::kProtocolViolation, pg::sqlstate::kProtocolViolation,
@@ -380,6 +398,7 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
     std::string_view response = r.get_cstring();
     if (!r.ok()) return violation("malformed password message");
     if (!pg::verify_md5_response(st.md5_hash, st.md5_salt, response)) return auth_failed();
+    if (!may_log_in()) return;
     pool::LoginSecret login;
     if (auto* plain = std::get_if<pg::PlainCredential>(&*st.credential))
       login.password = plain->password;
@@ -415,6 +434,7 @@ void Worker::on_auth_message(Client* c, char type, std::string_view body) {
     if (final_msg.error().code == pg::kScramWrongPassword) return auth_failed();
     return fail_startup(c, pg::sqlstate::kProtocolViolation, final_msg.error().message);
   }
+  if (!may_log_in()) return;
   pg::write_auth_sasl_final(out, *final_msg);
   queue_to_client(c, out);
   pool::LoginSecret login;

@@ -62,6 +62,11 @@ class MetricsCounters {
   void count_login_failure(LoginFailure r) {
     login_failures_[size_t(r)].fetch_add(1, std::memory_order_relaxed);
   }
+  // An authenticated client closed for a protocol violation (before authentication they are
+  // preauth refusals).
+  void count_protocol_violation() { protocol_violations_.fetch_add(1, std::memory_order_relaxed); }
+  // A transaction sent to another backend because its first one ended before answering.
+  void count_lease_retry() { lease_retries_.fetch_add(1, std::memory_order_relaxed); }
 
   struct Snapshot {
     std::vector<std::pair<std::string, uint64_t>> errors;  // by SQLSTATE, then "other" if any
@@ -72,6 +77,8 @@ class MetricsCounters {
     Nanos reload_ns_total = 0;  // sum of took over successful reloads
     std::array<uint64_t, size_t(PreauthRefusal::kCount)> preauth_refusals{};
     std::array<uint64_t, size_t(LoginFailure::kCount)> login_failures{};
+    uint64_t protocol_violations = 0;
+    uint64_t lease_retries = 0;
   };
   Snapshot snapshot() const;
 
@@ -88,6 +95,8 @@ class MetricsCounters {
   std::atomic<uint64_t> reload_ns_total_{0};
   std::array<std::atomic<uint64_t>, size_t(PreauthRefusal::kCount)> preauth_{};
   std::array<std::atomic<uint64_t>, size_t(LoginFailure::kCount)> login_failures_{};
+  std::atomic<uint64_t> protocol_violations_{0};
+  std::atomic<uint64_t> lease_retries_{0};
 };
 
 }  // namespace helios::control

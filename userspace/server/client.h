@@ -15,6 +15,7 @@
 #include "pg/framer.h"
 #include "pool/pool.h"
 #include "server/client_session.h"
+#include "server/lease_retry.h"
 #include "server/params.h"
 #include "server/response_tracker.h"
 
@@ -106,6 +107,7 @@ struct Client {
   std::unique_ptr<ClientSession> session;
   std::unique_ptr<StartupState> startup;
   std::unique_ptr<ClientKernel> kernel;  // joined the splice engine (kernel data path)
+  LeaseRetry retry;                      // the lease's transaction may go to another backend
 
   pg::StreamFramer framer;  // client -> backend direction
   io::SendQueue to_backend;

@@ -141,8 +141,11 @@ class Worker final : public pool::Messenger {
   // A failed or refused login: counted by reason, logged (rate-limited), FATAL.
   void refuse_login(Client* c, control::LoginFailure why, std::string_view sqlstate,
                     std::string_view message);
-  // A rate-limited log line about a client (source address and user when known).
+  // A rate-limited log line about a client (source address, user and tenant when known;
+  // server/worker_refusal_log.cpp).
   void security_log(const Client* c, std::string_view what);
+  // A quota or limit refused the client's request: counted for its tenant, logged (rate-limited).
+  void refuse_quota(Client* c, tenant::Rejection why, std::string_view message);
   // Counts the client against its source's unauthenticated connections; false if over.
   bool enter_preauth(Client* c);
   // The client is authenticated or gone: it no longer counts against its source.
@@ -251,6 +254,13 @@ class Worker final : public pool::Messenger {
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
   void begin_cleanup(pool::Backend* b, bool rollback, bool reset);
   void on_acquire_timeout(Client* c);
+  // A backend that dies before answering (server/worker_retry.cpp, lease_retry.h).
+  void arm_lease_retry(Client* c, pool::Backend* b);  // lease start, before the injections
+  // b ended before its first reply: the transaction goes to another backend. False when it
+  // may not (then the client gets the error as before).
+  bool retry_lease(Client* c, pool::Backend* b);
+  // data starts with a complete FATAL ErrorResponse of class 57P0 (shutdown, termination).
+  static bool is_shutdown_report(const uint8_t* data, uint32_t len);
   // Fails the statements a queued client is waiting to run (or the client, if it can't).
   void fail_pending(Client* c, std::string_view sqlstate, std::string_view message);
 

@@ -404,8 +404,25 @@ struct ClientHandler {
       w.queue_to_client(c, out);
       return true;
     }
-    if (!c->track_statements || !m.complete()) {
-      // "named" mode, or a Parse too large to keep: the statement lives on this backend only.
+    PreparedPtr stmt;
+    if (c->track_statements && m.complete()) {
+      if (auto it = session().statements.find(std::string(name)); it != session().statements.end())
+        return on_duplicate_parse(name, it->second, tail);
+      stmt = w.ctx_.prepared.intern(
+          tail, uint64_t(w.cfg_->connection_pool.prepared_statement_memory_mb) << 20);
+      if (!stmt) {
+        log::debug(
+            "worker {}: prepared_statement_memory_mb reached: statement {} stays on its "
+            "backend",
+            w.id_, name);
+        // Not tracked after all: its text's session effects apply now, as for any untracked one.
+        std::string_view query, rest;
+        if (split_cstring(tail, &query, &rest) && !inspected(query, m)) return true;
+      }
+    }
+    if (!stmt) {
+      // "named" mode, a Parse too large to keep, or the texts held are at their limit: the
+      // statement lives on this backend only.
       std::vector<SessionEffect> pin{
           {SessionEffect::Kind::kPin, PinReason::kNamedStatement, std::string(name), ""}};
       std::string why;
@@ -416,9 +433,6 @@ struct ClientHandler {
       }
       return false;
     }
-    if (auto it = session().statements.find(std::string(name)); it != session().statements.end())
-      return on_duplicate_parse(name, it->second, tail);
-    PreparedPtr stmt = w.ctx_.prepared.intern(tail);
     // pin_policy = "error" refuses a statement that would pin at its Parse, not at a later Bind.
     if (w.cfg_->connection_pool.pin_policy == control::PinPolicy::kError) {
       std::vector<SessionEffect> pins;
@@ -625,12 +639,19 @@ void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_
     return;
   }
   c->last_activity = now_;
+  if (c->backend) {  // these go to this backend only: no other may take the transaction now
+    // Its server ended while a send was in flight: read that end again, the client gets it.
+    if (c->retry.deferred) arm_backend_recv(c->backend);
+    c->retry.disarm();
+  }
   ClientHandler h{*this, c, bid, data, c->forward_body};
   h.inspect = c->mode != control::PoolMode::kSession;
   c->framer.feed(data, len, h);
   if (h.violation) {
-    send_error(c, true, pg::sqlstate::kProtocolViolation,
-               std::string("invalid message from client: ") + h.violation);
+    std::string why = std::string("invalid message from client: ") + h.violation;
+    ctx_.metrics.count_protocol_violation();
+    security_log(c, "closed for a protocol violation: " + why);
+    send_error(c, true, pg::sqlstate::kProtocolViolation, why);
     return;
   }
   if (!h.refusal.empty()) {
@@ -706,7 +727,20 @@ void Worker::on_backend_send(Client* c, int res) {
   --b->sends_inflight;
   io::SendQueue& q = b->tls ? b->tls->out() : c->to_backend;
   complete_send(q, res);
-  if (res < 0) {
+  if (c->backend == b && c->retry.deferred) {
+    // Its server ended before answering while this send was in flight: now the transaction
+    // can go to another backend.
+    if (!retry_lease(c, b)) {
+      c->retry.disarm();
+      c->backend = nullptr;
+      ctx_.on_lease_end(c);
+      send_error(c, true, pg::sqlstate::kConnectionFailure,
+                 "server closed the connection unexpectedly");
+    }
+    b->finish = pool::Backend::Finish::kDiscard;
+  } else if (res < 0 && c->backend == b && c->retry.armed && retry_lease(c, b)) {
+    b->finish = pool::Backend::Finish::kDiscard;
+  } else if (res < 0) {
     b->broken = true;
     q.clear(*chunks_);
     c->to_backend.clear(*chunks_);
@@ -757,6 +791,18 @@ struct BackendHandler {
   bool lease_may_end = false;
   bool desync = false;           // a reply no request asked for: the session can't be trusted
   bool injected_failed = false;  // the error being handled answers a message the proxy injected
+  // The server ended the session after the lease's transaction was answered in full: the
+  // client owes and is owed nothing, so it just loses this backend (not its connection).
+  bool died_between = false;
+
+  bool between_transactions() const {
+    if (c->mode == control::PoolMode::kSession || c->pinned || c->outstanding > 0 || c->unsynced ||
+        !c->to_backend.empty() || b->tx_status != 'I')
+      return false;
+    return !c->session ||
+           !(c->session->probe_wanted || c->session->probe_inflight || c->session->restore_wanted ||
+             c->session->restore_inflight || c->session->ready_held);
+  }
 
   bool probe_reply() const {
     const TrackEntry* head = c ? c->tracker.head() : nullptr;
@@ -842,6 +888,11 @@ struct BackendHandler {
     if (m.type == pg::be::kErrorResponse && c->tracker.empty()) {
       if (auto f = pg::parse_error_response(body); f && f->is_fatal()) {
         b->broken = true;
+        if (between_transactions()) {
+          died_between = true;
+          forward = false;
+          return;
+        }
         forward = true;
         push_prefix(m);
         return;
@@ -1020,6 +1071,19 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     bufs_->on_delivered(bid);
     stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
     if (!c) b->forward_body = false;
+    if (c && c->retry.armed) {
+      // The first reply of the lease: a backend terminated before it ran anything says so
+      // first; then the transaction goes to another one. Anything else: it is answering.
+      if (!b->tls && is_shutdown_report(bufs_->data(bid), uint32_t(res)) && retry_lease(c, b)) {
+        bufs_->unref(bid);
+        if (!c->retry.deferred) {
+          b->finish = pool::Backend::Finish::kDiscard;
+          finish_backend(b);
+        }
+        return;
+      }
+      c->retry.disarm();
+    }
     BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
     if (b->tls) {  // decrypt; the plaintext is relayed as copies
       std::string plain;
@@ -1051,6 +1115,12 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       }
       if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
       update_client_input(c);
+      if (h.died_between && !h.desync && c->tracker.empty() && c->outstanding == 0) {
+        log::info("worker {}: backend pid {} of pool {} ended between transactions; replacing it",
+                  id_, b->process_id, c->pool->name());
+        end_lease(c);  // the broken backend is discarded, not released
+        return;
+      }
       if (b->broken || h.desync) {
         // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
         // longer matches the requests: the client has what it was sent; the session is over.
@@ -1094,6 +1164,13 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     return;
   }
   // EOF or error: the server closed the connection.
+  if (c && c->retry.armed && retry_lease(c, b)) {
+    if (!c->retry.deferred) {
+      b->finish = pool::Backend::Finish::kDiscard;
+      finish_backend(b);
+    }
+    return;
+  }
   b->broken = true;
   if (c) {
     c->backend = nullptr;

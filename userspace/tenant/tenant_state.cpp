@@ -46,6 +46,8 @@ const char* rejection_name(Rejection r) {
       return "acquire_timeout";
     case Rejection::kTransactionDuration:
       return "transaction_duration";
+    case Rejection::kMaxActive:
+      return "max_active";
     case Rejection::kCount:
       break;
   }

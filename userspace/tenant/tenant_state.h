@@ -29,6 +29,7 @@ enum class Rejection : uint8_t {
   kQps,                  // waited qps_max_wait for a token and gave up
   kAcquireTimeout,       // waited acquire_timeout for a backend
   kTransactionDuration,  // cancelled for exceeding max_transaction_duration
+  kMaxActive,            // waited acquire_timeout at its max_active gate
   kCount
 };
 const char* rejection_name(Rejection r);  // "connections", "qps", ...

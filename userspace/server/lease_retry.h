@@ -1,0 +1,42 @@
+// A transaction whose backend died before answering anything (terminated while idle in the
+// pool, or killed while running the transaction's first statement) never ran there: the proxy
+// sends it to another backend instead of passing the error on (server/worker_retry.cpp).
+// Kept from lease start: the client's messages as queued then (before the backend-specific
+// parameter sync and statement preparation went in front) and what those injections change.
+// Only while nothing came back from the backend, the client sent nothing more, and the
+// replies are read by the worker (not spliced into the kernel).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "server/client_session.h"
+
+namespace helios::server {
+
+// Larger first batches are not kept: their backend's death reaches the client as before.
+constexpr size_t kLeaseRetryMaxBytes = 64 * 1024;
+// Backends tried per transaction before the error goes to the client (PostgreSQL going down
+// kills every new backend too).
+constexpr uint8_t kLeaseRetryMaxAttempts = 3;
+
+struct LeaseRetry {
+  bool armed = false;
+  bool again = false;     // the next lease start is a retry of the same transaction
+  bool deferred = false;  // the backend ended while a send to it was in flight: retry at its end
+  uint8_t attempts = 0;   // retries of the current transaction
+  uint32_t tracker_size = 0;  // tracker entries before the lease's injections
+  bool clear_backend_statements = false;
+  std::string bytes;  // the client's messages queued at lease start (capacity kept)
+  std::vector<ClientSession::Ref> pending;  // ClientSession::pending at lease start
+
+  void disarm() {
+    armed = false;
+    deferred = false;
+    pending.clear();  // holds statements: they must not outlive their clients
+  }
+};
+
+}  // namespace helios::server

@@ -18,6 +18,7 @@
 #include "control/config.h"
 #include "datapath/kernel_accounting.h"
 #include "server/context.h"
+#include "server/heap_trim.h"
 #include "server/worker.h"
 
 namespace helios::server {
@@ -86,6 +87,7 @@ class Server {
   std::atomic<bool> draining_{false};
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> reload_requested_{false};
+  HeapTrim heap_trim_;  // control thread only (upkeep)
 };
 
 }  // namespace helios::server

@@ -16,6 +16,15 @@
 
 namespace helios::server {
 
+// The lease's first reply, as far as the retry is concerned.
+enum class FirstReply : uint8_t {
+  kAnswer,    // the backend is answering: no retry from here on
+  kShutdown,  // a FATAL 57P0x: it ended without running anything
+  kPartial,   // an ErrorResponse whose end has not arrived yet
+};
+// The longest first ErrorResponse held whole before deciding (PostgreSQL's are ~100 bytes).
+constexpr size_t kFirstReplyMaxBytes = 4096;
+
 // Larger first batches are not kept: their backend's death reaches the client as before.
 constexpr size_t kLeaseRetryMaxBytes = 64 * 1024;
 // Backends tried per transaction before the error goes to the client (PostgreSQL going down
@@ -31,11 +40,13 @@ struct LeaseRetry {
   bool clear_backend_statements = false;
   std::string bytes;  // the client's messages queued at lease start (capacity kept)
   std::vector<ClientSession::Ref> pending;  // ClientSession::pending at lease start
+  std::string first_reply;  // an ErrorResponse that began the replies, until it is whole
 
   void disarm() {
     armed = false;
     deferred = false;
     pending.clear();  // holds statements: they must not outlive their clients
+    first_reply.clear();
   }
 };
 

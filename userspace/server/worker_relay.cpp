@@ -1071,21 +1071,37 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     bufs_->on_delivered(bid);
     stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
     if (!c) b->forward_body = false;
-    if (c && c->retry.armed) {
+    std::string first;  // the lease's first reply, when it came in pieces (lease_retry.h)
+    if (c && c->retry.armed && !b->tls) {
       // The first reply of the lease: a backend terminated before it ran anything says so
       // first; then the transaction goes to another one. Anything else: it is answering.
-      if (!b->tls && is_shutdown_report(bufs_->data(bid), uint32_t(res)) && retry_lease(c, b)) {
-        bufs_->unref(bid);
-        if (!c->retry.deferred) {
-          b->finish = pool::Backend::Finish::kDiscard;
-          finish_backend(b);
-        }
-        return;
+      switch (take_first_reply(c, bufs_->data(bid), uint32_t(res), &first)) {
+        case FirstReply::kPartial:  // an ErrorResponse begun: wait for the rest of it
+          bufs_->unref(bid);
+          arm_backend_recv(b);
+          return;
+        case FirstReply::kShutdown:
+          if (retry_lease(c, b)) {
+            bufs_->unref(bid);
+            if (!c->retry.deferred) {
+              b->finish = pool::Backend::Finish::kDiscard;
+              finish_backend(b);
+            }
+            return;
+          }
+          break;
+        case FirstReply::kAnswer:
+          break;
       }
       c->retry.disarm();
     }
     BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
-    if (b->tls) {  // decrypt; the plaintext is relayed as copies
+    if (!first.empty()) {  // the pieces held, now relayed as a copy
+      bufs_->unref(bid);
+      h.bid = kNoBuffer;
+      h.data = reinterpret_cast<const uint8_t*>(first.data());
+      b->framer.feed(h.data, uint32_t(first.size()), h);
+    } else if (b->tls) {  // decrypt; the plaintext is relayed as copies
       std::string plain;
       auto st = b->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
       bufs_->unref(bid);

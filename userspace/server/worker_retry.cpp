@@ -45,6 +45,24 @@ bool Worker::is_shutdown_report(const uint8_t* data, uint32_t len) {
   return fields && fields->is_fatal() && fields->sqlstate.starts_with("57P0");
 }
 
+FirstReply Worker::take_first_reply(Client* c, const uint8_t* data, uint32_t len,
+                                    std::string* whole) {
+  std::string& held = c->retry.first_reply;
+  if (held.empty() && (len == 0 || data[0] != 'E')) return FirstReply::kAnswer;
+  held.append(reinterpret_cast<const char*>(data), len);
+  const auto* p = reinterpret_cast<const uint8_t*>(held.data());
+  size_t n = held.size();
+  uint32_t mlen = n >= 5 ? (uint32_t(p[1]) << 24) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 8) |
+                               uint32_t(p[4])
+                         : 0;
+  bool complete = n >= 5 && n >= size_t(mlen) + 1;
+  if (!complete && n < kFirstReplyMaxBytes) return FirstReply::kPartial;
+  bool shutdown = is_shutdown_report(p, uint32_t(n));
+  *whole = std::move(held);
+  held.clear();
+  return shutdown ? FirstReply::kShutdown : FirstReply::kAnswer;
+}
+
 bool Worker::retry_lease(Client* c, pool::Backend* b) {
   LeaseRetry& r = c->retry;
   if (r.armed && c->backend == b && c->to_backend.in_flight() && !r.deferred &&

@@ -19,8 +19,8 @@ namespace helios::server {
 // The lease's first reply, as far as the retry is concerned.
 enum class FirstReply : uint8_t {
   kAnswer,    // the backend is answering: no retry from here on
-  kShutdown,  // a FATAL 57P0x: it ended without running anything
-  kPartial,   // an ErrorResponse whose end has not arrived yet
+  kShutdown,  // a FATAL 57P0x before any reply reporting work: nothing ran to completion
+  kPartial,   // not known yet: held until more arrives
 };
 // The longest first ErrorResponse held whole before deciding (PostgreSQL's are ~100 bytes).
 constexpr size_t kFirstReplyMaxBytes = 4096;
@@ -40,7 +40,11 @@ struct LeaseRetry {
   bool clear_backend_statements = false;
   std::string bytes;  // the client's messages queued at lease start (capacity kept)
   std::vector<ClientSession::Ref> pending;  // ClientSession::pending at lease start
-  std::string first_reply;  // an ErrorResponse that began the replies, until it is whole
+  // The first replies, held until they show whether the server did anything: an ErrorResponse
+  // until it is whole, and (when the batch ends with a Sync) the replies that report no work
+  // (ParseComplete, BindComplete, ...) of the injected or the client's messages before it.
+  std::string first_reply;
+  bool synced = false;  // the queued batch ended with a Sync or a Query
 
   void disarm() {
     armed = false;

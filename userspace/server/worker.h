@@ -261,8 +261,8 @@ class Worker final : public pool::Messenger {
   bool retry_lease(Client* c, pool::Backend* b);
   // data starts with a complete FATAL ErrorResponse of class 57P0 (shutdown, termination).
   static bool is_shutdown_report(const uint8_t* data, uint32_t len);
-  // Bytes of the lease's first reply while its retry is armed: an ErrorResponse arriving in
-  // pieces is held in LeaseRetry::first_reply until whole. When bytes were held, *whole gets
+  // Bytes of the lease's first replies while its retry is armed, held in
+  // LeaseRetry::first_reply until they tell (lease_retry.h). When bytes were held, *whole gets
   // everything received so far (to relay instead of `data`) unless the answer is kPartial.
   FirstReply take_first_reply(Client* c, const uint8_t* data, uint32_t len, std::string* whole);
   // Fails the statements a queued client is waiting to run (or the client, if it can't).

@@ -26,6 +26,7 @@ void Worker::arm_lease_retry(Client* c, pool::Backend* b) {
     r.bytes.append(reinterpret_cast<const char*>(d), len);
   });
   r.tracker_size = c->tracker.size();
+  r.synced = !c->unsynced;
   if (c->session) {
     r.pending = c->session->pending;
     r.clear_backend_statements = c->session->clear_backend_statements;
@@ -45,22 +46,56 @@ bool Worker::is_shutdown_report(const uint8_t* data, uint32_t len) {
   return fields && fields->is_fatal() && fields->sqlstate.starts_with("57P0");
 }
 
+namespace {
+
+// Replies that report no completed work: the server parsed, bound or described, or told a
+// parameter. A FATAL after only these means nothing the client asked for ran to completion.
+bool reports_no_work(char type) {
+  switch (type) {
+    case '1':  // ParseComplete
+    case '2':  // BindComplete
+    case '3':  // CloseComplete
+    case 'S':  // ParameterStatus
+    case 'N':  // NoticeResponse
+    case 'n':  // NoData
+    case 't':  // ParameterDescription
+    case 'T':  // RowDescription
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 FirstReply Worker::take_first_reply(Client* c, const uint8_t* data, uint32_t len,
                                     std::string* whole) {
   std::string& held = c->retry.first_reply;
-  if (held.empty() && (len == 0 || data[0] != 'E')) return FirstReply::kAnswer;
+  if (held.empty() && len > 0 && data[0] != 'E' &&
+      !(c->retry.synced && reports_no_work(char(data[0]))))
+    return FirstReply::kAnswer;
   held.append(reinterpret_cast<const char*>(data), len);
   const auto* p = reinterpret_cast<const uint8_t*>(held.data());
-  size_t n = held.size();
-  uint32_t mlen = n >= 5 ? (uint32_t(p[1]) << 24) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 8) |
-                               uint32_t(p[4])
-                         : 0;
-  bool complete = n >= 5 && n >= size_t(mlen) + 1;
-  if (!complete && n < kFirstReplyMaxBytes) return FirstReply::kPartial;
-  bool shutdown = is_shutdown_report(p, uint32_t(n));
+  size_t n = held.size(), pos = 0;
+  FirstReply verdict = FirstReply::kPartial;
+  while (verdict == FirstReply::kPartial && pos + 5 <= n) {
+    uint32_t mlen = (uint32_t(p[pos + 1]) << 24) | (uint32_t(p[pos + 2]) << 16) |
+                    (uint32_t(p[pos + 3]) << 8) | uint32_t(p[pos + 4]);
+    if (mlen < 4 || pos + 1 + size_t(mlen) > n) break;  // the rest has not arrived
+    char type = char(p[pos]);
+    if (type == 'E')
+      verdict = is_shutdown_report(p + pos, uint32_t(n - pos)) ? FirstReply::kShutdown
+                                                               : FirstReply::kAnswer;
+    else if (!c->retry.synced || !reports_no_work(type))
+      verdict = FirstReply::kAnswer;
+    pos += 1 + size_t(mlen);
+  }
+  // Held only while the batch ends with a Sync (its ReadyForQuery will come) and briefly.
+  if (verdict == FirstReply::kPartial && n < kFirstReplyMaxBytes) return verdict;
+  if (verdict == FirstReply::kPartial) verdict = FirstReply::kAnswer;
   *whole = std::move(held);
   held.clear();
-  return shutdown ? FirstReply::kShutdown : FirstReply::kAnswer;
+  return verdict;
 }
 
 bool Worker::retry_lease(Client* c, pool::Backend* b) {

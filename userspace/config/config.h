@@ -94,7 +94,7 @@ struct BackendConfig {
   Nanos connection_timeout = 5 * kNanosPerSec;
   Nanos max_lifetime = 3600 * kNanosPerSec;  // alias connection_lifetime
   double lifetime_jitter = 0.2;              // fraction in [0,1) subtracted at random
-  Nanos server_check_delay = 10 * kNanosPerSec;
+  Nanos server_check_delay = 0;    // idle longer than this: poll() for a death notice first
   int64_t db_max_connections = 0;  // 0 = unknown (no budget check)
   int64_t reserved_connections = 0;
   SslMode sslmode = SslMode::kDisable;
@@ -117,6 +117,9 @@ struct ConnectionPoolConfig {
   Nanos query_timeout = 0;
   PreparedStatementMode prepared_statement_mode = PreparedStatementMode::kTrack;
   int64_t prepared_statement_cache_size = 1024;  // per backend
+  // Statement texts ("track") the proxy holds for connected clients, whole process, in MiB;
+  // past it a new statement stays on its backend as in "named" mode. 0 = no limit.
+  int64_t prepared_statement_memory_mb = 256;
   PinPolicy pin_policy = PinPolicy::kPin;
   std::vector<std::string> track_parameters;  // extra parameters carried across backends
   bool operator==(const ConnectionPoolConfig&) const = default;

@@ -166,6 +166,7 @@ void read_connection_pool(const toml::table& root, Config& config, ReadContext& 
                  {"track", PreparedStatementMode::kTrack},
                  {"named", PreparedStatementMode::kNamed}});
   r.read_int("prepared_statement_cache_size", c.prepared_statement_cache_size, 1, kMaxCount);
+  r.read_int("prepared_statement_memory_mb", c.prepared_statement_memory_mb, 0, 1'000'000);
   r.read_choice("pin_policy", c.pin_policy,
                 {{"pin", PinPolicy::kPin}, {"error", PinPolicy::kError}});
   std::vector<std::string> params;

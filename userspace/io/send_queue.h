@@ -116,6 +116,11 @@ class SendQueue {
     bytes_ = 0;
   }
 
+  // Calls fn(data, len) for every byte range queued and not yet sent, in order.
+  template <typename F>
+  void for_each(F&& fn) const {
+    for (const Chunk* c = head_; c; c = c->next) fn(c->data, c->len);
+  }
   // Puts synthesized bytes in front of everything queued. Only with nothing in flight.
   void push_front_owned(ChunkPool& pool, std::string_view bytes) {
     if (bytes.empty()) return;

@@ -301,6 +301,17 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
                        "Clients whose lease is pinned to its backend right now", MetricType::Gauge);
   add_gauge(pinned, {}, double(s.pinned_clients));
   out.push_back(std::move(pinned));
+  auto stmts = family("helios_proxy_prepared_statements",
+                      "Distinct prepared statements (tracked mode) held for connected clients",
+                      MetricType::Gauge);
+  add_gauge(stmts, {}, double(s.prepared_statements));
+  out.push_back(std::move(stmts));
+  auto stmt_bytes = family("helios_proxy_prepared_statement_bytes",
+                           "Bytes of prepared statement text held for connected clients "
+                           "(bounded by prepared_statement_memory_mb)",
+                           MetricType::Gauge);
+  add_gauge(stmt_bytes, {}, double(s.prepared_statement_bytes));
+  out.push_back(std::move(stmt_bytes));
   auto probes = family("helios_proxy_session_probes_total",
                        "Session-state probes: leases whose statements may have changed session "
                        "state end by asking the server for it (transaction/statement pooling)",
@@ -372,6 +383,17 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
       refused, {{"machine", "backend"}},
       double(s.counters.refused_transitions[size_t(proxy::Machine::kBackend)] + pool_refusals));
   out.push_back(std::move(refused));
+  auto violations =
+      family("helios_proxy_protocol_violations_total",
+             "Authenticated clients closed for a protocol violation (08P01)", MetricType::Counter);
+  add_counter(violations, {}, double(s.counters.protocol_violations));
+  out.push_back(std::move(violations));
+  auto retries = family("helios_proxy_lease_retries_total",
+                        "Transactions sent to another backend because theirs ended (terminated, "
+                        "restarted) before answering anything",
+                        MetricType::Counter);
+  add_counter(retries, {}, double(s.counters.lease_retries));
+  out.push_back(std::move(retries));
 
   auto reloads =
       family("helios_proxy_reloads_total", "Configuration reloads, by result", MetricType::Counter);

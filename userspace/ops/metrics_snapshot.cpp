@@ -27,6 +27,8 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
     s.pins.emplace_back(session::pin_reason_name(session::PinReason(r)),
                         ctx.pins_total[r].load(std::memory_order_relaxed));
   s.pinned_clients = ctx.pinned_clients.load(std::memory_order_relaxed);
+  s.prepared_statements = ctx.prepared.size();
+  s.prepared_statement_bytes = ctx.prepared.bytes();
   s.session_probes = ctx.session_probes.load(std::memory_order_relaxed);
   s.session_probes_failed = ctx.session_probes_failed.load(std::memory_order_relaxed);
   static constexpr const char* kFeatureNames[] = {"edge_guard", "vip_steering", "same_host_bypass",

@@ -74,6 +74,8 @@ struct ProxySnapshot {
   uint64_t cancel_requests = 0;
   std::vector<std::pair<std::string, uint64_t>> pins;  // by reason name (SharedContext)
   int64_t pinned_clients = 0;
+  uint64_t prepared_statements = 0;       // interned statement texts held (PreparedRegistry)
+  uint64_t prepared_statement_bytes = 0;  // their bytes
   uint64_t session_probes = 0;
   uint64_t session_probes_failed = 0;
   // Kernel features by name: 1 active, 0 not configured, -1 configured but unavailable.

@@ -39,7 +39,7 @@ struct PoolSettings {
   Nanos max_lifetime = 3600 * kNanosPerSec;
   double lifetime_jitter = 0.2;
   Nanos connection_timeout = 5 * kNanosPerSec;
-  Nanos server_check_delay = 10 * kNanosPerSec;
+  Nanos server_check_delay = 0;  // idle longer than this: poll() for a death notice first
   config::PoolMode mode = config::PoolMode::kTransaction;
   std::string reset_query = "DISCARD ALL";
   bool operator==(const PoolSettings&) const = default;

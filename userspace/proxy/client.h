@@ -15,6 +15,7 @@
 #include "pg/framer.h"
 #include "pool/pool.h"
 #include "proxy/client_state.h"
+#include "proxy/lease_retry.h"
 #include "session/client_session.h"
 #include "session/params.h"
 #include "session/response_tracker.h"
@@ -91,6 +92,7 @@ struct Client {
   std::unique_ptr<session::ClientSession> session;
   std::unique_ptr<StartupState> startup;
   std::unique_ptr<ClientKernel> kernel;  // joined the splice engine (kernel data path)
+  LeaseRetry retry;                      // the lease's transaction may go to another backend
 
   pg::StreamFramer framer;  // client -> backend direction
   io::SendQueue to_backend;

@@ -147,6 +147,8 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
     s.login_failures[i] = login_failures_[i].load(std::memory_order_relaxed);
   for (size_t i = 0; i < s.refused_transitions.size(); ++i)
     s.refused_transitions[i] = refused_transitions_[i].load(std::memory_order_relaxed);
+  s.protocol_violations = protocol_violations_.load(std::memory_order_relaxed);
+  s.lease_retries = lease_retries_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -69,6 +69,11 @@ class MetricsCounters {
   void count_login_failure(LoginFailure r) {
     login_failures_[size_t(r)].fetch_add(1, std::memory_order_relaxed);
   }
+  // An authenticated client closed for a protocol violation (before authentication they are
+  // preauth refusals).
+  void count_protocol_violation() { protocol_violations_.fetch_add(1, std::memory_order_relaxed); }
+  // A transaction sent to another backend because its first one ended before answering.
+  void count_lease_retry() { lease_retries_.fetch_add(1, std::memory_order_relaxed); }
 
   // A state machine refused a transition its table does not allow (a bug; see client_state.h).
   void count_refused_transition(Machine m) {
@@ -85,6 +90,8 @@ class MetricsCounters {
     std::array<uint64_t, size_t(PreauthRefusal::kCount)> preauth_refusals{};
     std::array<uint64_t, size_t(LoginFailure::kCount)> login_failures{};
     std::array<uint64_t, size_t(Machine::kCount)> refused_transitions{};
+    uint64_t protocol_violations = 0;
+    uint64_t lease_retries = 0;
   };
   Snapshot snapshot() const;
 
@@ -102,6 +109,8 @@ class MetricsCounters {
   std::array<std::atomic<uint64_t>, size_t(PreauthRefusal::kCount)> preauth_{};
   std::array<std::atomic<uint64_t>, size_t(LoginFailure::kCount)> login_failures_{};
   std::array<std::atomic<uint64_t>, size_t(Machine::kCount)> refused_transitions_{};
+  std::atomic<uint64_t> protocol_violations_{0};
+  std::atomic<uint64_t> lease_retries_{0};
 };
 
 }  // namespace helios::proxy

@@ -355,6 +355,8 @@ void Proxy::drain() {
 
 void Proxy::upkeep(Nanos now) {
   for (pool::Pool* p : ctx_.pools->all()) p->upkeep(*control_messenger_, now);
+  if (size_t freed = heap_trim_.maybe_trim(now))
+    log::debug("returned free heap memory to the system ({} MB free in the arenas)", freed >> 20);
   if (splice_counters_) {
     // What the kernel forwarded joins the same byte counters as the user-space relay. (Queries
     // and transactions of kernel leases are counted by the workers from the lease results.)

@@ -18,6 +18,7 @@
 #include "datapath/kernel_accounting.h"
 #include "proxy/bpf_specs.h"
 #include "proxy/context.h"
+#include "proxy/heap_trim.h"
 #include "proxy/worker.h"
 
 namespace helios::proxy {
@@ -86,6 +87,7 @@ class Proxy {
   std::atomic<bool> draining_{false};
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> reload_requested_{false};
+  HeapTrim heap_trim_;  // control thread only (upkeep)
 };
 
 }  // namespace helios::proxy

@@ -144,8 +144,11 @@ class Worker final : public pool::Messenger {
   // `log_detail` goes to the log line only (why, where the client must not learn it).
   void refuse_login(Client* c, LoginFailure why, std::string_view sqlstate,
                     std::string_view message, std::string_view log_detail = {});
-  // A rate-limited log line about a client (source address and user when known).
+  // A rate-limited log line about a client (source address, user and tenant when known;
+  // proxy/worker_refusal_log.cpp).
   void security_log(const Client* c, std::string_view what);
+  // A quota or limit refused the client's request: counted for its tenant, logged (rate-limited).
+  void refuse_quota(Client* c, tenant::Rejection why, std::string_view message);
   // Counts the client against its source's unauthenticated connections; false if over.
   bool enter_preauth(Client* c);
   // The client is authenticated or gone: it no longer counts against its source.
@@ -260,6 +263,17 @@ class Worker final : public pool::Messenger {
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
   void begin_cleanup(pool::Backend* b, bool rollback, bool reset);
   void on_acquire_timeout(Client* c);
+  // A backend that dies before answering (server/worker_retry.cpp, lease_retry.h).
+  void arm_lease_retry(Client* c, pool::Backend* b);  // lease start, before the injections
+  // b ended before its first reply: the transaction goes to another backend. False when it
+  // may not (then the client gets the error as before).
+  bool retry_lease(Client* c, pool::Backend* b);
+  // data starts with a complete FATAL ErrorResponse of class 57P0 (shutdown, termination).
+  static bool is_shutdown_report(const uint8_t* data, uint32_t len);
+  // Bytes of the lease's first replies while its retry is armed, held in
+  // LeaseRetry::first_reply until they tell (lease_retry.h). When bytes were held, *whole gets
+  // everything received so far (to relay instead of `data`) unless the answer is kPartial.
+  FirstReply take_first_reply(Client* c, const uint8_t* data, uint32_t len, std::string* whole);
   // Fails the statements a queued client is waiting to run (or the client, if it can't).
   void fail_pending(Client* c, std::string_view sqlstate, std::string_view message);
 

@@ -345,6 +345,8 @@ void Worker::maybe_free(Client* c) {
   if (c->pinned) ctx_.pinned_clients.fetch_sub(1, std::memory_order_relaxed);
   c->pinned = false;
   c->session.reset();
+  c->retry.disarm();
+  c->retry.again = false;
   if (c->kernel) {
     if (ctx_.splice) (void)datapath::leave(*ctx_.splice, c->kernel->ep);
     c->kernel.reset();

@@ -75,6 +75,10 @@ bool Worker::kernel_path_for(const Client* c) const {
 void Worker::maybe_splice(Client* c, pool::Backend* b) {
   if (!ctx_.splice || stopping_ || c->tls || b->tls) return;
   if (c->kernel && c->kernel->lease) return;
+  // Until the lease's first reply arrives, the worker reads it: a backend that ended before
+  // answering hands the transaction to another one (lease_retry.h). The rest of a long reply
+  // can still go through the kernel (on_backend_recv splices after that first read).
+  if (c->retry.armed) return;
   if (c->state != ClientState::kActive || c->outstanding == 0 || c->unsynced || c->pinned ||
       c->duration_cancelled || b->swallow_rfq > 0 || b->recv_paused)
     return;
@@ -106,6 +110,7 @@ void Worker::maybe_splice(Client* c, pool::Backend* b) {
     return;
   }
   k.lease.emplace(std::move(*lease));
+  c->retry.disarm();  // its replies go to the client without the worker seeing them
   k.spliced_outstanding = c->outstanding;
   spliced_[k.ep.sock.cookie] = {c->slot, c->gen};
 }

@@ -201,19 +201,25 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
 }
 
 void Worker::on_acquire_timeout(Client* c) {
+  std::string waited =
+      std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) + " ms";
+  std::string why;
   if (c->gate_waiting) {
     if (!ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) return;  // let through already
     c->gate_waiting = false;
-  } else if (!c->pool->cancel_wait(&c->waiter)) {
-    return;  // a grant is on its way
+    why = "tenant \"" + std::string(c->tenant->name()) + "\" already runs its max_active of " +
+          std::to_string(c->tenant->max_active()) + " transactions; none ended within " + waited +
+          " (acquire_timeout)";
+    refuse_quota(c, tenant::Rejection::kMaxActive, why);
+  } else {
+    if (!c->pool->cancel_wait(&c->waiter)) return;  // a grant is on its way
+    auto s = c->pool->settings();
+    why = "no backend connection available in pool " + c->pool->name() + " within " + waited +
+          " (acquire_timeout): all " + std::to_string(s.max_connections) +
+          " connections (max_connections) are in use";
+    refuse_quota(c, tenant::Rejection::kAcquireTimeout, why);
   }
-  if (c->tenant) c->tenant->record_rejection(tenant::Rejection::kAcquireTimeout);
-  auto s = c->pool->settings();
-  fail_pending(c, pg::sqlstate::kTooManyConnections,
-               "no backend connection available in pool " + c->pool->name() + " within " +
-                   std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) +
-                   " ms (acquire_timeout): all " + std::to_string(s.max_connections) +
-                   " connections (max_connections) are in use");
+  fail_pending(c, pg::sqlstate::kTooManyConnections, why);
 }
 
 void Worker::start_lease(Client* c, pool::Backend* b) {
@@ -239,6 +245,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   c->backend = b;
   c->ran_transaction = true;
   set_state(c, ClientState::kActive, now);
+  arm_lease_retry(c, b);
   prepare_pending(c, b);
   sync_parameters(c, b);
   join_kernel_path(c, b);
@@ -288,6 +295,7 @@ void Worker::note_replies(Client* c, uint32_t answered, char tx_status) {
 void Worker::end_lease(Client* c) {
   pool::Backend* b = c->backend;
   c->backend = nullptr;
+  c->retry.disarm();
   c->framer.release_scratch();
   ctx_.on_lease_end(c);
   release_active(c);

@@ -28,20 +28,6 @@ void Worker::leave_preauth(Client* c) {
   ctx_.preauth.leave(*c->startup->source);
 }
 
-void Worker::security_log(const Client* c, std::string_view what) {
-  uint64_t suppressed = 0;
-  if (!security_log_.allow(monotonic_now(), &suppressed)) return;
-  std::string who = "client";
-  if (c->startup) {
-    who += " " + peer_text(c->startup->peer);
-    if (!c->startup->user.empty()) who += " user \"" + c->startup->user + "\"";
-  }
-  if (suppressed > 0)
-    log::warn("worker {}: {}: {} ({} similar lines suppressed)", id_, who, what, suppressed);
-  else
-    log::warn("worker {}: {}: {}", id_, who, what);
-}
-
 void Worker::refuse_preauth(Client* c, PreauthRefusal why, std::string_view sqlstate,
                             std::string_view message) {
   if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;

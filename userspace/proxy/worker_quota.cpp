@@ -40,17 +40,16 @@ void Worker::check_throttled(Client* c, Nanos now) {
   if (c->state != ClientState::kThrottled) return;
   Nanos max_wait = c->tenant->qps_max_wait();
   if (now - c->throttle_since < max_wait) return;
-  c->tenant->record_rejection(tenant::Rejection::kQps);
   c->throttled = false;
   c->pending_queries = 0;
   c->throttle_since = 0;
+  std::string why =
+      "tenant \"" + std::string(c->tenant->name()) + "\" is over its query rate limit (" +
+      std::to_string(c->tenant->limits().max_qps) + " queries/s, max_qps); the statement waited " +
+      millis(max_wait) + " (qps_max_wait)";
+  refuse_quota(c, tenant::Rejection::kQps, why);
   set_state(c, ClientState::kQueued, now);  // fail_pending answers from a waiting state
-  fail_pending(c, pg::sqlstate::kConfigurationLimitExceeded,
-               "tenant \"" + std::string(c->tenant->name()) + "\" is over its query rate limit (" +
-                   std::to_string(c->tenant->limits().max_qps) +
-                   " queries/s, max_qps); the statement "
-                   "waited " +
-                   millis(max_wait) + " (qps_max_wait)");
+  fail_pending(c, pg::sqlstate::kConfigurationLimitExceeded, why);
 }
 
 void Worker::pass_gate(tenant::TenantState* t) {
@@ -114,11 +113,12 @@ void Worker::follow_tenant(Client* c, const std::string& name) {
   }
   bool quotas = ctx_.quotas_enabled.load(std::memory_order_relaxed);
   if (quotas && !next->try_admit_connection()) {
+    std::string why = "too many connections for tenant \"" + std::string(next->name()) +
+                      "\": its max_connections is " + std::to_string(next->max_connections());
     ctx_.tenants.release(next);
     ctx_.metrics.count_login_failure(LoginFailure::kTenantQuota);
-    send_error(c, true, pg::sqlstate::kTooManyConnections,
-               "too many connections for tenant \"" + std::string(next->name()) +
-                   "\": its max_connections is " + std::to_string(next->max_connections()));
+    security_log(c, "refused by a quota (connections): " + why);
+    send_error(c, true, pg::sqlstate::kTooManyConnections, why);
     return;
   }
   if (c->tenant_counted) c->tenant->release_connection();

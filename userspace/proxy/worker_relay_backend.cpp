@@ -23,6 +23,18 @@ struct BackendHandler {
   bool lease_may_end = false;
   bool desync = false;           // a reply no request asked for: the session can't be trusted
   bool injected_failed = false;  // the error being handled answers a message the proxy injected
+  // The server ended the session after the lease's transaction was answered in full: the
+  // client owes and is owed nothing, so it just loses this backend (not its connection).
+  bool died_between = false;
+
+  bool between_transactions() const {
+    if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 || c->unsynced ||
+        !c->to_backend.empty() || b->tx_status != 'I')
+      return false;
+    return !c->session ||
+           !(c->session->probe_wanted || c->session->probe_inflight || c->session->restore_wanted ||
+             c->session->restore_inflight || c->session->ready_held);
+  }
 
   bool probe_reply() const {
     const session::TrackEntry* head = c ? c->tracker.head() : nullptr;
@@ -108,6 +120,11 @@ struct BackendHandler {
     if (m.type == pg::be::kErrorResponse && c->tracker.empty()) {
       if (auto f = pg::parse_error_response(body); f && f->is_fatal()) {
         b->broken = true;
+        if (between_transactions()) {
+          died_between = true;
+          forward = false;
+          return;
+        }
         forward = true;
         push_prefix(m);
         return;
@@ -279,8 +296,37 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     bufs_->on_delivered(bid);
     stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
     if (!c) b->forward_body = false;
+    std::string first;  // the lease's first reply, when it came in pieces (lease_retry.h)
+    if (c && c->retry.armed && !b->tls) {
+      // The first reply of the lease: a backend terminated before it ran anything says so
+      // first; then the transaction goes to another one. Anything else: it is answering.
+      switch (take_first_reply(c, bufs_->data(bid), uint32_t(res), &first)) {
+        case FirstReply::kPartial:  // an ErrorResponse begun: wait for the rest of it
+          bufs_->unref(bid);
+          arm_backend_recv(b);
+          return;
+        case FirstReply::kShutdown:
+          if (retry_lease(c, b)) {
+            bufs_->unref(bid);
+            if (!c->retry.deferred) {
+              b->finish = pool::Backend::Finish::kDiscard;
+              finish_backend(b);
+            }
+            return;
+          }
+          break;
+        case FirstReply::kAnswer:
+          break;
+      }
+      c->retry.disarm();
+    }
     BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
-    if (b->tls) {  // decrypt; the plaintext is relayed as copies
+    if (!first.empty()) {  // the pieces held, now relayed as a copy
+      bufs_->unref(bid);
+      h.bid = kNoBuffer;
+      h.data = reinterpret_cast<const uint8_t*>(first.data());
+      b->framer.feed(h.data, uint32_t(first.size()), h);
+    } else if (b->tls) {  // decrypt; the plaintext is relayed as copies
       std::string plain;
       auto st = b->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
       bufs_->unref(bid);
@@ -310,6 +356,12 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       }
       if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
       update_client_input(c);
+      if (h.died_between && !h.desync && c->tracker.empty() && c->outstanding == 0) {
+        log::info("worker {}: backend pid {} of pool {} ended between transactions; replacing it",
+                  id_, b->process_id, c->pool->name());
+        end_lease(c);  // the broken backend is discarded, not released
+        return;
+      }
       if (b->broken || h.desync) {
         // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
         // longer matches the requests: the client has what it was sent; the session is over.
@@ -353,6 +405,13 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     return;
   }
   // EOF or error: the server closed the connection.
+  if (c && c->retry.armed && retry_lease(c, b)) {
+    if (!c->retry.deferred) {
+      b->finish = pool::Backend::Finish::kDiscard;
+      finish_backend(b);
+    }
+    return;
+  }
   b->broken = true;
   if (c) {
     c->backend = nullptr;

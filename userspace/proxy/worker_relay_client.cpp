@@ -325,8 +325,25 @@ struct ClientHandler {
       w.queue_to_client(c, out);
       return true;
     }
-    if (!c->track_statements || !m.complete()) {
-      // "named" mode, or a Parse too large to keep: the statement lives on this backend only.
+    session::PreparedPtr stmt;
+    if (c->track_statements && m.complete()) {
+      if (auto it = session().statements.find(std::string(name)); it != session().statements.end())
+        return on_duplicate_parse(name, it->second, tail);
+      stmt = w.ctx_.prepared.intern(
+          tail, uint64_t(w.cfg_->connection_pool.prepared_statement_memory_mb) << 20);
+      if (!stmt) {
+        log::debug(
+            "worker {}: prepared_statement_memory_mb reached: statement {} stays on its "
+            "backend",
+            w.id_, name);
+        // Not tracked after all: its text's session effects apply now, as for any untracked one.
+        std::string_view query, rest;
+        if (split_cstring(tail, &query, &rest) && !inspected(query, m)) return true;
+      }
+    }
+    if (!stmt) {
+      // "named" mode, a Parse too large to keep, or the texts held are at their limit: the
+      // statement lives on this backend only.
       std::vector<session::SessionEffect> pin{{session::SessionEffect::Kind::kPin,
                                                session::PinReason::kNamedStatement,
                                                std::string(name), ""}};
@@ -338,9 +355,6 @@ struct ClientHandler {
       }
       return false;
     }
-    if (auto it = session().statements.find(std::string(name)); it != session().statements.end())
-      return on_duplicate_parse(name, it->second, tail);
-    session::PreparedPtr stmt = w.ctx_.prepared.intern(tail);
     // pin_policy = "error" refuses a statement that would pin at its Parse, not at a later Bind.
     if (w.cfg_->connection_pool.pin_policy == config::PinPolicy::kError) {
       std::vector<session::SessionEffect> pins;
@@ -541,12 +555,19 @@ void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_
     return;
   }
   c->last_activity = now_;
+  if (c->backend) {  // these go to this backend only: no other may take the transaction now
+    // Its server ended while a send was in flight: read that end again, the client gets it.
+    if (c->retry.deferred) arm_backend_recv(c->backend);
+    c->retry.disarm();
+  }
   ClientHandler h{*this, c, bid, data, c->forward_body};
   h.inspect = c->mode != config::PoolMode::kSession;
   c->framer.feed(data, len, h);
   if (h.violation) {
-    send_error(c, true, pg::sqlstate::kProtocolViolation,
-               std::string("invalid message from client: ") + h.violation);
+    std::string why = std::string("invalid message from client: ") + h.violation;
+    ctx_.metrics.count_protocol_violation();
+    security_log(c, "closed for a protocol violation: " + why);
+    send_error(c, true, pg::sqlstate::kProtocolViolation, why);
     return;
   }
   if (!h.refusal.empty()) {

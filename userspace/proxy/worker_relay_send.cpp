@@ -106,7 +106,20 @@ void Worker::on_backend_send(Client* c, int res) {
   --b->sends_inflight;
   io::SendQueue& q = b->tls ? b->tls->out() : c->to_backend;
   complete_send(q, res);
-  if (res < 0) {
+  if (c->backend == b && c->retry.deferred) {
+    // Its server ended before answering while this send was in flight: now the transaction
+    // can go to another backend.
+    if (!retry_lease(c, b)) {
+      c->retry.disarm();
+      c->backend = nullptr;
+      ctx_.on_lease_end(c);
+      send_error(c, true, pg::sqlstate::kConnectionFailure,
+                 "server closed the connection unexpectedly");
+    }
+    b->finish = pool::Backend::Finish::kDiscard;
+  } else if (res < 0 && c->backend == b && c->retry.armed && retry_lease(c, b)) {
+    b->finish = pool::Backend::Finish::kDiscard;
+  } else if (res < 0) {
     b->broken = true;
     q.clear(*chunks_);
     c->to_backend.clear(*chunks_);

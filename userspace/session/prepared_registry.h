@@ -1,9 +1,12 @@
 // Named prepared statements of clients in transaction pooling, interned process-wide by their
 // content (query text + parameter types): two clients preparing the same query share one
-// server-side name, "hp_<id>", which can never collide with another statement. Entries live as
-// long as some client still has the statement.
+// server-side name, "hp_<id>", which can never collide with another statement. An entry lives
+// exactly as long as some client (or a queued message) still holds the statement: the last
+// reference going away removes it from the registry and frees its text. The texts held are
+// counted (bytes()) and bounded (intern() refuses past the limit).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,13 +30,30 @@ using PreparedPtr = std::shared_ptr<const PreparedStatement>;
 
 class PreparedRegistry {
  public:
-  PreparedPtr intern(std::string_view tail);
+  PreparedRegistry() = default;
+  PreparedRegistry(const PreparedRegistry&) = delete;
+  PreparedRegistry& operator=(const PreparedRegistry&) = delete;
+  ~PreparedRegistry();  // every statement must have been released (clients are gone by then)
+
+  // The statement with this Parse tail: the one already held by someone, or a new one. Null
+  // when a new one would take the texts held past `limit_bytes` (0 = no limit).
+  PreparedPtr intern(std::string_view tail, uint64_t limit_bytes = 0);
   size_t size() const;
+  // Bytes of statement text (Parse tails) held now.
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
+  struct Release {
+    PreparedRegistry* registry;
+    void operator()(PreparedStatement* s) const { registry->release(s); }
+  };
+  void release(PreparedStatement* s);
+
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::weak_ptr<const PreparedStatement>> by_tail_;
+  // Keyed by a view of the statement's own tail: an entry is erased before its statement is freed.
+  std::unordered_map<std::string_view, std::weak_ptr<const PreparedStatement>> by_tail_;
   uint32_t next_id_ = 1;
+  std::atomic<uint64_t> bytes_{0};
 };
 
 }  // namespace helios::session

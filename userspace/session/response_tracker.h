@@ -88,6 +88,10 @@ class ResponseTracker {
   // Puts entries for proxy-injected messages in front of everything queued (lease start).
   void push_front(TrackBlockPool& pool, Expect e, Reply r, uint32_t stmt = 0);
   void clear(TrackBlockPool& pool);
+  // Drops the first n entries (a lease's injected messages that its backend never answered).
+  void drop_front(TrackBlockPool& pool, uint32_t n) {
+    while (n-- > 0 && size_ > 0) pop(pool);
+  }
 
   struct Outcome {
     bool forward = true;             // send this backend message to the client

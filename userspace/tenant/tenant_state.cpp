@@ -46,6 +46,8 @@ const char* rejection_name(Rejection r) {
       return "acquire_timeout";
     case Rejection::kTransactionDuration:
       return "transaction_duration";
+    case Rejection::kMaxActive:
+      return "max_active";
     case Rejection::kCount:
       break;
   }
@@ -167,8 +169,7 @@ TenantStats TenantState::stats(Nanos now) const {
   s.queued = queued();
   s.queries_total = queries_total_.load(std::memory_order_relaxed);
   s.transactions_total = transactions_total_.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < s.rejections.size(); ++i)
-    s.rejections[i] = rejections_[i].load(std::memory_order_relaxed);
+  for (size_t i = 0; i < s.rejections.size(); ++i) s.rejections[i] = rejections(Rejection(i));
   uint64_t ns = query_ns_total_.load(std::memory_order_relaxed);
   s.avg_query_ms = s.queries_total ? double(ns) / double(s.queries_total) / 1e6 : 0.0;
   s.current_qps = current_qps(now);

@@ -29,6 +29,7 @@ enum class Rejection : uint8_t {
   kQps,                  // waited qps_max_wait for a token and gave up
   kAcquireTimeout,       // waited acquire_timeout for a backend
   kTransactionDuration,  // cancelled for exceeding max_transaction_duration
+  kMaxActive,            // waited acquire_timeout at its max_active gate (keep it last)
   kCount
 };
 const char* rejection_name(Rejection r);  // "connections", "qps", ...
@@ -94,7 +95,10 @@ class TenantState {
   void record_query(Nanos now, Nanos duration);
   void record_transaction() { transactions_total_.fetch_add(1, std::memory_order_relaxed); }
   void record_rejection(Rejection r) {
-    rejections_[size_t(r)].fetch_add(1, std::memory_order_relaxed);
+    if (r == Rejection::kMaxActive)
+      max_active_timeouts_.fetch_add(1, std::memory_order_relaxed);
+    else
+      rejections_[size_t(r)].fetch_add(1, std::memory_order_relaxed);
   }
   // Queries per second over the last second: the current 1 s bucket plus the previous one
   // weighted by how much of it still lies inside the window.
@@ -105,6 +109,7 @@ class TenantState {
   uint32_t active_leases() const { return active_leases_.load(std::memory_order_relaxed); }
   uint32_t queued() const { return queued_.load(std::memory_order_relaxed); }
   uint64_t rejections(Rejection r) const {
+    if (r == Rejection::kMaxActive) return max_active_timeouts_.load(std::memory_order_relaxed);
     return rejections_[size_t(r)].load(std::memory_order_relaxed);
   }
   TenantStats stats(Nanos now) const;
@@ -116,7 +121,9 @@ class TenantState {
   std::atomic<uint64_t> queries_total_{0};
   std::atomic<uint64_t> transactions_total_{0};
   std::atomic<uint64_t> query_ns_total_{0};
-  std::array<std::atomic<uint64_t>, size_t(Rejection::kCount)> rejections_{};
+  // All but kMaxActive, which is max_active_timeouts_: at most one per waiter per
+  // acquire_timeout, 32 bits do, and they fit the padding (the state stays within 232 bytes).
+  std::array<std::atomic<uint64_t>, size_t(Rejection::kMaxActive)> rejections_{};
   // QPS window buckets, each packed as (second << 32) | count.
   std::atomic<uint64_t> window_cur_{0};
   std::atomic<uint64_t> window_prev_{0};
@@ -128,6 +135,7 @@ class TenantState {
   std::atomic<uint32_t> max_connections_{0};
   std::atomic<uint32_t> max_active_{0};
   std::atomic<uint32_t> weight_{1};
+  std::atomic<uint32_t> max_active_timeouts_{0};
   const uint32_t index_;
   std::atomic<int16_t> rule_{-1};
   std::atomic<int16_t> tier_{-1};

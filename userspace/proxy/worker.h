@@ -154,7 +154,7 @@ class Worker final : public pool::Messenger {
   // The client is authenticated or gone: it no longer counts against its source.
   void leave_preauth(Client* c);
 
-  // ---- relay: the user-space data path (server/worker_relay.cpp)
+  // ---- relay: the user-space data path (worker_relay_client/_backend/_send.cpp)
   void on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len);
   void flush_backend(Client* c);
   void on_backend_send(Client* c, int res);

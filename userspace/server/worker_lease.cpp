@@ -209,11 +209,20 @@ void Worker::on_acquire_timeout(Client* c) {
   }
   if (c->tenant) c->tenant->record_rejection(tenant::Rejection::kAcquireTimeout);
   auto s = c->pool->settings();
+  const pool::PoolSnapshot ps = c->pool->snapshot();
+  const std::string max = std::to_string(s.max_connections);
+  // Below its maximum the pool waited on PostgreSQL, not on other clients: say why (e.g.
+  // "sorry, too many clients already" when PostgreSQL is full).
+  const std::string why =
+      ps.total < s.max_connections && !ps.last_connect_error.empty()
+          ? std::to_string(ps.total) + " of " + max +
+                " connections (max_connections) are open and opening another failed: " +
+                ps.last_connect_error
+          : "all " + max + " connections (max_connections) are in use";
   fail_pending(c, pg::sqlstate::kTooManyConnections,
                "no backend connection available in pool " + c->pool->name() + " within " +
                    std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) +
-                   " ms (acquire_timeout): all " + std::to_string(s.max_connections) +
-                   " connections (max_connections) are in use");
+                   " ms (acquire_timeout): " + why);
 }
 
 void Worker::start_lease(Client* c, pool::Backend* b) {

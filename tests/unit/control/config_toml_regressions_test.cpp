@@ -1,0 +1,51 @@
+// Inputs the config fuzzer (fuzz/config_fuzz.cpp) found that reach undefined behaviour inside
+// toml++ 3.3.0 when its headers are compiled with assertions: the release library the proxy links
+// must refuse each with a clean "file:line: TOML syntax error", never crash.
+//   - a table header whose first character cannot start a key: parse_key()'s
+//     TOML_ASSERT_ASSUME (marzer/tomlplusplus issue 294, fixed upstream by pull request 301);
+//   - a non-ASCII character where whitespace may stand (U+0370..U+0499 reach TOML_UNREACHABLE in
+//     is_non_ascii_horizontal_whitespace).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+
+#include "control/config.h"
+
+using namespace helios;
+using namespace helios::control;
+
+namespace {
+
+std::string syntax_error(std::string_view toml) {
+  Result<Config> c = parse_config(toml, "proxy.toml",
+                                  [](std::string_view) { return std::optional<std::string>(); });
+  REQUIRE_FALSE(c.ok());
+  return c.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("a table header that cannot start with a key is a syntax error on its line") {
+  for (std::string_view toml :
+       {std::string_view("[proxy]\nmode = \"session\"\n[#a]\n"), std::string_view("[=a]\n"),
+        std::string_view("[,a]\n"), std::string_view("[[\x01]]\n"),
+        std::string_view("[proxy]\n[\0onnection_pool]\n", 26)}) {
+    CAPTURE(toml);
+    const std::string m = syntax_error(toml);
+    CHECK(m.starts_with("proxy.toml:"));
+    CHECK(m.find("TOML syntax error") != std::string::npos);
+  }
+  CHECK(syntax_error("[proxy]\nmode = \"session\"\n[#a]\n").starts_with("proxy.toml:3:"));
+}
+
+TEST_CASE("a non-ASCII character where whitespace may stand is a syntax error on its line") {
+  for (std::string_view toml : {std::string_view("a = 1 \xce\xbb\n"),
+                                std::string_view("[proxy]\nmode = \"session\" \xce\xbb\n"),
+                                std::string_view("[proxy]\n\xcd\xb0 = 1\n")}) {
+    CAPTURE(toml);
+    const std::string m = syntax_error(toml);
+    CHECK(m.starts_with("proxy.toml:"));
+    CHECK(m.find("TOML syntax error") != std::string::npos);
+  }
+}

@@ -1,4 +1,4 @@
-// Inputs the config fuzzer (fuzz/config_fuzz.cpp) found that reach undefined behaviour inside
+// Inputs the config fuzzer (fuzz/config_fuzz.cpp) found. Most reach undefined behaviour inside
 // toml++ 3.3.0 when its headers are compiled with assertions: the release library the proxy links
 // must refuse each with a clean "file:line: TOML syntax error", never crash.
 //   - a table header whose first character cannot start a key: parse_key()'s
@@ -48,4 +48,14 @@ TEST_CASE("a non-ASCII character where whitespace may stand is a syntax error on
     CHECK(m.starts_with("proxy.toml:"));
     CHECK(m.find("TOML syntax error") != std::string::npos);
   }
+}
+
+TEST_CASE("a syntax error that quotes a newline or control character stays one line") {
+  // Found by the config fuzzer: toml++ says "saw 'fals<newline>'", which split the message.
+  std::string m = syntax_error("[proxy]\nsame_host_bypass = fals\n[backend]\n");
+  CHECK(m.find('\n') == std::string::npos);
+  CHECK(m.starts_with("proxy.toml:2: TOML syntax error"));
+  CHECK(m.find("\\n") != std::string::npos);
+  m = syntax_error(std::string_view("a = tru\x01\n", 9));
+  CHECK(m.find('\x01') == std::string::npos);
 }

@@ -26,35 +26,6 @@ Result<std::string> read_file_from_disk(const std::string& path) {
   return content.str();
 }
 
-namespace {
-
-// toml++ quotes the character it choked on, which may be a newline or another control
-// character: escape them so the message stays one "file:line: ..." line.
-std::string one_line(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 Result<Config> parse_config(std::string_view toml_text, const ParseOptions& options) {
   Diagnostics diag(options.source_name);
   toml::table root;
@@ -62,7 +33,7 @@ Result<Config> parse_config(std::string_view toml_text, const ParseOptions& opti
     root = toml::parse(toml_text, options.source_name);
   } catch (const toml::parse_error& e) {
     diag.error(static_cast<int>(e.source().begin.line),
-               "TOML syntax error: " + one_line(e.description()));
+               "TOML syntax error: " + std::string(e.description()));
     return Error::invalid(diag.formatted_errors().front());
   }
   Config config;

@@ -59,3 +59,21 @@ TEST_CASE("a syntax error that quotes a newline or control character stays one l
   m = syntax_error(std::string_view("a = tru\x01\n", 9));
   CHECK(m.find('\x01') == std::string::npos);
 }
+
+TEST_CASE("every config error is one line, whatever config text it quotes") {
+  // Found by the config fuzzer: an unset ${NAME} whose name holds an escaped newline.
+  Result<Config> c = parse_config("[backend]\nuser = \"${A\\nB}\"\n\"k\\ney\" = 1\n", "proxy.toml",
+                                  [](std::string_view) { return std::optional<std::string>(); });
+  REQUIRE_FALSE(c.ok());
+  const std::string& m = c.error().message;
+  size_t lines = 0;
+  for (size_t start = 0; start < m.size();) {
+    size_t end = m.find('\n', start);
+    CHECK(m.compare(start, 11, "proxy.toml:") == 0);
+    ++lines;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  CHECK(lines == 2);  // the unset variable and the unknown key
+  CHECK(m.find("A\\nB") != std::string::npos);
+}

@@ -94,7 +94,10 @@ struct BackendConfig {
   Nanos connection_timeout = 5 * kNanosPerSec;
   Nanos max_lifetime = 3600 * kNanosPerSec;  // alias connection_lifetime
   double lifetime_jitter = 0.2;              // fraction in [0,1) subtracted at random
-  Nanos server_check_delay = 0;    // idle longer than this: poll() for a death notice first
+  Nanos server_check_delay = 0;  // idle longer than this: poll() for a death notice first
+  // TCP_USER_TIMEOUT on backend sockets: data PostgreSQL's host leaves unacknowledged this long
+  // closes the backend (its client gets an error) instead of TCP retrying for ~15 min. 0 = off.
+  Nanos tcp_user_timeout = 30 * kNanosPerSec;
   int64_t db_max_connections = 0;  // 0 = unknown (no budget check)
   int64_t reserved_connections = 0;
   SslMode sslmode = SslMode::kDisable;

@@ -137,6 +137,7 @@ void read_backend(const toml::table& root, Config& config, ReadContext& ctx) {
     }
   }
   r.read_duration("server_check_delay", b.server_check_delay);
+  r.read_duration("tcp_user_timeout", b.tcp_user_timeout);
   r.read_int("db_max_connections", b.db_max_connections, 0, kMaxCount);
   r.read_int("reserved_connections", b.reserved_connections, 0, kMaxCount);
   r.read_choice("sslmode", b.sslmode,

@@ -101,16 +101,40 @@ std::optional<std::string> closest_match(std::string_view word,
 
 // ---- Diagnostics -------------------------------------------------------------------------------
 
+std::string one_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> Diagnostics::format(std::vector<Diagnostic> list) const {
   std::stable_sort(list.begin(), list.end(),
                    [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
   std::vector<std::string> out;
   out.reserve(list.size());
   for (const Diagnostic& d : list) {
+    // Messages quote config text (keys, ${NAMES}, what toml++ saw), which may hold newlines.
     if (d.line > 0) {
-      out.push_back(source_ + ":" + std::to_string(d.line) + ": " + d.message);
+      out.push_back(one_line(source_ + ":" + std::to_string(d.line) + ": " + d.message));
     } else {
-      out.push_back(source_ + ": " + d.message);
+      out.push_back(one_line(source_ + ": " + d.message));
     }
   }
   return out;

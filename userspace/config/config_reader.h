@@ -31,6 +31,9 @@ size_t edit_distance(std::string_view a, std::string_view b);
 std::optional<std::string> closest_match(std::string_view word,
                                          const std::vector<std::string>& candidates);
 
+// `text` with newlines, tabs and other control characters escaped (\n, \t, \x01): one line.
+std::string one_line(std::string_view text);
+
 struct Diagnostic {
   int line = 0;
   std::string message;
@@ -43,7 +46,7 @@ class Diagnostics {
   void warn(int line, std::string message) { warnings_.push_back({line, std::move(message)}); }
   bool has_errors() const { return !errors_.empty(); }
   size_t error_count() const { return errors_.size(); }
-  // "source:line: message", sorted by line (stable).
+  // "source:line: message", sorted by line (stable), each one line (one_line()).
   std::vector<std::string> formatted_errors() const { return format(errors_); }
   std::vector<std::string> formatted_warnings() const { return format(warnings_); }
   const std::string& source() const { return source_; }

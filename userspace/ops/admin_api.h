@@ -18,6 +18,8 @@
 //     too; without one, the read-only endpoints are open (keep the API on loopback then).
 // Mutations are POST only (another method gets 405). Tokens are read per request, so a reload
 // that changes the [admin] token applies at once. The listen address itself needs a restart.
+// The handling itself is handle_admin_request() (admin_router.h): this class carries it over
+// HTTP.
 #pragma once
 
 #include <atomic>
@@ -25,30 +27,15 @@
 #include <string>
 
 #include "common/result.h"
+#include "ops/admin_router.h"
 #include "ops/http_endpoint.h"
 #include "ops/metrics_snapshot.h"
 
 namespace helios::ops {
 
-// What the API operates on (the running proxy; a fake in tests).
-class AdminTarget {
- public:
-  virtual ~AdminTarget() = default;
-  virtual ProxySnapshot snapshot() = 0;
-  virtual bool ready() = 0;  // serving clients (false before start and while draining)
-  virtual bool draining() = 0;
-  virtual uint64_t quota_rejections_1h(const ProxySnapshot& s) = 0;
-  virtual ReloadSample reload() = 0;
-  virtual void drain() = 0;
-  virtual std::string admin_token() = 0;  // configured token; "" = reads need no token
-  // Token of the mutating endpoints: admin_token() if set, else the generated one. "" = the
-  // mutating endpoints are refused (403).
-  virtual std::string mutation_token() = 0;
-};
-
 class AdminApi {
  public:
-  static constexpr size_t kDefaultTenantLimit = 1000;
+  static constexpr size_t kDefaultTenantLimit = kDefaultAdminTenantLimit;
 
   explicit AdminApi(AdminTarget& target);
   ~AdminApi();
@@ -68,8 +55,5 @@ class AdminApi {
   AdminTarget& target_;
   HttpEndpoint endpoint_{"admin API"};
 };
-
-// True if `authorization` (the header's value) is "Bearer <token>" (constant-time compare).
-bool bearer_matches(const std::string& authorization, const std::string& token);
 
 }  // namespace helios::ops

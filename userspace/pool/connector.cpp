@@ -1,5 +1,12 @@
 #include "pool/connector.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstdint>
+
 namespace helios::pool {
 
 Connector::Connector(ConnectorSettings settings, MessengerFactory make_messenger, int threads)
@@ -66,6 +73,12 @@ void Connector::connect_one(Pool* pool, Messenger& m) {
   if (!session) {
     pool->on_connect_failed(session.error(), m);
     return;
+  }
+  if (s.tcp_user_timeout > 0 && !s.address.host.starts_with('/')) {
+    // A silent network (PostgreSQL's host gone, a partition) then fails the backend's socket
+    // with ETIMEDOUT and its client gets an error, instead of waiting out TCP's retries.
+    const unsigned ms = unsigned(std::min<Nanos>(s.tcp_user_timeout / kNanosPerMilli, INT32_MAX));
+    ::setsockopt(session->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
   }
   pool->on_connected(std::move(*session), m, monotonic_now());
 }

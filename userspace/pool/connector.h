@@ -21,6 +21,7 @@ struct ConnectorSettings {
   ServerAddress address;
   ParamList extra_params;  // sent in every backend's StartupMessage (e.g. statement_timeout)
   Nanos connection_timeout = 5 * kNanosPerSec;
+  Nanos tcp_user_timeout = 0;  // TCP_USER_TIMEOUT on each backend; 0 = the kernel's default
   ServerTls tls;
 };
 

@@ -32,6 +32,7 @@ Result<pool::ConnectorSettings> connector_settings(const config::Config& cfg) {
   pool::ConnectorSettings s;
   s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
   s.connection_timeout = cfg.backend.connection_timeout;
+  s.tcp_user_timeout = cfg.backend.tcp_user_timeout;
   if (cfg.connection_pool.statement_timeout > 0)
     s.extra_params.emplace_back(
         "options", "-c statement_timeout=" +

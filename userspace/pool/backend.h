@@ -79,7 +79,7 @@ struct Backend {
   ParamList params;  // session parameters as the server reports / as the proxy set them
   std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches
   StatementCache statements;                  // prepared statements (hp_<id>) this session holds
-  bool probe_prepared = false;  // the session-state probe is prepared here (server/worker_probe)
+  bool probe_prepared = false;  // the session-state probe is prepared here (proxy/worker_probe.cpp)
   std::unique_ptr<io::TlsConn> tls;  // [backend] sslmode: the session runs over TLS
 
   // Idle list links (pool lock).

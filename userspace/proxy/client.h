@@ -14,6 +14,7 @@
 #include "io/tls.h"
 #include "pg/framer.h"
 #include "pool/pool.h"
+#include "proxy/client_decoder.h"
 #include "proxy/client_state.h"
 #include "proxy/lease_retry.h"
 #include "session/client_session.h"
@@ -46,13 +47,9 @@ struct Client {
   bool recv_armed = false;          // multishot recv outstanding
   bool recv_paused = false;         // stopped reading: backend queue full (backpressure)
   bool recv_starved = false;        // multishot ended for lack of buffers; re-arm when some return
-  bool unsynced = false;            // forwarded extended-protocol messages not yet followed by Sync
-  bool terminate = false;           // client sent Terminate
   bool fatal_sent = false;          // an error was queued; close once flushed
   bool counted = false;             // counted in the global client connection limit
   bool tenant_counted = false;      // counted in its tenant's max_connections
-  bool skip_to_sync = false;        // a refused extended-protocol message: discard until Sync
-  bool forward_body = false;        // the body of the message being read goes to the backend
   bool active_held = false;         // counted in its tenant's active leases (max_active)
   bool gate_waiting = false;        // queued at its tenant's max_active gate
   bool throttled = false;           // statements held until the tenant's QPS bucket has tokens
@@ -95,6 +92,7 @@ struct Client {
   LeaseRetry retry;                      // the lease's transaction may go to another backend
 
   pg::StreamFramer framer;  // client -> backend direction
+  ClientWire wire;          // what the decoder keeps between inputs (client_decoder.h)
   io::SendQueue to_backend;
   io::SendQueue to_client;
 };
@@ -103,7 +101,7 @@ struct Client {
 // no extended-protocol batch waiting for its Sync, no half-read client message, nothing queued for
 // the backend, no tracked reply outstanding and no ReadyForQuery the proxy itself must swallow.
 inline bool lease_quiet(const Client* c, const pool::Backend* b) {
-  return c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() && c->to_backend.empty() &&
+  return c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() && c->to_backend.empty() &&
          c->tracker.empty() && b->swallow_rfq == 0;
 }
 

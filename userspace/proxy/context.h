@@ -83,7 +83,7 @@ struct SharedContext {
   std::shared_ptr<io::TlsContext> client_tls_ctx;
   std::atomic<bool> quotas_enabled{false};
 
-  // ---- tenant hooks called by workers (server/context.cpp)
+  // ---- tenant hooks called by workers (proxy/context.cpp)
   // Identifies the client's tenant and applies its connection limit.
   // Refused with EACCES when `user` may not claim `tenant` (allowed_users), EUSERS when the
   // tenant is at max_connections.

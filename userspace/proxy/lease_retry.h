@@ -1,6 +1,6 @@
 // A transaction whose backend died before answering anything (terminated while idle in the
 // pool, or killed while running the transaction's first statement) never ran there: the proxy
-// sends it to another backend instead of passing the error on (server/worker_retry.cpp).
+// sends it to another backend instead of passing the error on (proxy/worker_retry.cpp).
 // Kept from lease start: the client's messages as queued then (before the backend-specific
 // parameter sync and statement preparation went in front) and what those injections change.
 // Only while nothing came back from the backend, the client sent nothing more, and the

@@ -93,7 +93,7 @@ class Worker final : public pool::Messenger {
   const Stats& stats() const { return stats_; }
 
  private:
-  friend struct ClientHandler;
+  friend class WorkerClientSink;
   friend struct BackendHandler;
   friend struct StartupHandler;
 
@@ -129,7 +129,7 @@ class Worker final : public pool::Messenger {
   void send_error(Client* c, bool fatal, std::string_view sqlstate, std::string_view message,
                   std::string_view detail = {});
 
-  // ---- startup and auth (server/worker_startup.cpp)
+  // ---- startup and auth (proxy/worker_startup.cpp)
   void on_startup_bytes(Client* c, const uint8_t* data, uint32_t len);
   void on_startup_packet(Client* c, std::string_view packet);
   void on_credential(Client* c, Result<pg::RoleRecord> record);
@@ -197,17 +197,11 @@ class Worker final : public pool::Messenger {
                        std::string& out, bool front);
   void resume_client_input(Client* c);
 
-  // ---- SQL that names the client's protocol-prepared statements (server/worker_statement_sql.cpp)
-  enum class StatementSql : uint8_t {
-    kNone,       // names none of them: relay as is
-    kRewritten,  // `rewritten` holds the text with the server's names; the statements will be there
-    kAnswered,   // only DEALLOCATEs while no backend is held: the proxy answered the Query
-    kRefused,    // an EXECUTE whose statement pins, refused by pin_policy: `refusal` says why
-  };
+  // ---- SQL that names the client's protocol-prepared statements (proxy/worker_statement_sql.cpp)
   StatementSql map_statement_sql(Client* c, std::string_view sql, bool complete, bool simple_query,
                                  bool quiet, std::string* rewritten, std::string* refusal);
 
-  // ---- tenant quotas (server/worker_quota.cpp)
+  // ---- tenant quotas (proxy/worker_quota.cpp)
   bool admit_queries(Client* c, Nanos now);  // QPS tokens for the statements received
   void check_throttled(Client* c, Nanos now);
   void check_transaction_duration(Client* c, Nanos now);
@@ -218,7 +212,7 @@ class Worker final : public pool::Messenger {
   config::PoolMode lease_mode(const Client* c) const;
   void follow_tenant(Client* c, const std::string& name);  // session mode SET application_name
 
-  // ---- kernel data path (server/worker_kernel.cpp)
+  // ---- kernel data path (proxy/worker_kernel.cpp)
   bool kernel_path_for(const Client* c) const;     // data_path (tenant's or global) + auto rules
   void maybe_splice(Client* c, pool::Backend* b);  // before a send to the backend: splice?
   // At lease start, while both sockets are quiet: they join the splice engine (once each).
@@ -246,7 +240,7 @@ class Worker final : public pool::Messenger {
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> spliced_;  // cookie -> slot, gen
   std::vector<std::pair<uint32_t, uint32_t>> fenced_;  // clients waiting for a fence
 
-  // ---- leases (server/worker_lease.cpp)
+  // ---- leases (proxy/worker_lease.cpp)
   void need_backend(Client* c);
   void on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index);
   void on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why);
@@ -263,7 +257,7 @@ class Worker final : public pool::Messenger {
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
   void begin_cleanup(pool::Backend* b, bool rollback, bool reset);
   void on_acquire_timeout(Client* c);
-  // A backend that dies before answering (server/worker_retry.cpp, lease_retry.h).
+  // A backend that dies before answering (proxy/worker_retry.cpp, lease_retry.h).
   void arm_lease_retry(Client* c, pool::Backend* b);  // lease start, before the injections
   // b ended before its first reply: the transaction goes to another backend. False when it
   // may not (then the client gets the error as before).

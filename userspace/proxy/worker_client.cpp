@@ -186,10 +186,7 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     return;
   }
   // EOF or error: the client is gone.
-  if (c->state != ClientState::kClosing) {
-    c->terminate = true;
-    close_client(c);
-  }
+  if (c->state != ClientState::kClosing) close_client(c);
   maybe_free(c);
 }
 
@@ -256,10 +253,7 @@ void Worker::on_client_send(Client* c, int res) {
   if (res < 0) {
     q.clear(*chunks_);
     c->to_client.clear_if_idle(*chunks_);
-    if (c->state != ClientState::kClosing) {
-      c->terminate = true;
-      close_client(c);
-    }
+    if (c->state != ClientState::kClosing) close_client(c);
     // The peer is gone: nothing more will be flushed, so shut the socket to complete the recv
     // that is still armed (close_client left it open to flush a final error).
     ::shutdown(c->fd, SHUT_RDWR);

@@ -20,7 +20,7 @@ void Worker::check_idle_transaction(Client* c, Nanos now) {
   if (c->state != ClientState::kActive || !c->backend) return;
   // Idle in a transaction: the server said so, nothing is owed to the client, nothing from it
   // is on its way to the server.
-  if (c->backend->tx_status == 'I' || c->outstanding > 0 || c->unsynced) return;
+  if (c->backend->tx_status == 'I' || c->outstanding > 0 || c->wire.unsynced) return;
   if (!c->framer.at_boundary() || !c->to_backend.empty()) return;
   send_error(c, true, pg::sqlstate::kIdleInTransactionSessionTimeout,
              "terminating connection due to idle-in-transaction timeout");

@@ -79,7 +79,7 @@ void Worker::maybe_splice(Client* c, pool::Backend* b) {
   // answering hands the transaction to another one (lease_retry.h). The rest of a long reply
   // can still go through the kernel (on_backend_recv splices after that first read).
   if (c->retry.armed) return;
-  if (c->state != ClientState::kActive || c->outstanding == 0 || c->unsynced || c->pinned ||
+  if (c->state != ClientState::kActive || c->outstanding == 0 || c->wire.unsynced || c->pinned ||
       c->duration_cancelled || b->swallow_rfq > 0 || b->recv_paused)
     return;
   if (!b->framer.at_boundary() || !b->resume.done()) return;

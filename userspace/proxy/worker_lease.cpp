@@ -161,7 +161,7 @@ void Worker::on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index) {
 
 void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view message) {
   release_active(c);
-  bool clean = c->framer.at_boundary() && !c->unsynced && c->outstanding > 0;
+  bool clean = c->framer.at_boundary() && !c->wire.unsynced && c->outstanding > 0;
   if (!clean || c->state == ClientState::kWelcome) {
     send_error(c, true, sqlstate, message);
     return;
@@ -418,10 +418,10 @@ void Worker::detach_backend_on_close(Client* c) {
     s->probe_inflight = false;
     s->probe_wanted = true;
   }
-  bool quiet = c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() &&
+  bool quiet = c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
                c->tracker.empty() && b->swallow_rfq == 0 && !b->broken;
   bool probe_owed = b->swallow_rfq == 1 && s && s->probe_wanted && c->tracker.empty() &&
-                    c->outstanding == 0 && !c->unsynced && c->framer.at_boundary() && !b->broken;
+                    c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() && !b->broken;
   bool session = c->mode == config::PoolMode::kSession;
   if (!quiet && !probe_owed) {
     // A statement is still running or a message was cut: we cannot know the session's state.

@@ -1,6 +1,6 @@
 // The session-state probe in the worker: at the end of a lease whose statements may have
 // changed session state, one query asks the backend what the session now holds, and the answer
-// replaces the proxy's guess from the statements' text (server/session_probe.h).
+// replaces the proxy's guess from the statements' text (session/session_probe.h).
 //
 // The backend stays leased until the answer is in, so no other client can get it before the
 // proxy knows what it holds. The client's ReadyForQuery that ends the lease waits for the answer

@@ -28,7 +28,7 @@ struct BackendHandler {
   bool died_between = false;
 
   bool between_transactions() const {
-    if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 || c->unsynced ||
+    if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 || c->wire.unsynced ||
         !c->to_backend.empty() || b->tx_status != 'I')
       return false;
     return !c->session ||

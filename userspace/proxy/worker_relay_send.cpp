@@ -39,8 +39,7 @@ void Worker::ensure_prepared(Client* c, pool::Backend* b, const session::Prepare
   auto evicted =
       b->statements.insert(stmt->id, size_t(cfg_->connection_pool.prepared_statement_cache_size));
   if (evicted) {
-    std::string name = "hp_" + std::to_string(*evicted);
-    pg::write_close(out, 'S', name);
+    pg::write_close(out, 'S', session::server_statement_name(*evicted));
     if (front)
       c->tracker.push_front(track_pool_, session::Expect::kClose, session::Reply::kSwallow);
     else

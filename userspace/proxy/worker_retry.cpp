@@ -1,5 +1,5 @@
 // A lease whose backend died before answering anything goes to another backend
-// (server/lease_retry.h): armed at lease start, disarmed by the first reply byte, by more client
+// (proxy/lease_retry.h): armed at lease start, disarmed by the first reply byte, by more client
 // bytes, by a kernel splice and by the lease's end.
 #include "common/log.h"
 #include "pg/error_fields.h"
@@ -26,7 +26,7 @@ void Worker::arm_lease_retry(Client* c, pool::Backend* b) {
     r.bytes.append(reinterpret_cast<const char*>(d), len);
   });
   r.tracker_size = c->tracker.size();
-  r.synced = !c->unsynced;
+  r.synced = !c->wire.unsynced;
   if (c->session) {
     r.pending = c->session->pending;
     r.clear_backend_statements = c->session->clear_backend_statements;

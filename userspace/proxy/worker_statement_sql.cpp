@@ -44,7 +44,7 @@ bool mentions(std::string_view sql, std::string_view lower_word) {
 
 }  // namespace
 
-Worker::StatementSql Worker::map_statement_sql(Client* c, std::string_view sql, bool complete,
+StatementSql Worker::map_statement_sql(Client* c, std::string_view sql, bool complete,
                                                bool simple_query, bool quiet,
                                                std::string* rewritten, std::string* refusal) {
   using K = session::StatementNameUse::Kind;
@@ -108,7 +108,7 @@ Worker::StatementSql Worker::map_statement_sql(Client* c, std::string_view sql, 
       if (m.deallocate) b->statements.erase(m.stmt->id);
     if (!out.empty()) {
       // Outside an extended-protocol batch: end the injected messages with their own Sync.
-      if (simple_query && !c->unsynced) {
+      if (simple_query && !c->wire.unsynced) {
         pg::write_sync(out);
         c->tracker.push(track_pool_, session::Expect::kSync, session::Reply::kSwallow);
       }

@@ -22,7 +22,7 @@ struct ClientSession {
   std::unordered_map<std::string, PreparedPtr> statements;  // client name -> statement
   // Statements the queued (not yet leased) messages use: prepared by a queued Parse (parsed =
   // true, the backend will have it), or referenced by a queued Bind/Describe or by SQL EXECUTE /
-  // DEALLOCATE (server/worker_statement_sql.cpp).
+  // DEALLOCATE (proxy/worker_statement_sql.cpp).
   struct Ref {
     PreparedPtr stmt;
     bool parsed;
@@ -46,7 +46,7 @@ struct ClientSession {
   char last_status = 'I';             // transaction status of the last ReadyForQuery
   bool has_staged() const { return !staged.empty() || !in_txn.empty(); }
 
-  // The session-state probe (server/session_probe.h, worker_probe.cpp).
+  // The session-state probe (session/session_probe.h, proxy/worker_probe.cpp).
   bool probe_wanted = false;    // statements since the last probe may have changed the session
   bool probe_inflight = false;  // sent; its answer is being read
   bool probe_failed = false;    // the answer was an error or a row the proxy cannot read

@@ -19,7 +19,7 @@ PreparedPtr PreparedRegistry::intern(std::string_view tail, uint64_t limit_bytes
     return nullptr;
   auto* made = new PreparedStatement();
   made->id = next_id_++;
-  made->server_name = "hp_" + std::to_string(made->id);
+  made->server_name = server_statement_name(made->id);
   made->tail = std::string(tail);
   made->effects = inspect_sql(std::string_view(made->tail.c_str()), /*complete=*/true);
   made->may_change_session =

@@ -28,6 +28,11 @@ struct PreparedStatement {
 };
 using PreparedPtr = std::shared_ptr<const PreparedStatement>;
 
+// The server-side name of statement `id`: "hp_<id>", which no client statement name can meet.
+inline std::string server_statement_name(uint32_t id) {
+  return "hp_" + std::to_string(id);
+}
+
 class PreparedRegistry {
  public:
   PreparedRegistry() = default;

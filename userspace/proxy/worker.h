@@ -94,7 +94,7 @@ class Worker final : public pool::Messenger {
 
  private:
   friend class WorkerClientSink;
-  friend struct BackendHandler;
+  friend class WorkerReplySink;
   friend struct StartupHandler;
 
   void send_msg(uint16_t worker, uint32_t res, uint64_t user_data);

@@ -8,257 +8,78 @@
 #include "pg/reader.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
+#include "proxy/reply_decoder.h"
 #include "proxy/worker.h"
 
 namespace helios::proxy {
 
-// Backend -> client.
-struct BackendHandler {
-  Worker& w;
-  pool::Backend* b;
-  Client* c;    // nullptr while the backend is being cleaned up after its client left
-  int32_t bid;  // provided buffer holding `data`, or kNoBuffer (TLS plaintext: copy it)
-  const uint8_t* data;
-  bool& forward;  // per backend: a message body continues across receive buffers
-  bool lease_may_end = false;
-  bool desync = false;           // a reply no request asked for: the session can't be trusted
-  bool injected_failed = false;  // the error being handled answers a message the proxy injected
-  // The server ended the session after the lease's transaction was answered in full: the
-  // client owes and is owed nothing, so it just loses this backend (not its connection).
-  bool died_between = false;
+// The ReplyDecoder's sink over a lease's client (or none, while the backend is cleaned up).
+class WorkerReplySink final : public ReplySink {
+ public:
+  WorkerReplySink(Worker& w, pool::Backend* b, Client* c, int32_t bid)
+      : w_(w), b_(b), c_(c), bid_(bid) {}
+  void set_buffer(int32_t bid) { bid_ = bid; }
 
-  bool between_transactions() const {
-    if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 || c->wire.unsynced ||
-        !c->to_backend.empty() || b->tx_status != 'I')
+  bool attached() const override { return c_ != nullptr; }
+  session::ResponseTracker& tracker() override { return c_->tracker; }
+  session::ClientSession* session_if() override { return c_->session.get(); }
+  bool between_transactions() const override {
+    const Client* c = c_;
+    if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 ||
+        c->wire.unsynced || !c->to_backend.empty() || b_->tx_status != 'I')
       return false;
     return !c->session ||
-           !(c->session->probe_wanted || c->session->probe_inflight || c->session->restore_wanted ||
-             c->session->restore_inflight || c->session->ready_held);
+           !(c->session->probe_wanted || c->session->probe_inflight ||
+             c->session->restore_wanted || c->session->restore_inflight ||
+             c->session->ready_held);
   }
 
-  bool probe_reply() const {
-    const session::TrackEntry* head = c ? c->tracker.head() : nullptr;
-    return head && head->reply == session::Reply::kProbe;
-  }
-
-  uint32_t prefix_wanted(char type, uint32_t length) {
-    switch (type) {
-      case pg::be::kReadyForQuery:
-        return 1;
-      case pg::be::kParameterStatus:
-        return length - 4;  // small; we record it
-      case pg::be::kErrorResponse:
-        return 512;                   // severity, SQLSTATE, message
-      case pg::be::kCommandComplete:  // "ROLLBACK" drops staged session changes
-        return c && c->session && c->session->has_staged() ? std::min<uint32_t>(length - 4, 16) : 0;
-      case pg::be::kDataRow:  // a row of the session-state probe's answer is read whole
-        return probe_reply() ? length - 4 : 0;
-      default:
-        return 0;
-    }
-  }
-
-  void on_parameter_status(std::string_view body, bool internal) {
-    auto ps = pg::parse_parameter_status(body);
-    if (!ps) return;
-    std::string name(ps->name);
-    bool found = false;
-    for (auto& [k, v] : b->params)
-      if (k == name) v = std::string(ps->value), found = true;
-    if (!found) b->params.emplace_back(name, std::string(ps->value));
-    // The client changed a reported parameter (SET): carry it to its next backend.
-    if (c && !internal && session::is_tracked_parameter(session::lower(name))) {
-      std::string value(ps->value);
-      c->params = w.ctx_.params.with(c->params, session::lower(name), &value);
-      b->synced_params = c->params;
-      // Session mode follows a tenant named by SET application_name (applied after this
-      // input is relayed).
-      if (c->mode == config::PoolMode::kSession && session::lower(name) == w.tenant_parameter_)
-        w.tenant_changes_.emplace_back(c, value);
-    }
-  }
-
-  void on_message(const pg::FramedMessage& m) {
-    std::string_view body(reinterpret_cast<const char*>(m.body()), m.captured());
-    if (!c) {  // cleanup: the proxy's own queries; nothing reaches a client
-      forward = false;
-      if (m.type == pg::be::kReadyForQuery) {
-        if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
-        if (b->swallow_rfq) --b->swallow_rfq;
-      } else if (m.type == pg::be::kErrorResponse) {
-        if (auto f = pg::parse_error_response(body); f) {
-          if (f->is_fatal()) b->broken = true;
-          log::warn("backend pid {}: cleanup query failed: {}: {}", b->process_id, f->sqlstate,
-                    f->message);
-        }
-      } else if (m.type == pg::be::kParameterStatus && m.complete()) {
-        on_parameter_status(body, true);
-      }
-      return;
-    }
-    // Asynchronous messages belong to no request.
-    if (m.type == pg::be::kNoticeResponse || m.type == pg::be::kNotificationResponse ||
-        m.type == pg::be::kParameterStatus) {
-      const session::TrackEntry* head = c->tracker.head();
-      // A notification is for the client's session whatever statement runs when it comes.
-      // The restore of the client's startup values is the client's too (worker_restore.cpp).
-      bool restoring = c->session && c->session->restore_inflight;
-      bool internal = head && m.type != pg::be::kNotificationResponse &&
-                      ((head->reply == session::Reply::kSwallow && !restoring) ||
-                       head->reply == session::Reply::kProbe);
-      bool held = false;  // around a reset: the client gets the net changes (worker_restore.cpp)
-      if (m.type == pg::be::kParameterStatus && m.complete()) {
-        held = !internal && w.hold_parameter_status(c, b, body);
-        on_parameter_status(body, internal);
-      }
-      forward = !internal && !held;
-      if (forward) push_prefix(m);
-      return;
-    }
-    // A FATAL the server sends on its own (terminated by an administrator, shutting down)
-    // answers no request: the client gets it and the session ends with the connection.
-    if (m.type == pg::be::kErrorResponse && c->tracker.empty()) {
-      if (auto f = pg::parse_error_response(body); f && f->is_fatal()) {
-        b->broken = true;
-        if (between_transactions()) {
-          died_between = true;
-          forward = false;
-          return;
-        }
-        forward = true;
-        push_prefix(m);
-        return;
-      }
-    }
-    w.emit_synthetic(c);  // replies the proxy owes before this one
-    // A Parse the server skipped after an error never created its statement there.
-    auto skipped = [](void* ctx, const session::TrackEntry& e) {
-      auto* backend = static_cast<pool::Backend*>(ctx);
-      if (e.expect == session::Expect::kParse && e.stmt &&
-          !session::ResponseTracker::is_synthetic(e.reply))
-        backend->statements.erase(e.stmt);
-    };
-    auto o = c->tracker.on_backend_message(w.track_pool_, m.type, skipped, b);
-    // An injected extended-protocol message failed: the server now skips the client's messages
-    // up to its Sync, so the client must see the error instead of a bare ReadyForQuery.
-    // Injected messages the proxy ended with its own Sync (before a simple Query) need not.
-    injected_failed = o.failed && !o.forward;
-    if (o.failed && !o.forward && o.expect != session::Expect::kQuery && !injected_sync_next())
-      o.forward = true;
-    if (o.unexpected) {
-      log::error(
-          "backend pid {}: reply '{}' does not match the pending request; closing the "
-          "session",
-          b->process_id, m.type);
-      desync = true;
-    }
-    forward = o.forward;
-    if (o.probe) {  // the proxy's own question: read here, never forwarded
-      if (m.type == pg::be::kReadyForQuery && m.captured() >= 1) {
-        b->tx_status = char(m.body()[0]);
-        lease_may_end = true;  // the answer is in: the backend may go now
-      }
-      if (!desync) w.on_probe_message(c, b, m.type, body, m.complete());
-      return;
-    }
-    switch (m.type) {
-      case pg::be::kReadyForQuery:
-        if (m.captured() >= 1) b->tx_status = char(m.body()[0]);
-        if (!forward && c->session && c->session->restore_inflight) {
-          w.restore_done(c, b);
-          lease_may_end = true;
-        }
-        if (forward) {
-          if (c->outstanding > 0) --c->outstanding;
-          w.note_replies(c, 1, b->tx_status);
-          if (c->session) w.settle_effects(c, b->tx_status);
-          lease_may_end = true;
-          // A reset puts the client's startup values back first, and the lease ends with a
-          // session-state probe: this ReadyForQuery waits for them.
-          if (w.hold_ready_for_restore(c, b) || w.hold_ready_for_probe(c, b)) forward = false;
-        }
-        break;
-      case pg::be::kErrorResponse:
-        if (o.forward && c->session) c->session->txn_failed = c->session->request_failed = true;
-        if (auto f = pg::parse_error_response(body); f) on_error_response(*f, o, m);
-        break;
-      case pg::be::kCommandComplete:
-        if (o.forward && c->session && body == std::string_view("ROLLBACK\0", 9))
-          c->session->txn_failed = true;
-        break;
-      default:
-        break;
-    }
-    if (forward) push_prefix(m);
-  }
-
-  bool injected_sync_next() const {
-    const session::TrackEntry* h = c->tracker.head();
-    return h && h->expect == session::Expect::kSync && h->reply == session::Reply::kSwallow;
-  }
-
-  void on_error_response(const pg::ErrorFields& f, const session::ResponseTracker::Outcome& o,
-                         const pg::FramedMessage& m) {
-    if (f.is_fatal()) b->broken = true;
-    if (o.stmt) {
-      // The statement is not (or no longer usable) on this backend: a failed Parse never
-      // created it, and "cached plan must not change result type" after a schema change means
-      // the server copy is stale. Forget it; the next use re-prepares it.
-      if (o.expect == session::Expect::kParse ||
-          f.message.find("cached plan must not change result type") != std::string::npos)
-        b->statements.erase(o.stmt);
-      // A Parse the client asked for failed (here, or deferred to this backend): its name must
-      // not stay bound, or later Binds would report our name instead of the client's. Not when
-      // the proxy's own Parse (re-preparing or deferred) met a transaction that had already
-      // failed (25P02): on a direct connection the statement would still be prepared.
-      if (o.expect == session::Expect::kParse && o.forward && c->session &&
-          !(injected_failed && f.sqlstate == pg::sqlstate::kInFailedSqlTransaction))
-        std::erase_if(c->session->statements,
-                      [&](const auto& kv) { return kv.second->id == o.stmt; });
-    }
-    if (!o.forward)
-      log::warn("backend pid {}: proxy-internal statement failed: {}: {}", b->process_id,
-                f.sqlstate, f.message);
-    // A statement we cancelled for max_transaction_duration: say why, not "user request".
-    if (o.forward && c->duration_cancelled && m.complete() &&
-        f.sqlstate == pg::sqlstate::kQueryCanceled) {
-      std::string out;
-      pg::write_error_response(
-          out, "ERROR", pg::sqlstate::kQueryCanceled,
-          "canceling statement: the transaction exceeded max_transaction_duration of " +
-              std::to_string(c->tenant->max_transaction_duration() / kNanosPerMilli) +
-              " ms for tenant \"" + std::string(c->tenant->name()) + "\"");
-      c->to_client.push_owned(*w.chunks_, out);
-      forward = false;
-    }
-  }
-
-  void push_prefix(const pg::FramedMessage& m) {
-    if (m.in_place && bid != kNoBuffer)
-      c->to_client.push_borrowed(*w.chunks_, uint16_t(bid), data + m.offset, m.prefix_len);
-    else if (m.in_place)
-      c->to_client.push_owned(
-          *w.chunks_,
-          std::string_view(reinterpret_cast<const char*>(data + m.offset), m.prefix_len));
+  void forward(const uint8_t* p, uint32_t n, bool in_input) override {
+    // Bytes in a provided receive buffer are borrowed; TLS plaintext, a first reply gathered
+    // in pieces (kNoBuffer) and prefixes the framer gathered across inputs are copied.
+    if (in_input && bid_ != kNoBuffer)
+      c_->to_client.push_borrowed(*w_.chunks_, uint16_t(bid_), p, n);
     else
-      c->to_client.push_owned(
-          *w.chunks_, std::string_view(reinterpret_cast<const char*>(m.prefix), m.prefix_len));
+      c_->to_client.push_owned(*w_.chunks_,
+                               std::string_view(reinterpret_cast<const char*>(p), n));
   }
-  void on_body(uint32_t off, uint32_t n) {
-    if (!forward || !c) return;
-    if (bid != kNoBuffer)
-      c->to_client.push_borrowed(*w.chunks_, uint16_t(bid), data + off, n);
-    else
-      c->to_client.push_owned(*w.chunks_,
-                              std::string_view(reinterpret_cast<const char*>(data + off), n));
+  void send(std::string_view bytes) override { c_->to_client.push_owned(*w_.chunks_, bytes); }
+  void emit_synthetic() override { w_.emit_synthetic(c_); }
+
+  void client_parameter(std::string_view name, std::string_view value) override {
+    std::string v(value);
+    c_->params = w_.ctx_.params.with(c_->params, std::string(name), &v);
+    b_->synced_params = c_->params;
+    // Session mode follows a tenant named by SET application_name (applied after this input
+    // is relayed).
+    if (c_->mode == config::PoolMode::kSession && name == w_.tenant_parameter_)
+      w_.tenant_changes_.emplace_back(c_, std::move(v));
   }
-  void on_message_end() {
-    if (c) w.emit_synthetic(c);  // replies the proxy owes right after this one
+  bool hold_parameter_status(std::string_view body) override {
+    return w_.hold_parameter_status(c_, b_, body);
   }
-  void on_error(const char* what) {
-    log::error("backend pid {}: unframeable data from the server: {}", b->process_id, what);
-    b->broken = true;
+  void probe_message(char type, std::string_view body, bool complete) override {
+    w_.on_probe_message(c_, b_, type, body, complete);
   }
+  void restore_done() override { w_.restore_done(c_, b_); }
+  bool client_ready(char tx_status) override {
+    if (c_->outstanding > 0) --c_->outstanding;
+    w_.note_replies(c_, 1, tx_status);
+    if (c_->session) w_.settle_effects(c_, tx_status);
+    return w_.hold_ready_for_restore(c_, b_) || w_.hold_ready_for_probe(c_, b_);
+  }
+  std::string duration_cancel_message() override {
+    if (!c_->duration_cancelled) return {};
+    return "canceling statement: the transaction exceeded max_transaction_duration of " +
+           std::to_string(c_->tenant->max_transaction_duration() / kNanosPerMilli) +
+           " ms for tenant \"" + std::string(c_->tenant->name()) + "\"";
+  }
+
+ private:
+  Worker& w_;
+  pool::Backend* b_;
+  Client* c_;
+  int32_t bid_;  // provided buffer holding the input, or kNoBuffer (copies)
 };
 
 void Worker::arm_backend_recv(pool::Backend* b) {
@@ -320,12 +141,13 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       }
       c->retry.disarm();
     }
-    BackendHandler h{*this, b, c, bid, bufs_->data(bid), b->forward_body};
+    WorkerReplySink sink{*this, b, c, bid};
+    ReplyDecoder decoder(*b, track_pool_, sink);
+    ReplyResult h;
     if (!first.empty()) {  // the pieces held, now relayed as a copy
       bufs_->unref(bid);
-      h.bid = kNoBuffer;
-      h.data = reinterpret_cast<const uint8_t*>(first.data());
-      b->framer.feed(h.data, uint32_t(first.size()), h);
+      sink.set_buffer(kNoBuffer);
+      h = decoder.feed(reinterpret_cast<const uint8_t*>(first.data()), uint32_t(first.size()));
     } else if (b->tls) {  // decrypt; the plaintext is relayed as copies
       std::string plain;
       auto st = b->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
@@ -334,16 +156,15 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
         log::warn("backend pid {}: TLS: {}", b->process_id, st.error().message);
         b->broken = true;
       }
-      h.bid = kNoBuffer;
-      h.data = reinterpret_cast<const uint8_t*>(plain.data());
-      if (!plain.empty()) b->framer.feed(h.data, uint32_t(plain.size()), h);
+      sink.set_buffer(kNoBuffer);
+      if (!plain.empty())
+        h = decoder.feed(reinterpret_cast<const uint8_t*>(plain.data()), uint32_t(plain.size()));
     } else {
       // After a kernel lease: first the rest of a message the kernel began, sent on raw.
       bool ready = false;
       uint32_t raw = resume_backend(b, c, bid, bufs_->data(bid), uint32_t(res), &ready);
-      h.data = bufs_->data(bid) + raw;
-      h.lease_may_end = ready;
-      b->framer.feed(h.data, uint32_t(res) - raw, h);
+      if (ready) decoder.set_lease_may_end();
+      h = decoder.feed(bufs_->data(bid) + raw, uint32_t(res) - raw);
       bufs_->unref(bid);
     }
     if (c) {

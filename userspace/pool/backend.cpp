@@ -49,10 +49,7 @@ bool Backend::move_to(BackendState s) {
 }
 
 void Backend::reset_for_reuse() {
-  if (splice_engine) (void)datapath::leave(*splice_engine, splice);
-  splice_engine = nullptr;
-  splice = {};
-  resume = {};
+  path.reset();  // before the socket closes: a kernel path leaves its engine
   fd.reset();
   move_to(BackendState::kClosed);
   pool = nullptr;

@@ -9,7 +9,6 @@
 
 #include "common/clock.h"
 #include "common/unique_fd.h"
-#include "datapath/kernel_lease.h"
 #include "pg/framer.h"
 #include "pool/pg_conn.h"
 #include "pool/statement_cache.h"
@@ -26,6 +25,12 @@ enum class BackendState : uint8_t {
 };
 
 const char* to_string(BackendState s);
+
+// A data path's own state for one backend connection (proxy/kernel_path.h), freed when the
+// connection closes. The pool never looks inside.
+struct PathState {
+  virtual ~PathState() = default;
+};
 
 // The backend state machine's table:
 //   closed -> idle | leased (a new connection goes to the idle list or straight to a waiter)
@@ -71,11 +76,7 @@ struct Backend {
   bool broken = false;        // I/O error or protocol violation: close instead of reuse
   bool forward_body = false;  // the body of the message being read goes to the client
   pg::StreamFramer framer;    // backend -> client direction
-  // Kernel data path: the socket's place in the splice engine (joined at its first lease on
-  // that path, left when it closes) and where its stream resumes after a kernel lease.
-  bpf::SpliceEngine* splice_engine = nullptr;
-  datapath::SpliceEndpoint splice;
-  datapath::SpliceContinuation resume;
+  std::unique_ptr<PathState> path;  // the data path's state, if it keeps any (lease_path.h)
   ParamList params;  // session parameters as the server reports / as the proxy set them
   std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches
   StatementCache statements;                  // prepared statements (hp_<id>) this session holds

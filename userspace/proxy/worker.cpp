@@ -1,5 +1,7 @@
 #include "proxy/worker.h"
 
+#include "proxy/kernel_path.h"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,8 +27,6 @@ Status Worker::init(UniqueFd listener) {
   auto ring = io::Ring::create({});
   if (!ring) return ring.error();
   ring_ = std::move(*ring);
-  const auto& dp = cfg_->proxy;
-  (void)dp;
   auto bufs = io::BufferRing::create(ring_->raw(), kBufferGroup, 4096, 16 * 1024);
   if (!bufs) return bufs.error();
   bufs_ = std::move(*bufs);
@@ -40,8 +40,12 @@ Status Worker::init(UniqueFd listener) {
 // ---------------------------------------------------------------------------------- loop
 
 void Worker::run() {
+  if (ctx_.splice)
+    path_ = std::make_unique<KernelPath>(*this);
+  else
+    path_ = std::make_unique<UserspacePath>();
   arm_accept();
-  arm_splice_events();
+  path_->start();
   next_tick_ = monotonic_now() + kTick;
   while (true) {
     if (bufs_->publish() && !starved_.empty()) {
@@ -139,7 +143,7 @@ void Worker::dispatch(const io_uring_cqe& cqe) {
     case Op::kCancelOp:
       return;
     case Op::kSpliceEvents:
-      on_splice_events();
+      path_->on_events();
       return;
     case Op::kMsgSent:
       log::error("worker {}: msg_ring failed: {}", id_, std::strerror(-cqe.res));
@@ -254,7 +258,7 @@ void Worker::on_accept(int res, uint32_t flags) {
 // ---------------------------------------------------------------------------------- timers
 
 void Worker::on_tick(Nanos now) {
-  if (!fenced_.empty()) retry_fences();
+  path_->on_tick();
   if (auto free = bufs_->available())
     stats_.recv_buffers_free.store(*free, std::memory_order_relaxed);
   // Startup and auth must finish within startup_timeout.

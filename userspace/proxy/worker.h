@@ -29,6 +29,7 @@
 #include "pg/role_record.h"
 #include "proxy/client.h"
 #include "proxy/context.h"
+#include "proxy/lease_path.h"
 #include "proxy/ring_op.h"
 
 namespace helios::proxy {
@@ -95,6 +96,7 @@ class Worker final : public pool::Messenger {
  private:
   friend class WorkerClientSink;
   friend class WorkerReplySink;
+  friend class KernelPath;
   friend struct StartupHandler;
 
   void send_msg(uint16_t worker, uint32_t res, uint64_t user_data);
@@ -212,33 +214,9 @@ class Worker final : public pool::Messenger {
   config::PoolMode lease_mode(const Client* c) const;
   void follow_tenant(Client* c, const std::string& name);  // session mode SET application_name
 
-  // ---- kernel data path (proxy/worker_kernel.cpp)
-  bool kernel_path_for(const Client* c) const;     // data_path (tenant's or global) + auto rules
-  void maybe_splice(Client* c, pool::Backend* b);  // before a send to the backend: splice?
-  // At lease start, while both sockets are quiet: they join the splice engine (once each).
-  void join_kernel_path(Client* c, pool::Backend* b);
-  void arm_splice_events();
-  void on_splice_events();
-  void consume_splice_events();
-  // The lease is the worker's again (event or take-back): adopt the kernel's counts, resume.
-  void leave_kernel(Client* c, const datapath::LeaseResult& r);
-  // The client is closing: take the lease back without acting on the client; the backend is
-  // then released or discarded as for any lease (detach_backend_on_close).
-  void drop_kernel_lease(Client* c);
-  // Common part of both: adopt the kernel's counts; false if the lease could not be released.
-  bool adopt_kernel_lease(Client* c, const datapath::LeaseResult& r);
-  // Bytes arrived for (or the worker must act on) a client whose lease is in the kernel: take
-  // it back first. False if the client had to be closed.
-  bool settle_kernel_lease(Client* c);
-  // The first backend bytes after a kernel lease that finish a message the kernel began.
-  uint32_t resume_backend(pool::Backend* b, Client* c, int32_t bid, const uint8_t* data,
-                          uint32_t len, bool* ready);
-  bool fence_open(Client* c);  // the kernel's bytes to the client have left: we may write
-  void retry_fences();
-  void take_back_all();  // drain: every lease comes back to user space
-  bool splice_poll_armed_ = false;
-  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> spliced_;  // cookie -> slot, gen
-  std::vector<std::pair<uint32_t, uint32_t>> fenced_;  // clients waiting for a fence
+  // ---- the data path (lease_path.h): user space, or the kernel path (kernel_path.h) when the
+  // splice engine is loaded. Chosen when the worker starts running.
+  std::unique_ptr<LeasePath> path_;
 
   // ---- leases (proxy/worker_lease.cpp)
   void need_backend(Client* c);

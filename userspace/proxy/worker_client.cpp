@@ -136,7 +136,7 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
     bufs_->on_delivered(bid);
     stats_.bytes_from_clients.fetch_add(uint64_t(res), std::memory_order_relaxed);
-    if (c->kernel) c->kernel->ep.on_read(uint64_t(res));
+    path_->client_read(c, uint32_t(res));
     if (c->state != ClientState::kClosing) {
       if (c->tls) {
         // TLS: decrypt; the plaintext is relayed as copies (no receive buffer behind it).
@@ -172,7 +172,7 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
     }
     return;
   }
-  if (res == -EAGAIN && c->kernel) {  // in the splice engine: woken for bytes the verdict took
+  if (path_->recv_preempted(c, res)) {  // woken for bytes the data path took
     if (!c->recv_armed && c->state != ClientState::kClosing) arm_client_recv(c);
     maybe_free(c);
     return;
@@ -232,10 +232,8 @@ void Worker::flush_client(Client* c) {
     return;
   }
   if (c->to_client.in_flight() || c->to_client.empty()) return;
-  if (c->kernel) {  // kernel data path: the kernel's bytes to this socket go first
-    if (c->kernel->lease && !settle_kernel_lease(c)) return;
-    if (!fence_open(c) || c->to_client.in_flight() || c->to_client.empty()) return;
-  }
+  // The data path's own bytes to this socket go first.
+  if (!path_->client_writable(c) || c->to_client.in_flight() || c->to_client.empty()) return;
   submit_send(c->to_client, c->fd, pack(Op::kClientSend, c->slot, c->gen));
   ++c->inflight;
 }
@@ -249,7 +247,7 @@ void Worker::on_client_send(Client* c, int res) {
   io::SendQueue& q = c->sending_tls ? c->tls->out() : c->to_client;
   c->sending_tls = false;
   complete_send(q, res);
-  if (c->kernel && res > 0) c->kernel->ep.on_written(uint64_t(res));
+  if (res > 0) path_->client_written(c, uint32_t(res));
   if (res < 0) {
     q.clear(*chunks_);
     c->to_client.clear_if_idle(*chunks_);
@@ -290,7 +288,7 @@ void Worker::send_error(Client* c, bool fatal, std::string_view sqlstate, std::s
 
 void Worker::close_client(Client* c) {
   if (c->state == ClientState::kClosing || c->state == ClientState::kFree) return;
-  if (c->kernel && c->kernel->lease) drop_kernel_lease(c);
+  path_->client_closing(c);
   Nanos now = monotonic_now();
   if (c->state == ClientState::kQueued || c->state == ClientState::kWelcome) {
     if (c->gate_waiting) {
@@ -341,10 +339,7 @@ void Worker::maybe_free(Client* c) {
   c->session.reset();
   c->retry.disarm();
   c->retry.again = false;
-  if (c->kernel) {
-    if (ctx_.splice) (void)datapath::leave(*ctx_.splice, c->kernel->ep);
-    c->kernel.reset();
-  }
+  path_->client_freed(c);
   ::close(c->fd);
   c->fd = -1;
   c->params.reset();

@@ -16,7 +16,7 @@ void Worker::check_idle_transaction(Client* c, Nanos now) {
   // back first (as for max_transaction_duration): only then is the worker's view of the
   // transaction (its status, the replies owed) current. After that the lease stays in user
   // space, so a long statement is taken back once, not at every tick.
-  if (c->kernel && c->kernel->lease && !settle_kernel_lease(c)) return;
+  if (!path_->settle(c)) return;
   if (c->state != ClientState::kActive || !c->backend) return;
   // Idle in a transaction: the server said so, nothing is owed to the client, nothing from it
   // is on its way to the server.

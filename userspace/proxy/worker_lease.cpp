@@ -256,7 +256,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   arm_lease_retry(c, b);
   prepare_pending(c, b);
   sync_parameters(c, b);
-  join_kernel_path(c, b);
+  path_->lease_started(c, b);
   arm_backend_recv(b);
   flush_backend(c);
 }
@@ -488,7 +488,7 @@ void Worker::begin_drain(Nanos deadline) {
     if (!new_client(fd)) ::close(fd);
   }
   ::shutdown(listener_.get(), SHUT_RD);
-  take_back_all();  // leases in the kernel come back so the drain sees their transactions end
+  path_->take_back_all();  // leases in the kernel come back so the drain sees their transactions end
   // Clients idle for a while are told now; a client that just logged in (or is still logging
   // in) may run its transaction first. Busy ones are closed when their transaction ends.
   Nanos now = monotonic_now();

@@ -85,7 +85,7 @@ void Worker::check_transaction_duration(Client* c, Nanos now) {
   if (limit <= 0 || now - c->txn_started < limit) return;
   // The replies must come through the worker (the 57014 gets our reason), and the counts below
   // must be current: a lease in the kernel comes back first.
-  if (c->kernel && c->kernel->lease && (!settle_kernel_lease(c) || !c->txn_started)) return;
+  if (path_->holds(c) && (!path_->settle(c) || !c->txn_started)) return;
   c->duration_cancelled = true;
   c->tenant->record_rejection(tenant::Rejection::kTransactionDuration);
   pool::Backend* b = c->backend;

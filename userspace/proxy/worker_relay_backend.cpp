@@ -94,17 +94,7 @@ void Worker::arm_backend_recv(pool::Backend* b) {
 }
 
 void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
-  if (b->splice.joined && res != -EAGAIN && res != -ENOBUFS && res != -ECANCELED) {
-    if (res > 0) b->splice.on_read(uint64_t(res));
-    // Bytes (or the end of the stream) from a backend whose replies the kernel was carrying:
-    // the kernel handed the lease back, ended it, or the server went away. Settle the lease
-    // before they are handled. The recv still counts as in flight, so an ended lease's backend
-    // is not released under our feet.
-    if (b->state == pool::BackendState::kLeased && b->finish == pool::Backend::Finish::kNone)
-      if (Client* owner = client_at(b->client_slot, b->client_gen);
-          owner && owner->backend == b && owner->kernel && owner->kernel->lease)
-        (void)settle_kernel_lease(owner);
-  }
+  path_->backend_read(b, res);  // a lease whose replies the data path carried comes back first
   b->recv_armed = false;
   --b->inflight;
   Client* c = nullptr;
@@ -162,7 +152,7 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     } else {
       // After a kernel lease: first the rest of a message the kernel began, sent on raw.
       bool ready = false;
-      uint32_t raw = resume_backend(b, c, bid, bufs_->data(bid), uint32_t(res), &ready);
+      uint32_t raw = path_->resume_backend(b, c, bid, bufs_->data(bid), uint32_t(res), &ready);
       if (ready) decoder.set_lease_may_end();
       h = decoder.feed(bufs_->data(bid) + raw, uint32_t(res) - raw);
       bufs_->unref(bid);
@@ -204,7 +194,7 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
       // The replies the proxy had to see (its own SETs ahead of the client's statement) are in:
       // what is still owed may go through the kernel. If more of the reply already reached the
       // socket, the kernel refuses the splice (not caught up) and the relay goes on here.
-      if (c->kernel && c->backend == b) maybe_splice(c, b);
+      if (c->backend == b) path_->before_backend_send(c, b);
       if (c->backend == b) arm_backend_recv(b);
       return;
     }

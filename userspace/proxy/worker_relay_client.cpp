@@ -85,7 +85,7 @@ class WorkerClientSink final : public DecoderSink {
 
 void Worker::on_client_data(Client* c, int32_t bid, const uint8_t* data, uint32_t len) {
   // Kernel data path: the worker relays this itself, so the replies come back to it first.
-  if (c->kernel && c->kernel->lease && !settle_kernel_lease(c)) return;
+  if (!path_->settle(c)) return;
   if (stopping_ && c->state == ClientState::kIdle && c->ran_transaction) {
     // Draining: no new transactions from clients that already had theirs (a client saying
     // goodbye just goes).

@@ -89,7 +89,7 @@ void Worker::flush_backend(Client* c) {
     c->sending_to = b;
     return;
   }
-  if (c->kernel) maybe_splice(c, b);  // the replies to what goes now may go through the kernel
+  path_->before_backend_send(c, b);  // the replies to what goes now may take the data path
   submit_send(c->to_backend, b->fd.get(), pack(Op::kBackendSend, c->slot, c->gen));
   ++c->inflight;
   ++b->inflight;

@@ -109,7 +109,7 @@ bool Worker::retry_lease(Client* c, pool::Backend* b) {
   }
   if (!r.armed || c->backend != b || stopping_ || c->to_backend.in_flight() ||
       r.attempts >= kLeaseRetryMaxAttempts || c->state != ClientState::kActive ||
-      (c->kernel && c->kernel->lease))
+      path_->holds(c))
     return false;
   ++r.attempts;
   log::info(

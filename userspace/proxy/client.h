@@ -29,7 +29,7 @@ namespace helios::proxy {
 
 struct StartupState;  // startup/auth scratch, freed once the client is authenticated
 
-// A client's side of the kernel data path (proxy/worker_kernel.cpp), allocated when its socket
+// A client's side of the kernel data path (proxy/kernel_path.cpp), allocated when its socket
 // first joins the splice engine: most clients never do, and an idle client stays small.
 struct ClientKernel {
   datapath::SpliceEndpoint ep;                 // bytes read / written since it joined

@@ -128,7 +128,7 @@ class ResponseTracker {
   // server is not skipping to a Sync for something else).
   bool only_probe() const;
 
-  // Kernel data path (proxy/worker_kernel.cpp). True when every pending reply goes to the
+  // Kernel data path (proxy/kernel_path.cpp). True when every pending reply goes to the
   // client exactly as the server sends it: nothing synthesized or swallowed, no prepared
   // statement to follow, not skipping after an error. Only then may the kernel carry them.
   bool all_forwarded() const;

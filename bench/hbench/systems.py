@@ -21,6 +21,12 @@ BENCH_DB = "bench"
 
 class BenchHelios(HeliosProxy):
     nofile = 65536
+    binary: Optional[str] = None  # another heliosproxy build (the helios-baseline system)
+
+    def argv(self) -> list[str]:
+        if not self.binary:
+            return super().argv()
+        return [self.binary, "--config", str(self.config_path)]
 
     def _preexec(self) -> None:
         raise_nofile(self.nofile)
@@ -49,12 +55,17 @@ class SystemSpec:
     label: str
     kind: str  # "direct" | "pgbouncer" | "helios"
     data_path: str = "userspace"
+    binary_env: str = ""  # helios: the environment variable naming another heliosproxy binary
 
 
 SPECS = {
     "direct": SystemSpec("direct", "PostgreSQL direct", "direct"),
     "pgbouncer": SystemSpec("pgbouncer", "PgBouncer 1.18", "pgbouncer"),
     "helios": SystemSpec("helios", "heliosproxy", "helios"),
+    # The same scenarios on an older build, to compare a change's cost in one run:
+    # HELIOS_BASELINE_BIN=/path/to/old/heliosproxy bench/run --systems helios-baseline,helios
+    "helios-baseline": SystemSpec("helios-baseline", "heliosproxy (baseline build)", "helios",
+                                  binary_env="HELIOS_BASELINE_BIN"),
     "helios-kernel": SystemSpec("helios-kernel", "heliosproxy (kernel path)", "helios",
                                 data_path="kernel"),
 }
@@ -134,6 +145,10 @@ class System:
         cls = BenchPgBouncer if self.spec.kind == "pgbouncer" else BenchHelios
         proxy = cls(self.cluster, self.config(s), data_path=self.spec.data_path)
         proxy.nofile = s.nofile
+        if self.spec.binary_env:
+            proxy.binary = os.environ.get(self.spec.binary_env) or None
+            if not proxy.binary:
+                raise RuntimeError(f"{self.spec.name}: set {self.spec.binary_env} to a heliosproxy")
         try:
             proxy.start(30.0)
         except BaseException:
@@ -165,9 +180,11 @@ class System:
                                      timeout=10).stdout
                 return out.splitlines()[0] if out else "?"
             if self.spec.kind == "helios":
-                out = subprocess.run([str(helios_binary()), "--version"], capture_output=True,
-                                     text=True, timeout=10).stdout
-                return f"heliosproxy {out.strip()} ({helios_binary()})"
+                binary = (os.environ.get(self.spec.binary_env) if self.spec.binary_env
+                          else None) or str(helios_binary())
+                out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                                     timeout=10).stdout
+                return f"heliosproxy {out.strip()} ({binary})"
             out = subprocess.run([os.path.join(os.environ.get("HELIOS_PG_BIN",
                                                               "/usr/lib/postgresql/15/bin"),
                                                "postgres"), "--version"],

@@ -72,10 +72,10 @@ struct Backend {
   uint16_t swallow_rfq = 0;  // proxy-internal queries whose responses the client never sees
   char tx_status = 'I';
   bool recv_armed = false;
-  bool recv_paused = false;   // client's outgoing queue is full: backpressure
-  bool broken = false;        // I/O error or protocol violation: close instead of reuse
-  bool forward_body = false;  // the body of the message being read goes to the client
-  pg::StreamFramer framer;    // backend -> client direction
+  bool recv_paused = false;         // client's outgoing queue is full: backpressure
+  bool broken = false;              // I/O error or protocol violation: close instead of reuse
+  bool forward_body = false;        // the body of the message being read goes to the client
+  pg::StreamFramer framer;          // backend -> client direction
   std::unique_ptr<PathState> path;  // the data path's state, if it keeps any (lease_path.h)
   ParamList params;  // session parameters as the server reports / as the proxy set them
   std::shared_ptr<const void> synced_params;  // the client parameter set `params` matches

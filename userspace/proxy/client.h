@@ -101,8 +101,8 @@ struct Client {
 // no extended-protocol batch waiting for its Sync, no half-read client message, nothing queued for
 // the backend, no tracked reply outstanding and no ReadyForQuery the proxy itself must swallow.
 inline bool lease_quiet(const Client* c, const pool::Backend* b) {
-  return c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() && c->to_backend.empty() &&
-         c->tracker.empty() && b->swallow_rfq == 0;
+  return c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
+         c->to_backend.empty() && c->tracker.empty() && b->swallow_rfq == 0;
 }
 
 // The client's transaction is over: its backend's last ReadyForQuery said Idle ('I') and the

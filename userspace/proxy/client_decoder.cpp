@@ -326,8 +326,8 @@ bool ClientDecoder::on_named_parse(const pg::FramedMessage& m, std::string_view 
     // "named" mode, a Parse too large to keep, or the texts held are at their limit: the
     // statement lives on this backend only.
     std::vector<session::SessionEffect> pin{{session::SessionEffect::Kind::kPin,
-                                             session::PinReason::kNamedStatement,
-                                             std::string(name), ""}};
+                                             session::PinReason::kNamedStatement, std::string(name),
+                                             ""}};
     std::string why;
     if (!sink_.apply_effects(pin, &why)) {
       result_.refusal = why;
@@ -375,8 +375,7 @@ bool ClientDecoder::on_named_parse(const pg::FramedMessage& m, std::string_view 
 // A Parse of a name the client prepared already: the server answers 42P05 (after checking the
 // query, as directly) to a Parse under the existing statement's server name, which the backend
 // is made to hold first; with no backend and nothing in flight, the proxy answers it.
-bool ClientDecoder::on_duplicate_parse(std::string_view name,
-                                       const session::PreparedPtr& existing,
+bool ClientDecoder::on_duplicate_parse(std::string_view name, const session::PreparedPtr& existing,
                                        std::string_view tail) {
   wire_.forward_body = false;
   if (sink_.nothing_in_flight()) {

@@ -68,8 +68,8 @@ class DecoderSink {
   virtual void answer(std::string_view bytes) = 0;  // the proxy's own reply, queued now
 
   // ---- session
-  virtual session::ClientSession& session() = 0;       // created on first use
-  virtual session::ClientSession* session_if() = 0;    // nullptr if none yet
+  virtual session::ClientSession& session() = 0;     // created on first use
+  virtual session::ClientSession* session_if() = 0;  // nullptr if none yet
   virtual bool apply_effects(const std::vector<session::SessionEffect>& effects,
                              std::string* refusal) = 0;
   virtual StatementSql map_statement_sql(std::string_view sql, bool complete, bool simple_query,

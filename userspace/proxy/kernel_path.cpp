@@ -157,8 +157,8 @@ void KernelPath::on_events() {
 void KernelPath::consume_events() {
   if (!w_.ctx_.splice || spliced_.empty()) return;
   std::vector<splice_event> events;
-  auto n =
-      w_.ctx_.splice->event_ring(w_.id_).consume([&](const splice_event& ev) { events.push_back(ev); });
+  auto n = w_.ctx_.splice->event_ring(w_.id_).consume(
+      [&](const splice_event& ev) { events.push_back(ev); });
   if (!n) log::warn("worker {}: splice events: {}", w_.id_, n.error().message);
   for (const splice_event& ev : events) {
     auto it = spliced_.find(ev.lease_id);
@@ -181,7 +181,8 @@ bool KernelPath::adopt_lease(Client* c, const datapath::LeaseResult& r) {
     if (b) b->broken = true;
     return false;
   }
-  if (b && b->path) kernel_of(b)->resume = resume->backend;  // the client direction never left user space
+  if (b && b->path)
+    kernel_of(b)->resume = resume->backend;  // the client direction never left user space
   // Requests the kernel saw answered: their tracker entries go, and each counts as a query.
   uint32_t answered =
       k.spliced_outstanding >= r.outstanding ? k.spliced_outstanding - r.outstanding : 0;
@@ -243,7 +244,7 @@ bool KernelPath::settle(Client* c) {
 }
 
 uint32_t KernelPath::resume_backend(pool::Backend* b, Client* c, int32_t bid, const uint8_t* data,
-                                uint32_t len, bool* ready) {
+                                    uint32_t len, bool* ready) {
   BackendKernel* bk = kernel_of(b);
   if (!bk || bk->resume.done()) return 0;
   datapath::SpliceContinuation& resume = bk->resume;
@@ -252,7 +253,8 @@ uint32_t KernelPath::resume_backend(pool::Backend* b, Client* c, int32_t bid, co
     if (bid != kNoBuffer)
       c->to_client.push_borrowed(*w_.chunks_, uint16_t(bid), data, raw);
     else
-      c->to_client.push_owned(*w_.chunks_, std::string_view(reinterpret_cast<const char*>(data), raw));
+      c->to_client.push_owned(*w_.chunks_,
+                              std::string_view(reinterpret_cast<const char*>(data), raw));
   }
   // A ReadyForQuery whose header the kernel forwarded but whose status it never saw: the kernel
   // did not count it, so it is counted here like any other.

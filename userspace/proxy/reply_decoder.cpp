@@ -217,8 +217,8 @@ void ReplyDecoder::on_error_response(const pg::ErrorFields& f,
       std::erase_if(s->statements, [&](const auto& kv) { return kv.second->id == o.stmt; });
   }
   if (!o.forward)
-    log::warn("backend pid {}: proxy-internal statement failed: {}: {}", b_.process_id,
-              f.sqlstate, f.message);
+    log::warn("backend pid {}: proxy-internal statement failed: {}: {}", b_.process_id, f.sqlstate,
+              f.message);
   // A statement we cancelled for max_transaction_duration: say why, not "user request".
   if (o.forward && m.complete() && f.sqlstate == pg::sqlstate::kQueryCanceled) {
     std::string why = sink_.duration_cancel_message();

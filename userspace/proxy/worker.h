@@ -30,6 +30,7 @@
 #include "proxy/client.h"
 #include "proxy/context.h"
 #include "proxy/lease_path.h"
+#include "proxy/reply_decoder.h"
 #include "proxy/ring_op.h"
 
 namespace helios::proxy {
@@ -162,6 +163,8 @@ class Worker final : public pool::Messenger {
   void on_backend_send(Client* c, int res);
   void arm_backend_recv(pool::Backend* b);
   void on_backend_recv(pool::Backend* b, int res, uint32_t flags);
+  void on_backend_data(pool::Backend* b, Client* c, uint16_t bid, uint32_t len);
+  void after_replies(Client* c, pool::Backend* b, const ReplyResult& h);
   void on_backend_recv_unattached(pool::Backend* b, bool had_data);
   void on_control_send(pool::Backend* b, int res);
   // Backpressure on a client's requests: reading stops while the backend has not taken what

@@ -421,7 +421,8 @@ void Worker::detach_backend_on_close(Client* c) {
   bool quiet = c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
                c->tracker.empty() && b->swallow_rfq == 0 && !b->broken;
   bool probe_owed = b->swallow_rfq == 1 && s && s->probe_wanted && c->tracker.empty() &&
-                    c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() && !b->broken;
+                    c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
+                    !b->broken;
   bool session = c->mode == config::PoolMode::kSession;
   if (!quiet && !probe_owed) {
     // A statement is still running or a message was cut: we cannot know the session's state.
@@ -488,7 +489,8 @@ void Worker::begin_drain(Nanos deadline) {
     if (!new_client(fd)) ::close(fd);
   }
   ::shutdown(listener_.get(), SHUT_RD);
-  path_->take_back_all();  // leases in the kernel come back so the drain sees their transactions end
+  path_
+      ->take_back_all();  // leases in the kernel come back so the drain sees their transactions end
   // Clients idle for a while are told now; a client that just logged in (or is still logging
   // in) may run its transaction first. Busy ones are closed when their transaction ends.
   Nanos now = monotonic_now();

@@ -29,9 +29,8 @@ class WorkerReplySink final : public ReplySink {
         c->wire.unsynced || !c->to_backend.empty() || b_->tx_status != 'I')
       return false;
     return !c->session ||
-           !(c->session->probe_wanted || c->session->probe_inflight ||
-             c->session->restore_wanted || c->session->restore_inflight ||
-             c->session->ready_held);
+           !(c->session->probe_wanted || c->session->probe_inflight || c->session->restore_wanted ||
+             c->session->restore_inflight || c->session->ready_held);
   }
 
   void forward(const uint8_t* p, uint32_t n, bool in_input) override {
@@ -40,8 +39,7 @@ class WorkerReplySink final : public ReplySink {
     if (in_input && bid_ != kNoBuffer)
       c_->to_client.push_borrowed(*w_.chunks_, uint16_t(bid_), p, n);
     else
-      c_->to_client.push_owned(*w_.chunks_,
-                               std::string_view(reinterpret_cast<const char*>(p), n));
+      c_->to_client.push_owned(*w_.chunks_, std::string_view(reinterpret_cast<const char*>(p), n));
   }
   void send(std::string_view bytes) override { c_->to_client.push_owned(*w_.chunks_, bytes); }
   void emit_synthetic() override { w_.emit_synthetic(c_); }
@@ -103,102 +101,7 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     if (c && c->backend != b) c = nullptr;
   }
   if (res > 0) {
-    uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
-    bufs_->on_delivered(bid);
-    stats_.bytes_from_backends.fetch_add(uint64_t(res), std::memory_order_relaxed);
-    if (!c) b->forward_body = false;
-    std::string first;  // the lease's first reply, when it came in pieces (lease_retry.h)
-    if (c && c->retry.armed && !b->tls) {
-      // The first reply of the lease: a backend terminated before it ran anything says so
-      // first; then the transaction goes to another one. Anything else: it is answering.
-      switch (take_first_reply(c, bufs_->data(bid), uint32_t(res), &first)) {
-        case FirstReply::kPartial:  // an ErrorResponse begun: wait for the rest of it
-          bufs_->unref(bid);
-          arm_backend_recv(b);
-          return;
-        case FirstReply::kShutdown:
-          if (retry_lease(c, b)) {
-            bufs_->unref(bid);
-            if (!c->retry.deferred) {
-              b->finish = pool::Backend::Finish::kDiscard;
-              finish_backend(b);
-            }
-            return;
-          }
-          break;
-        case FirstReply::kAnswer:
-          break;
-      }
-      c->retry.disarm();
-    }
-    WorkerReplySink sink{*this, b, c, bid};
-    ReplyDecoder decoder(*b, track_pool_, sink);
-    ReplyResult h;
-    if (!first.empty()) {  // the pieces held, now relayed as a copy
-      bufs_->unref(bid);
-      sink.set_buffer(kNoBuffer);
-      h = decoder.feed(reinterpret_cast<const uint8_t*>(first.data()), uint32_t(first.size()));
-    } else if (b->tls) {  // decrypt; the plaintext is relayed as copies
-      std::string plain;
-      auto st = b->tls->feed(bufs_->data(bid), uint32_t(res), plain, *chunks_);
-      bufs_->unref(bid);
-      if (!st) {
-        log::warn("backend pid {}: TLS: {}", b->process_id, st.error().message);
-        b->broken = true;
-      }
-      sink.set_buffer(kNoBuffer);
-      if (!plain.empty())
-        h = decoder.feed(reinterpret_cast<const uint8_t*>(plain.data()), uint32_t(plain.size()));
-    } else {
-      // After a kernel lease: first the rest of a message the kernel began, sent on raw.
-      bool ready = false;
-      uint32_t raw = path_->resume_backend(b, c, bid, bufs_->data(bid), uint32_t(res), &ready);
-      if (ready) decoder.set_lease_may_end();
-      h = decoder.feed(bufs_->data(bid) + raw, uint32_t(res) - raw);
-      bufs_->unref(bid);
-    }
-    if (c) {
-      flush_client(c);
-      if (!tenant_changes_.empty()) {
-        auto changes = std::move(tenant_changes_);
-        tenant_changes_.clear();
-        for (auto& [cl, name] : changes) follow_tenant(cl, name);
-        if (c->state == ClientState::kClosing) return;
-      }
-      if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
-      update_client_input(c);
-      if (h.died_between && !h.desync && c->tracker.empty() && c->outstanding == 0) {
-        log::info("worker {}: backend pid {} of pool {} ended between transactions; replacing it",
-                  id_, b->process_id, c->pool->name());
-        end_lease(c);  // the broken backend is discarded, not released
-        return;
-      }
-      if (b->broken || h.desync) {
-        // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
-        // longer matches the requests: the client has what it was sent; the session is over.
-        b->broken = true;
-        c->backend = nullptr;
-        ctx_.on_lease_end(c);
-        if (h.desync && !c->fatal_sent)
-          send_error(c, true, pg::sqlstate::kProtocolViolation,
-                     "the proxy lost track of the server's replies; closing the session");
-        c->fatal_sent = true;
-        close_client(c);
-        b->finish = pool::Backend::Finish::kDiscard;
-        finish_backend(b);
-        return;
-      }
-      if (h.lease_may_end) maybe_end_lease(c);
-      // Draining, session mode: the session is between transactions; end it.
-      if (stopping_ && h.lease_may_end && c->mode == config::PoolMode::kSession) drain_if_idle(c);
-      // The replies the proxy had to see (its own SETs ahead of the client's statement) are in:
-      // what is still owed may go through the kernel. If more of the reply already reached the
-      // socket, the kernel refuses the splice (not caught up) and the relay goes on here.
-      if (c->backend == b) path_->before_backend_send(c, b);
-      if (c->backend == b) arm_backend_recv(b);
-      return;
-    }
-    on_backend_recv_unattached(b, /*had_data=*/true);
+    on_backend_data(b, c, uint16_t(flags >> IORING_CQE_BUFFER_SHIFT), uint32_t(res));
     return;
   }
   // ENOBUFS: out of receive buffers for a moment. EAGAIN: the socket is in the splice engine
@@ -235,6 +138,111 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
   }
   b->finish = pool::Backend::Finish::kDiscard;
   finish_backend(b);
+}
+
+// `len` bytes from the backend in provided buffer `bid`; `c` is the lease's client, if any.
+void Worker::on_backend_data(pool::Backend* b, Client* c, uint16_t bid, uint32_t len) {
+  bufs_->on_delivered(bid);
+  stats_.bytes_from_backends.fetch_add(uint64_t(len), std::memory_order_relaxed);
+  if (!c) b->forward_body = false;
+  std::string first;  // the lease's first reply, when it came in pieces (lease_retry.h)
+  if (c && c->retry.armed && !b->tls) {
+    // The first reply of the lease: a backend terminated before it ran anything says so
+    // first; then the transaction goes to another one. Anything else: it is answering.
+    switch (take_first_reply(c, bufs_->data(bid), len, &first)) {
+      case FirstReply::kPartial:  // an ErrorResponse begun: wait for the rest of it
+        bufs_->unref(bid);
+        arm_backend_recv(b);
+        return;
+      case FirstReply::kShutdown:
+        if (retry_lease(c, b)) {
+          bufs_->unref(bid);
+          if (!c->retry.deferred) {
+            b->finish = pool::Backend::Finish::kDiscard;
+            finish_backend(b);
+          }
+          return;
+        }
+        break;
+      case FirstReply::kAnswer:
+        break;
+    }
+    c->retry.disarm();
+  }
+  WorkerReplySink sink{*this, b, c, bid};
+  ReplyDecoder decoder(*b, track_pool_, sink);
+  ReplyResult h;
+  if (!first.empty()) {  // the pieces held, now relayed as a copy
+    bufs_->unref(bid);
+    sink.set_buffer(kNoBuffer);
+    h = decoder.feed(reinterpret_cast<const uint8_t*>(first.data()), uint32_t(first.size()));
+  } else if (b->tls) {  // decrypt; the plaintext is relayed as copies
+    std::string plain;
+    auto st = b->tls->feed(bufs_->data(bid), len, plain, *chunks_);
+    bufs_->unref(bid);
+    if (!st) {
+      log::warn("backend pid {}: TLS: {}", b->process_id, st.error().message);
+      b->broken = true;
+    }
+    sink.set_buffer(kNoBuffer);
+    if (!plain.empty())
+      h = decoder.feed(reinterpret_cast<const uint8_t*>(plain.data()), uint32_t(plain.size()));
+  } else {
+    // After a kernel lease: first the rest of a message the kernel began, sent on raw.
+    bool ready = false;
+    uint32_t raw = path_->resume_backend(b, c, bid, bufs_->data(bid), len, &ready);
+    if (ready) decoder.set_lease_may_end();
+    h = decoder.feed(bufs_->data(bid) + raw, len - raw);
+    bufs_->unref(bid);
+  }
+  if (c) {
+    after_replies(c, b, h);
+    return;
+  }
+  on_backend_recv_unattached(b, /*had_data=*/true);
+}
+
+// The replies of one input were relayed: backpressure, a lost or desynchronized backend, the
+// lease's end, and whether the rest may go through the data path.
+void Worker::after_replies(Client* c, pool::Backend* b, const ReplyResult& h) {
+  flush_client(c);
+  if (!tenant_changes_.empty()) {
+    auto changes = std::move(tenant_changes_);
+    tenant_changes_.clear();
+    for (auto& [cl, name] : changes) follow_tenant(cl, name);
+    if (c->state == ClientState::kClosing) return;
+  }
+  if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
+  update_client_input(c);
+  if (h.died_between && !h.desync && c->tracker.empty() && c->outstanding == 0) {
+    log::info("worker {}: backend pid {} of pool {} ended between transactions; replacing it", id_,
+              b->process_id, c->pool->name());
+    end_lease(c);  // the broken backend is discarded, not released
+    return;
+  }
+  if (b->broken || h.desync) {
+    // The server said FATAL (e.g. terminated by an administrator), or the reply stream no
+    // longer matches the requests: the client has what it was sent; the session is over.
+    b->broken = true;
+    c->backend = nullptr;
+    ctx_.on_lease_end(c);
+    if (h.desync && !c->fatal_sent)
+      send_error(c, true, pg::sqlstate::kProtocolViolation,
+                 "the proxy lost track of the server's replies; closing the session");
+    c->fatal_sent = true;
+    close_client(c);
+    b->finish = pool::Backend::Finish::kDiscard;
+    finish_backend(b);
+    return;
+  }
+  if (h.lease_may_end) maybe_end_lease(c);
+  // Draining, session mode: the session is between transactions; end it.
+  if (stopping_ && h.lease_may_end && c->mode == config::PoolMode::kSession) drain_if_idle(c);
+  // The replies the proxy had to see (its own SETs ahead of the client's statement) are in:
+  // what is still owed may go through the kernel. If more of the reply already reached the
+  // socket, the kernel refuses the splice (not caught up) and the relay goes on here.
+  if (c->backend == b) path_->before_backend_send(c, b);
+  if (c->backend == b) arm_backend_recv(b);
 }
 
 // Data (or its absence) on a backend no client is attached to: cleanup replies, or a backend

@@ -35,8 +35,7 @@ class WorkerClientSink final : public DecoderSink {
     if (in_input && bid_ != kNoBuffer)
       c_->to_backend.push_borrowed(*w_.chunks_, uint16_t(bid_), p, n);
     else
-      c_->to_backend.push_owned(*w_.chunks_,
-                                std::string_view(reinterpret_cast<const char*>(p), n));
+      c_->to_backend.push_owned(*w_.chunks_, std::string_view(reinterpret_cast<const char*>(p), n));
   }
   void send(std::string_view bytes) override { c_->to_backend.push_owned(*w_.chunks_, bytes); }
 
@@ -58,17 +57,17 @@ class WorkerClientSink final : public DecoderSink {
                      std::string* refusal) override {
     return w_.apply_effects(c_, effects, refusal);
   }
-  StatementSql map_statement_sql(std::string_view sql, bool complete, bool simple_query,
-                                 bool quiet, std::string* rewritten,
-                                 std::string* refusal) override {
+  StatementSql map_statement_sql(std::string_view sql, bool complete, bool simple_query, bool quiet,
+                                 std::string* rewritten, std::string* refusal) override {
     return w_.map_statement_sql(c_, sql, complete, simple_query, quiet, rewritten, refusal);
   }
   session::PreparedPtr intern(std::string_view tail) override {
     auto stmt = w_.ctx_.prepared.intern(
         tail, uint64_t(w_.cfg_->connection_pool.prepared_statement_memory_mb) << 20);
     if (!stmt)
-      log::debug("worker {}: prepared_statement_memory_mb reached: a statement stays on its backend",
-                 w_.id_);
+      log::debug(
+          "worker {}: prepared_statement_memory_mb reached: a statement stays on its backend",
+          w_.id_);
     return stmt;
   }
   std::string prepare_on_backend(const session::PreparedPtr& stmt) override {

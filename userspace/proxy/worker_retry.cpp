@@ -108,8 +108,7 @@ bool Worker::retry_lease(Client* c, pool::Backend* b) {
     return true;
   }
   if (!r.armed || c->backend != b || stopping_ || c->to_backend.in_flight() ||
-      r.attempts >= kLeaseRetryMaxAttempts || c->state != ClientState::kActive ||
-      path_->holds(c))
+      r.attempts >= kLeaseRetryMaxAttempts || c->state != ClientState::kActive || path_->holds(c))
     return false;
   ++r.attempts;
   log::info(

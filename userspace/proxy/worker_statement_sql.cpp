@@ -45,8 +45,8 @@ bool mentions(std::string_view sql, std::string_view lower_word) {
 }  // namespace
 
 StatementSql Worker::map_statement_sql(Client* c, std::string_view sql, bool complete,
-                                               bool simple_query, bool quiet,
-                                               std::string* rewritten, std::string* refusal) {
+                                       bool simple_query, bool quiet, std::string* rewritten,
+                                       std::string* refusal) {
   using K = session::StatementNameUse::Kind;
   if (!c->track_statements || !c->session || c->session->statements.empty())
     return StatementSql::kNone;

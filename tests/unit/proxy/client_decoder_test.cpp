@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "../pg/pg_test_util.h"
 #include "pg/writer.h"
 #include "pool/statement_cache.h"
 #include "proxy/client_decoder.h"
-#include "../pg/pg_test_util.h"
 
 using namespace helios;
 using namespace helios::proxy;
@@ -21,25 +21,39 @@ namespace {
 
 const char* expect_name(Expect e) {
   switch (e) {
-    case Expect::kParse: return "Parse";
-    case Expect::kBind: return "Bind";
-    case Expect::kClose: return "Close";
-    case Expect::kDescribeStmt: return "DescribeStmt";
-    case Expect::kDescribePortal: return "DescribePortal";
-    case Expect::kExecute: return "Execute";
-    case Expect::kSync: return "Sync";
-    case Expect::kQuery: return "Query";
+    case Expect::kParse:
+      return "Parse";
+    case Expect::kBind:
+      return "Bind";
+    case Expect::kClose:
+      return "Close";
+    case Expect::kDescribeStmt:
+      return "DescribeStmt";
+    case Expect::kDescribePortal:
+      return "DescribePortal";
+    case Expect::kExecute:
+      return "Execute";
+    case Expect::kSync:
+      return "Sync";
+    case Expect::kQuery:
+      return "Query";
   }
   return "?";
 }
 const char* reply_name(Reply r) {
   switch (r) {
-    case Reply::kForward: return "forward";
-    case Reply::kSwallow: return "swallow";
-    case Reply::kSynthParse: return "synth-parse";
-    case Reply::kSynthClose: return "synth-close";
-    case Reply::kSynthReady: return "synth-ready";
-    case Reply::kProbe: return "probe";
+    case Reply::kForward:
+      return "forward";
+    case Reply::kSwallow:
+      return "swallow";
+    case Reply::kSynthParse:
+      return "synth-parse";
+    case Reply::kSynthClose:
+      return "synth-close";
+    case Reply::kSynthReady:
+      return "synth-ready";
+    case Reply::kProbe:
+      return "probe";
   }
   return "?";
 }
@@ -61,9 +75,7 @@ class RecordingSink final : public DecoderSink {
   std::vector<session::PreparedPtr> interned;  // released at the end of the test
 
   bool leased() const override { return backend.has_value(); }
-  bool nothing_in_flight() const override {
-    return !leased() && to_backend.empty() && owed() == 0;
-  }
+  bool nothing_in_flight() const override { return !leased() && to_backend.empty() && owed() == 0; }
   bool only_synthetic_owed() const override {
     return !leased() && to_backend.empty() && owed() > 0 && owed() == synthetic;
   }
@@ -198,7 +210,8 @@ TEST_CASE("decoder: a simple Query is forwarded as it came and owes one ReadyFor
   }
 }
 
-TEST_CASE("decoder: statement mode answers BEGIN itself, or refuses the client if replies are owed") {
+TEST_CASE(
+    "decoder: statement mode answers BEGIN itself, or refuses the client if replies are owed") {
   for (bool bytewise : {false, true}) {
     CAPTURE(bytewise);
     session::PreparedRegistry reg;
@@ -231,7 +244,8 @@ TEST_CASE("decoder: statement mode answers BEGIN itself, or refuses the client i
   CHECK(r.sink.events == std::vector<std::string>{"Query/forward"});
 }
 
-TEST_CASE("decoder: a named Parse with no backend is answered by the proxy, Bind uses the server name") {
+TEST_CASE(
+    "decoder: a named Parse with no backend is answered by the proxy, Bind uses the server name") {
   for (bool bytewise : {false, true}) {
     CAPTURE(bytewise);
     session::PreparedRegistry reg;
@@ -280,8 +294,8 @@ TEST_CASE("decoder: a named Parse on a held backend that lacks it is sent under 
   REQUIRE(r.sink.interned.size() == 1);
   const auto& stmt = r.sink.interned[0];
   std::string sid = "/s" + std::to_string(stmt->id);
-  CHECK(r.sink.events == std::vector<std::string>{"Close/swallow" + sid, "Parse/forward" + sid,
-                                                  "Close/swallow"});
+  CHECK(r.sink.events ==
+        std::vector<std::string>{"Close/swallow" + sid, "Parse/forward" + sid, "Close/swallow"});
   auto sent = messages(r.sink.to_backend);
   REQUIRE(sent.size() == 3);
   CHECK(sent[0].type == 'C');

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "../pg/pg_test_util.h"
 #include "pg/writer.h"
 #include "proxy/reply_decoder.h"
-#include "../pg/pg_test_util.h"
 
 using namespace helios;
 using namespace helios::proxy;
@@ -151,7 +151,8 @@ TEST_CASE("reply decoder: replies to what the proxy injected are dropped, owed o
   }
 }
 
-TEST_CASE("reply decoder: a failed Parse the proxy injected is shown, and its statement forgotten") {
+TEST_CASE(
+    "reply decoder: a failed Parse the proxy injected is shown, and its statement forgotten") {
   session::TrackBlockPool pool;
   RecordingReplySink sink(pool);
   pool::Backend b;
@@ -199,7 +200,8 @@ TEST_CASE("reply decoder: a reply nobody asked for is a desync") {
   CHECK(r.desync);
 }
 
-TEST_CASE("reply decoder: a SET of a reported parameter is carried; notices always reach the client") {
+TEST_CASE(
+    "reply decoder: a SET of a reported parameter is carried; notices always reach the client") {
   session::TrackBlockPool pool;
   RecordingReplySink sink(pool);
   pool::Backend b;

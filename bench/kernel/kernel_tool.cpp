@@ -40,8 +40,8 @@
 #include <vector>
 
 #include "bpf/bpf_error.h"
-#include "bpf/bypass.h"
-#include "bpf/splice_engine.h"
+#include "bpf/sockops_bypass.h"
+#include "bpf/sockmap_splice.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
 

@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "bpf/bypass.h"
+#include "bpf/sockops_bypass.h"
 #include "bpf/bypass_cgroup.h"
 #include "bpf/map_view.h"
 #include "bpf/pin_dir.h"

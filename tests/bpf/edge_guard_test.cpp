@@ -9,8 +9,8 @@
 #include <sys/syscall.h>
 
 #include "bpf/bpf_error.h"
-#include "bpf/edge_guard.h"
-#include "bpf/vip_steering.h"
+#include "bpf/xdp_guard.h"
+#include "bpf/vip_lookup.h"
 #include "bpf/xdp_attach.h"
 #include "common/unique_fd.h"
 #include "guard_fixture.h"

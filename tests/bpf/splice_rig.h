@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "bpf/splice_engine.h"
+#include "bpf/sockmap_splice.h"
 #include "splice_harness.h"
 
 namespace helios::bpf::test {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "bpf/feature_probe.h"
-#include "bpf/vip_steering.h"
+#include "bpf/vip_lookup.h"
 #include "common/unique_fd.h"
 #include "netns_thread.h"
 

@@ -15,7 +15,7 @@
 
 #include "app/ctl_commands.h"
 #include "bpf/bpf_error.h"
-#include "bpf/edge_guard.h"
+#include "bpf/xdp_guard.h"
 #include "bpf/feature_probe.h"
 #include "config/config.h"
 #include "proxy/bpf_specs.h"

@@ -14,7 +14,7 @@
 #include <functional>
 #include <vector>
 
-#include "bpf/splice_engine.h"
+#include "bpf/sockmap_splice.h"
 #include "common/result.h"
 
 namespace helios::datapath {

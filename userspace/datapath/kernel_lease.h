@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "bpf/splice_engine.h"
+#include "bpf/sockmap_splice.h"
 #include "common/result.h"
 #include "datapath/splice_continuation.h"
 

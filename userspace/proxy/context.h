@@ -10,8 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "bpf/edge_guard.h"
-#include "bpf/splice_engine.h"
+#include "bpf/xdp_guard.h"
+#include "bpf/sockmap_splice.h"
 #include "config/config.h"
 #include "io/tls.h"
 #include "pool/backend_table.h"

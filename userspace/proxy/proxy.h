@@ -10,9 +10,9 @@
 #include <thread>
 #include <vector>
 
-#include "bpf/bypass.h"
-#include "bpf/edge_guard.h"
-#include "bpf/vip_steering.h"
+#include "bpf/sockops_bypass.h"
+#include "bpf/xdp_guard.h"
+#include "bpf/vip_lookup.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "datapath/kernel_accounting.h"

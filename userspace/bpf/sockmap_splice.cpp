@@ -1,4 +1,4 @@
-#include "bpf/splice_engine.h"
+#include "bpf/sockmap_splice.h"
 
 #include <bpf/bpf.h>
 #include <linux/tcp.h>

@@ -1,4 +1,4 @@
-#include "bpf/bypass.h"
+#include "bpf/sockops_bypass.h"
 
 #include <bpf/bpf.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "bpf/edge_guard.h"
+#include "bpf/xdp_guard.h"
 
 #include <bpf/bpf.h>
 #include <dirent.h>

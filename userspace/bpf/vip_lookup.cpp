@@ -1,4 +1,4 @@
-#include "bpf/vip_steering.h"
+#include "bpf/vip_lookup.h"
 
 #include <bpf/bpf.h>
 #include <fcntl.h>

@@ -368,19 +368,28 @@ def test_tenants_past_the_kernel_slots_stay_in_user_space(proxy_factory):
             pass
     big = LARGE_QUERIES[0][0]
 
-    def kernel_bytes_for(tenant: str) -> float:
+    def kernel_bytes_for(tenant: str, in_transaction: bool) -> float:
         time.sleep(SETTLE_SECONDS / 2)  # earlier leases' bytes are merged about once a second
         before = relayed_bytes(p)[("kernel", "server_to_client")]
         with psycopg.connect(**p.conninfo(BENCH_USER, "bench", application_name=tenant).kwargs(),
                              autocommit=True) as conn:
-            for _ in range(3):  # 30 MB, so that some of it goes to the kernel if it can
+            # 30 MB, so that some of it goes to the kernel if it can. Inside a transaction the
+            # second and third statements start on a lease whose first reply is read and whose
+            # client has taken everything: each is spliced before it is sent. An autocommit
+            # statement is spliced only if its reply stream reaches a message boundary while
+            # nothing is queued for the client, which depends on timing.
+            if in_transaction:
+                conn.execute("BEGIN")
+            for _ in range(3):
                 assert len(conn.execute(big).fetchall()) == ROWS
+            if in_transaction:
+                conn.execute("COMMIT")
         time.sleep(SETTLE_SECONDS / 2)
         return relayed_bytes(p)[("kernel", "server_to_client")] - before
 
     late_tenant = f"slot_{KERNEL_TENANT_SLOTS + 4:03d}"
-    late = kernel_bytes_for(late_tenant)
-    early = kernel_bytes_for("slot_000")
+    late = kernel_bytes_for(late_tenant, in_transaction=False)
+    early = kernel_bytes_for("slot_000", in_transaction=True)
     assert late == 0, f"a tenant past slot {KERNEL_TENANT_SLOTS} had {late:.0f} bytes spliced"
     assert early >= 10_000_000, f"an early tenant had only {early:.0f} bytes spliced"
     # Counted in user space: three autocommit queries, three leases.

@@ -345,6 +345,7 @@ class Proxy:
 
         deadline = time.monotonic() + timeout
         last_err = "never accepted a connection"
+        served = 0.0  # when SELECT 1 first went through
         ci = self.conninfo(connect_timeout=3)
         b = self.config.get("backend", {})
         if b.get("user") and b["user"] not in ROLES:
@@ -363,8 +364,12 @@ class Proxy:
                 try:
                     with psycopg.connect(**ci.kwargs(), autocommit=True) as c:
                         if c.execute("SELECT 1").fetchone() == (1,):
-                            self._check_data_path(self.stderr_tail(200))
-                            return
+                            # The HTTP endpoints come up a moment later; a test that disables
+                            # or misconfigures them still gets its proxy after 5 s.
+                            served = served or time.monotonic()
+                            if self._ops_ready() or time.monotonic() - served > 5.0:
+                                self._check_data_path(self.stderr_tail(200))
+                                return
                 except psycopg.Error as e:
                     last_err = f"SELECT 1 through the proxy failed: {e}".strip()
             time.sleep(0.1)
@@ -372,6 +377,21 @@ class Proxy:
         self._check_data_path(text)
         raise ProxyError(f"{self.kind} not ready after {timeout:.0f}s ({last_err}); "
                          f"stderr tail:\n{text}")
+
+    def _ops_ready(self) -> bool:
+        """The proxy's HTTP endpoints (admin API, /metrics) accept connections: they start a
+        moment after the data port, and a test may scrape right after start()."""
+        if self.kind != "heliosproxy":
+            return True
+        m = self.config.get("metrics", {})
+        ends = []
+        if m.get("enabled", True) and m.get("prometheus_port"):
+            ends.append((m.get("prometheus_address", "127.0.0.1"), int(m["prometheus_port"])))
+        admin = self.config.get("proxy", {}).get("admin_listen_address", "")
+        if admin and ":" in admin:
+            host, _, port = admin.rpartition(":")
+            ends.append((host.strip("[]"), int(port)))
+        return all(port_accepts(h, p, 0.5) for h, p in ends)
 
     def close_clients(self) -> None:
         for c in self._connections:

@@ -117,6 +117,8 @@ struct ConnectionPoolConfig {
   // back and returned to the pool. 0 = never.
   Nanos idle_transaction_timeout = 60 * kNanosPerSec;
   Nanos client_idle_timeout = 0;
+  // A statement unanswered this long is cancelled (CancelRequest; the client gets 57014).
+  // 0 = never. Tenant rules may override it.
   Nanos query_timeout = 0;
   PreparedStatementMode prepared_statement_mode = PreparedStatementMode::kTrack;
   int64_t prepared_statement_cache_size = 1024;  // per backend
@@ -182,6 +184,7 @@ struct TenantLimits {
   int64_t qps_burst = 0;               // resolved: max_qps when not set
   Nanos qps_max_wait = 0;              // resolved: [tenant_quotas] qps_max_wait when not set
   Nanos max_transaction_duration = 0;  // 0 = unlimited
+  Nanos query_timeout = 0;             // resolved: [connection_pool] query_timeout when not set
   PoolMode pool_mode = PoolMode::kTransaction;        // resolved: tier's, else [proxy] mode
   std::string tier;                                   // "" = the default pool
   int64_t weight = 1;                                 // resolved: tier's weight, else 1

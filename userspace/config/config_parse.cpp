@@ -391,6 +391,7 @@ void read_tiers(const toml::table& root, Config& config, ReadContext& ctx) {
 struct RawLimits {
   TenantLimits limits;
   bool has_qps_max_wait = false;
+  bool has_query_timeout = false;
   bool has_pool_mode = false;
   bool has_data_path = false;
 };
@@ -404,6 +405,7 @@ RawLimits read_limits(SectionReader& r) {
   r.read_int("qps_burst", l.qps_burst, 0, kMaxRate);
   raw.has_qps_max_wait = r.read_duration("qps_max_wait", l.qps_max_wait);
   r.read_duration("max_transaction_duration", l.max_transaction_duration);
+  raw.has_query_timeout = r.read_duration("query_timeout", l.query_timeout);
   raw.has_pool_mode = read_pool_mode(r, "pool_mode", l.pool_mode);
   r.read_string("tier", l.tier);
   l.weight = 0;
@@ -426,8 +428,8 @@ RawLimits read_limits(SectionReader& r) {
   return raw;
 }
 
-// Fills inherited values: tier's pool_mode and weight, [tenant_quotas] qps_max_wait, [proxy]
-// mode and data_path; bursts default to their rates.
+// Fills inherited values: tier's pool_mode and weight, [tenant_quotas] qps_max_wait,
+// [connection_pool] query_timeout, [proxy] mode and data_path; bursts default to their rates.
 TenantLimits resolve_limits(RawLimits raw, SectionReader& r, const Config& config) {
   TenantLimits l = std::move(raw.limits);
   const TierConfig* tier = nullptr;
@@ -449,6 +451,7 @@ TenantLimits resolve_limits(RawLimits raw, SectionReader& r, const Config& confi
   if (l.weight == 0) l.weight = tier ? tier->weight : 1;
   if (!raw.has_qps_max_wait) l.qps_max_wait = config.tenant_quotas.qps_max_wait;
   if (!raw.has_data_path) l.data_path = config.proxy.data_path;
+  if (!raw.has_query_timeout) l.query_timeout = config.connection_pool.query_timeout;
   if (l.qps_burst == 0) l.qps_burst = l.max_qps;
   if (l.edge_syn_burst == 0) l.edge_syn_burst = l.edge_syn_rate;
   return l;

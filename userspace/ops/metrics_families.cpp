@@ -394,6 +394,12 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
                         MetricType::Counter);
   add_counter(retries, {}, double(s.counters.lease_retries));
   out.push_back(std::move(retries));
+  auto query_timeouts = family("helios_proxy_query_timeouts_total",
+                               "Statements the proxy cancelled because they ran longer than "
+                               "query_timeout (the client gets PostgreSQL's 57014)",
+                               MetricType::Counter);
+  add_counter(query_timeouts, {}, double(s.counters.query_timeouts));
+  out.push_back(std::move(query_timeouts));
 
   auto reloads =
       family("helios_proxy_reloads_total", "Configuration reloads, by result", MetricType::Counter);

@@ -77,16 +77,6 @@ std::optional<Result<pg::RoleRecord>> AuthService::lookup_now(const std::string&
   return std::nullopt;
 }
 
-std::optional<pg::Credential> AuthService::cached_secret(const std::string& user) {
-  auto now = lookup_now(user);
-  if (now && *now && (*now)->secret) return (*now)->secret;
-  std::lock_guard lock(mu_);
-  auto it = cache_.find(user);
-  if (it == cache_.end() || monotonic_now() - it->second.sent >= trust_ttl_ || !it->second.record)
-    return std::nullopt;
-  return it->second.record->secret;
-}
-
 void AuthService::login_failed(const std::string& user) {
   std::lock_guard lock(mu_);
   if (have_file_) return;

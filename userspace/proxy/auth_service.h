@@ -41,9 +41,6 @@ class AuthService {
   void lookup(const std::string& user, Done done);
   // A login of `user` failed (wrong password): start its holdoff.
   void login_failed(const std::string& user);
-  // The last secret fetched for `user` within the cache TTL, without asking (trust mode uses it
-  // to log the client's backend in).
-  std::optional<pg::Credential> cached_secret(const std::string& user);
 
  private:
   Result<pg::RoleRecord> query(const std::string& user, Nanos asked);
@@ -64,8 +61,7 @@ class AuthService {
     Nanos failed_at = 0;  // last failed login with it (0 = none)
   };
   std::unordered_map<std::string, Cached> cache_;
-  Nanos cache_ttl_ = 0;                  // [auth] auth_cache_ttl
-  Nanos trust_ttl_ = 30 * kNanosPerSec;  // cached_secret()
+  Nanos cache_ttl_ = 0;  // [auth] auth_cache_ttl
   static constexpr size_t kCacheSweepAt = 4096;
   static constexpr size_t kCacheCap = 65536;
   Nanos last_sweep_ = 0;

@@ -54,6 +54,7 @@ struct Client {
   bool gate_waiting = false;        // queued at its tenant's max_active gate
   bool throttled = false;           // statements held until the tenant's QPS bucket has tokens
   bool duration_cancelled = false;  // its transaction ran past max_transaction_duration
+  bool query_cancelled = false;     // its statement ran past query_timeout; cancel sent
   bool track_statements = false;    // rewrite named statements (prepared_statement_mode track)
   bool pinned = false;              // session state binds it to its backend (see ClientSession)
   bool ran_transaction = false;     // has had a lease (drain: a fresh client may run one)

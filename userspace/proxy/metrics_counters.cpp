@@ -88,6 +88,8 @@ const char* login_failure_name(LoginFailure r) {
       return "no_login";
     case LoginFailure::kLookup:
       return "lookup";
+    case LoginFailure::kUnknownRole:
+      return "unknown_role";
     case LoginFailure::kCount:
       break;
   }
@@ -149,6 +151,7 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
     s.refused_transitions[i] = refused_transitions_[i].load(std::memory_order_relaxed);
   s.protocol_violations = protocol_violations_.load(std::memory_order_relaxed);
   s.lease_retries = lease_retries_.load(std::memory_order_relaxed);
+  s.query_timeouts = query_timeouts_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -43,6 +43,7 @@ enum class LoginFailure : uint8_t {
   kClientLimit,   // max_client_connections reached
   kNoLogin,       // right password, but the role is NOLOGIN
   kLookup,        // auth_query failed (e.g. the auth user may not read passwords)
+  kUnknownRole,   // trust mode: no such role (password modes count it as kPassword)
   kCount
 };
 const char* login_failure_name(LoginFailure r);  // "password", "tenant_quota", ...
@@ -74,6 +75,8 @@ class MetricsCounters {
   void count_protocol_violation() { protocol_violations_.fetch_add(1, std::memory_order_relaxed); }
   // A transaction sent to another backend because its first one ended before answering.
   void count_lease_retry() { lease_retries_.fetch_add(1, std::memory_order_relaxed); }
+  // A statement the proxy cancelled because it ran past query_timeout.
+  void count_query_timeout() { query_timeouts_.fetch_add(1, std::memory_order_relaxed); }
 
   // A state machine refused a transition its table does not allow (a bug; see client_state.h).
   void count_refused_transition(Machine m) {
@@ -92,6 +95,7 @@ class MetricsCounters {
     std::array<uint64_t, size_t(Machine::kCount)> refused_transitions{};
     uint64_t protocol_violations = 0;
     uint64_t lease_retries = 0;
+    uint64_t query_timeouts = 0;
   };
   Snapshot snapshot() const;
 
@@ -111,6 +115,7 @@ class MetricsCounters {
   std::array<std::atomic<uint64_t>, size_t(Machine::kCount)> refused_transitions_{};
   std::atomic<uint64_t> protocol_violations_{0};
   std::atomic<uint64_t> lease_retries_{0};
+  std::atomic<uint64_t> query_timeouts_{0};
 };
 
 }  // namespace helios::proxy

@@ -292,12 +292,14 @@ void Worker::on_tick(Nanos now) {
     check_throttled(c, now);
     c = next;
   }
-  // Leases: throttled statements inside a transaction, and max_transaction_duration.
+  // Leases: throttled statements inside a transaction, max_transaction_duration,
+  // idle_transaction_timeout and query_timeout.
   for (Client* c = active_list_.head; c;) {
     Client* next = c->timer_next;
     if (c->throttled) check_throttled(c, now);
     if (c->state == ClientState::kActive) check_transaction_duration(c, now);
     if (c->state == ClientState::kActive) check_idle_transaction(c, now);
+    if (c->state == ClientState::kActive) check_query_timeout(c, now);
     c = next;
   }
   if (stopping_) {

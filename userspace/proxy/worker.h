@@ -136,6 +136,8 @@ class Worker final : public pool::Messenger {
   void on_startup_bytes(Client* c, const uint8_t* data, uint32_t len);
   void on_startup_packet(Client* c, std::string_view packet);
   void on_credential(Client* c, Result<pg::RoleRecord> record);
+  // [auth] type = "trust": no password, but the role must exist and have LOGIN (worker_trust.cpp).
+  void on_trusted(Client* c, Result<pg::RoleRecord> record);
   void on_auth_message(Client* c, char type, std::string_view body);
   void on_authenticated(Client* c, pool::LoginSecret login);
   void send_welcome(Client* c);
@@ -212,6 +214,8 @@ class Worker final : public pool::Messenger {
   void check_transaction_duration(Client* c, Nanos now);
   // idle_transaction_timeout: a client that keeps its transaction open without a word.
   void check_idle_transaction(Client* c, Nanos now);
+  // query_timeout ([connection_pool], or the tenant's): cancels a statement running too long.
+  void check_query_timeout(Client* c, Nanos now);
   void release_active(Client* c);          // gives back the client's max_active slot
   void pass_gate(tenant::TenantState* t);  // a slot of t is free: wake its next waiter
   config::PoolMode lease_mode(const Client* c) const;

@@ -294,6 +294,7 @@ void Worker::note_replies(Client* c, uint32_t answered, char tx_status) {
     for (uint32_t i = 0; i < answered; ++i) c->tenant->record_query(now_, now_ - c->query_started);
     c->query_started = c->outstanding > 0 ? now_ : 0;
   }
+  c->query_cancelled = false;  // what was cancelled is answered; the next statement is timed
   if (transaction_ended(c, tx_status)) {
     c->txn_started = 0;
     c->duration_cancelled = false;

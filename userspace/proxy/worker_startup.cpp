@@ -271,22 +271,8 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
   // (on_authenticated): an unauthenticated client must not use up a tenant's max_connections.
   st.tenant = tenant_of(cfg_->tenant_quotas, st);
 
-  if (cfg_->auth.type == config::AuthType::kTrust) {
-    pool::LoginSecret login;
-    if (auto known = ctx_.auth->cached_secret(st.user)) {
-      std::visit(
-          [&](const auto& cred) {
-            using T = std::decay_t<decltype(cred)>;
-            if constexpr (std::is_same_v<T, pg::PlainCredential>)
-              login.password = cred.password;
-            else if constexpr (std::is_same_v<T, pg::Md5Credential>)
-              login.md5_hash = cred.hash;
-          },
-          *known);
-    }
-    on_authenticated(c, std::move(login));
-    return;
-  }
+  // Trust mode asks the same question without a password (worker_trust.cpp): the role must
+  // exist and may log in, as PostgreSQL checks for its own trust method.
   if (auto known = ctx_.auth->lookup_now(st.user)) {
     on_credential(c, std::move(*known));
     return;
@@ -306,6 +292,7 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
 }
 
 void Worker::on_credential(Client* c, Result<pg::RoleRecord> record) {
+  if (cfg_->auth.type == config::AuthType::kTrust) return on_trusted(c, std::move(record));
   StartupState& st = *c->startup;
   if (!record && record.error().code != ENOENT) {
     refuse_login(c, LoginFailure::kLookup, pg::sqlstate::kConnectionFailure,

@@ -110,6 +110,22 @@ TEST_CASE("tier checks: steady-state floor, planned size, undefined tiers") {
         "proxy.toml:3: [tiers.gold] min_connections (5) must not exceed pool_size (4)");
 }
 
+TEST_CASE("query_timeout: [connection_pool]'s unless a rule sets its own") {
+  Result<Config> c = parse_config(
+      "[connection_pool]\nquery_timeout = \"30s\"\n"
+      "[tenant_quotas]\nenabled = true\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"batch_*\"\nquery_timeout = 0\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"web_*\"\nquery_timeout = \"2s\"\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"x_*\"\nmax_qps = 1\n",
+      options());
+  REQUIRE(c.ok());
+  CHECK(c->connection_pool.query_timeout == 30 * kNanosPerSec);
+  CHECK(c->tenant_quotas.limits[0].limits.query_timeout == 0);  // explicitly none
+  CHECK(c->tenant_quotas.limits[1].limits.query_timeout == 2 * kNanosPerSec);
+  CHECK(c->tenant_quotas.limits[2].limits.query_timeout == 30 * kNanosPerSec);  // inherited
+  CHECK(c->tenant_quotas.default_limits.query_timeout == 30 * kNanosPerSec);
+}
+
 TEST_CASE("rules inherit from their tier, [tenant_quotas] and [proxy]") {
   Result<Config> c = parse_config(
       "[proxy]\nmode = \"session\"\ndata_path = \"auto\"\n"

@@ -6,8 +6,8 @@
 //
 // "Running" is timed by the proxy: from when the request went to the backend (the oldest
 // unanswered Query or Sync) until its ReadyForQuery. On the kernel data path the replies may
-// have gone through the kernel, so a lease there is taken back before it is judged (once, when
-// its timer passes the timeout): only then are the worker's counts current.
+// have gone through the kernel, so a lease there is taken back (LeasePath::settle) before it is
+// judged (once, when its timer passes the timeout): only then are the worker's counts current.
 #include <string>
 
 #include "common/clock.h"
@@ -37,8 +37,8 @@ void Worker::check_query_timeout(Client* c, Nanos now) {
       query_timeout_for(*cfg_, c->tenant, ctx_.quotas_enabled.load(std::memory_order_relaxed));
   if (limit <= 0 || c->query_cancelled || !c->query_started || !c->backend) return;
   if (now - c->query_started < limit) return;
-  if (c->kernel && c->kernel->lease) {
-    if (!settle_kernel_lease(c)) return;
+  if (path_->holds(c)) {
+    if (!path_->settle(c)) return;
     if (c->state != ClientState::kActive || !c->backend || !c->query_started ||
         now - c->query_started < limit)
       return;

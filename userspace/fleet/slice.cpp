@@ -15,9 +15,10 @@ double grant_slice(const SliceInput& in) {
     target = mine + (in.whole_units ? std::ceil(part) : part);
   } else {
     double fair = in.limit * mine / total;
-    target = std::max(in.used, in.whole_units ? std::ceil(fair) : fair);
+    const bool my_turn = in.used == 0 && !in.other_waited_longer;
+    target = !in.whole_units ? fair : my_turn ? std::ceil(fair) : std::floor(fair);
   }
-  double room = std::max(0.0, in.limit - in.others_slices);
+  double room = std::max(0.0, in.limit - in.others_held);
   double slice = std::min(target, room);
   return in.whole_units ? std::floor(slice) : slice;
 }

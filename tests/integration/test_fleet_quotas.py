@@ -14,7 +14,7 @@ import uuid
 import psycopg
 import pytest
 
-from harness import BENCH_USER, ROLES, RedisServer, pgbench, redis_available
+from harness import BENCH_USER, ROLES, BackendSampler, RedisServer, pgbench, redis_available
 from harness.wire import LoginError, RawConn
 
 pytestmark = [pytest.mark.needs("tenant_quotas"), pytest.mark.timeout(120)]
@@ -32,7 +32,7 @@ def redis():
         yield r
 
 
-def fleet(proxy_factory, redis, rules, n=3, same_port=False, **fleet_extra):
+def fleet(proxy_factory, redis, rules, n=3, same_port=False, pool_size=None, **fleet_extra):
     """n instances sharing one key prefix (fresh per test) in `redis`."""
     prefix = "t" + uuid.uuid4().hex[:8]
     procs = []
@@ -43,6 +43,8 @@ def fleet(proxy_factory, redis, rules, n=3, same_port=False, **fleet_extra):
         f.update(fleet_extra)
         ov = {"fleet": f, "tenant_quotas": {"enabled": True, "identifier": "application_name",
                                             "limits": rules}}
+        if pool_size is not None:
+            ov["backend"] = {"max_connections": pool_size}
         if same_port and procs:
             ov["proxy"] = {"listen_address": procs[0].config["proxy"]["listen_address"]}
         procs.append(proxy_factory(ov))
@@ -176,6 +178,23 @@ def test_max_active_holds_across_instances_and_rotates(proxy_factory, redis, pg)
     assert peak <= 2, f"{peak} statements of a max_active=2 tenant ran at once"
     # Turns: the instance that waited longest with none gets the next unit (no starvation).
     assert min(done) > 0 and min(done) >= max(done) / 3, done
+
+
+def test_backends_of_three_instances_stay_within_the_pool_maximum(proxy_factory, redis, pg):
+    """A pool of max_connections = 6 on each of three instances under 60 clients: PostgreSQL,
+    sampled every 50 ms, never sees more than 6 of its backends (without [fleet]: 18)."""
+    procs = fleet(proxy_factory, redis, [{"tenant_pattern": "other", "max_connections": 1}],
+                  pool_size=6)
+    with BackendSampler(pg, interval=0.05) as sampler:
+        runs = [pgbench(p.conninfo(BENCH_USER, "bench", application_name="app"), clients=20,
+                        jobs=1, seconds=4, script="SELECT pg_sleep(0.02);\n", background=True)
+                for p in procs]
+        results = [r.result() for r in runs]
+    peak = sampler.max_by_user["bench"]
+    print(f"\npool max 6 over 3 instances, 60 clients: peak backends {peak}, "
+          f"tps {[round(r.tps) for r in results]}")
+    assert all(r.failed == 0 and r.processed > 0 for r in results), [r.errors for r in results]
+    assert 0 < peak <= 6, peak
 
 
 def test_killed_instance_returns_its_share_within_the_ttl(proxy_factory, redis):

@@ -51,9 +51,10 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
     return kExitUsage;
   }
   config::ConnectionBudget budget = config::compute_connection_budget(*config);
-  // Every instance opens its own pools (the database budget is not shared by [fleet] yet):
-  // the database sees the pools of every instance.
-  const int64_t instances = std::max<int64_t>(1, args.instances);
+  // Without [fleet] every instance opens its own pools: the database sees the pools of every
+  // instance. With [fleet] each pool's maximum is fleet-wide (docs/fleet.md), so the budget
+  // holds for any number of instances.
+  const int64_t instances = config->fleet.enabled ? 1 : std::max<int64_t>(1, args.instances);
   if (instances > 1) {
     for (config::BudgetLine& l : budget.lines) {
       l.pools *= instances;
@@ -91,9 +92,9 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
   if (budget.checked() || !config->tiers.empty() || instances > 1) {
     std::cout << "budget: " << budget.summary() << " (" << budget.breakdown() << ")\n";
   }
-  if (config->fleet.enabled && args.instances == 0)
-    std::cout << "note: [fleet] is set: pass --instances N to check the database budget of N "
-                 "instances (each opens its own pools)\n";
+  if (config->fleet.enabled)
+    std::cout << "note: [fleet] is set: pool maxima are shared by every instance, so this budget "
+                 "holds for any number of instances\n";
   return over ? kExitFailed : kExitOk;
 }
 
@@ -110,8 +111,8 @@ void register_check_command(CLI::App& app, CtlContext& ctx) {
                 "do not read password/token files and accept unset ${VARS}: check a config on a "
                 "machine that does not hold its secrets");
   cmd->add_option("--instances", args->instances,
-                  "proxy instances that will run this config: the database budget counts every "
-                  "instance's pools (exit 1 when they do not fit)")
+                  "proxy instances that will run this config without [fleet]: the database "
+                  "budget counts every instance's pools (exit 1 when they do not fit)")
       ->check(CLI::Range(int64_t(1), int64_t(10000)));
   cmd->callback([args, &ctx] { ctx.exit_code = run_check(*args, ctx); });
 }

@@ -127,6 +127,9 @@ std::vector<FleetAgent::Item> FleetAgent::collect() {
       items.push_back({t.index(), name, 'q', double(l.max_qps), rate, want});
     }
   });
+  if (collect_external_)
+    for (const ExternalLimit& e : collect_external_())
+      if (e.limit > 0) items.push_back({UINT32_MAX, e.key, 'p', e.limit, e.used, e.want});
   return items;
 }
 
@@ -135,6 +138,11 @@ void FleetAgent::apply(const std::vector<Item>& items, const std::vector<double>
   std::vector<ShareView> views;
   for (size_t i = 0; i < items.size() && i < shares.size(); ++i) {
     const Item& it = items[i];
+    if (it.kind == 'p') {
+      if (apply_external_) apply_external_(it.tenant, shares[i]);
+      views.push_back({it.tenant, it.kind, it.limit, shares[i], it.used, it.want});
+      continue;
+    }
     tenant::TenantState* t = tenants_.at(it.tenant_index);
     if (!t || t->name() != it.tenant) continue;  // rebuilt for another name meanwhile
     double s = shares[i];
@@ -169,7 +177,7 @@ void FleetAgent::renew_once() {
                                 info_,
                                 std::to_string(items.size())};
   for (const Item& it : items) {
-    argv.push_back(std::string(1, it.kind) + ":" + it.tenant);
+    argv.push_back(std::string(1, it.kind) + ":" + it.tenant);  // p: a pool key
     argv.push_back(fmt_num(it.limit));
     argv.push_back(fmt_num(it.used));
     argv.push_back(fmt_num(it.want));

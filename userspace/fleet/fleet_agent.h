@@ -25,7 +25,7 @@ namespace helios::fleet {
 // One limit of one tenant as the last renewal left it.
 struct ShareView {
   std::string tenant;
-  char limit_kind = 'c';  // c: max_connections, a: max_active, q: max_qps
+  char limit_kind = 'c';  // c: max_connections, a: max_active, q: max_qps, p: a pool's backends
   double limit = 0;       // the fleet-wide limit
   double share = 0;       // this instance's slice
   double used = 0;
@@ -44,6 +44,13 @@ struct FleetView {
   std::vector<ShareView> shares;
 };
 
+// A limit the agent shares without knowing what it is (a pool's max_connections): the proxy
+// reports use and demand, and applies the slice it gets back.
+struct ExternalLimit {
+  std::string key;  // unique, stable: "<database>/<user>[/<group>]" for a pool
+  double limit = 0, used = 0, want = 0;
+};
+
 class FleetAgent {
  public:
   // info: what other instances may read about this one (the admin address, ...).
@@ -60,6 +67,12 @@ class FleetAgent {
     active_grew_ = std::move(fn);
   }
   void on_renewed(std::function<void()> fn) { renewed_ = std::move(fn); }
+  // External limits: collected and applied on the agent's thread at every renewal.
+  void on_external(std::function<std::vector<ExternalLimit>()> collect,
+                   std::function<void(const std::string& key, double slice)> apply) {
+    collect_external_ = std::move(collect);
+    apply_external_ = std::move(apply);
+  }
 
   void start();
   void stop();
@@ -96,6 +109,8 @@ class FleetAgent {
   RedisConn redis_;
   std::function<void(tenant::TenantState*)> active_grew_;
   std::function<void()> renewed_;
+  std::function<std::vector<ExternalLimit>()> collect_external_;
+  std::function<void(const std::string&, double)> apply_external_;
 
   std::atomic<bool> degraded_{false};
   std::atomic<uint32_t> live_{1};

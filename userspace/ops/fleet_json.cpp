@@ -12,7 +12,8 @@ nlohmann::json fleet_json(const ProxySnapshot& s) {
     shares.push_back({{"tenant", sv.tenant},
                       {"limit_name", sv.limit_kind == 'c'   ? "max_connections"
                                      : sv.limit_kind == 'a' ? "max_active"
-                                                            : "max_qps"},
+                                     : sv.limit_kind == 'q' ? "max_qps"
+                                                            : "pool_max_connections"},
                       {"limit", sv.limit},
                       {"share", sv.share},
                       {"used", sv.used},

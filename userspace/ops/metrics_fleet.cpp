@@ -27,7 +27,16 @@ void add(MetricFamily& f, std::vector<ClientMetric::Label> labels, double v) {
 }
 
 const char* limit_name(char kind) {
-  return kind == 'c' ? "max_connections" : kind == 'a' ? "max_active" : "max_qps";
+  switch (kind) {
+    case 'c':
+      return "max_connections";
+    case 'a':
+      return "max_active";
+    case 'q':
+      return "max_qps";
+    default:
+      return "pool_max_connections";  // tenant_id is then the pool's name
+  }
 }
 
 }  // namespace

@@ -36,6 +36,38 @@ void Proxy::start_fleet(const config::Config& cfg) {
               fleet_messenger());
         });
   });
+  // Pools: each pool's max_connections is a fleet-wide limit too, so the backends of every
+  // instance stay within the pools' maxima (and, as `heliosctl check` verifies, within
+  // db_max_connections - reserved_connections). A new pool starts at 0 until a renewal.
+  ctx_.pools->set_on_create([agent](pool::Pool& p) {
+    if (agent->degraded()) return;  // the static share follows at the next (failed) renewal
+    pool::PoolSettings s = p.settings();
+    s.max_connections = 0;
+    p.apply_settings(s);
+    agent->kick();
+  });
+  agent->on_external(
+      [this] {
+        std::vector<fleet::ExternalLimit> out;
+        auto cfg = config();
+        for (pool::Pool* p : ctx_.pools->all()) {
+          pool::PoolSnapshot s = p->snapshot();
+          double used = double(s.total + s.connecting);
+          out.push_back({p->key().to_string(),
+                         double(pool::pool_settings_for(*cfg, p->key().group).max_connections),
+                         used, used + double(s.waiting)});
+        }
+        return out;
+      },
+      [this](const std::string& key, double slice) {
+        auto cfg = config();
+        for (pool::Pool* p : ctx_.pools->all()) {
+          if (p->key().to_string() != key) continue;
+          pool::PoolSettings s = pool::pool_settings_for(*cfg, p->key().group);
+          s.max_connections = std::min<int64_t>(s.max_connections, int64_t(slice));
+          if (p->settings() != s) p->apply_settings(s);
+        }
+      });
   ctx_.fleet = agent;
   log::info("fleet: instance {} shares quotas through redis://{}:{}/{} (renewal every {} ms)",
             cfg.fleet.instance_id, cfg.fleet.redis_host, cfg.fleet.redis_port, cfg.fleet.redis_db,

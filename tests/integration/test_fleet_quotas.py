@@ -7,6 +7,8 @@ without client errors, then recovers."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 import threading
 import time
 import uuid
@@ -14,7 +16,8 @@ import uuid
 import psycopg
 import pytest
 
-from harness import BENCH_USER, ROLES, BackendSampler, RedisServer, pgbench, redis_available
+from harness import (BENCH_USER, ROLES, BackendSampler, RedisServer, helios_binary, pgbench,
+                     redis_available)
 from harness.wire import LoginError, RawConn
 
 pytestmark = [pytest.mark.needs("tenant_quotas"), pytest.mark.timeout(120)]
@@ -94,6 +97,12 @@ def test_five_connection_tenant_gets_exactly_five_across_three_instances(proxy_f
         assert view["live_instances"] == 3 and not view["degraded"]
         shares = [s for s in view["shares"] if s["tenant"] == "acme"]
         assert shares and shares[0]["limit"] == 5
+        env = dict(os.environ, HELIOS_ADMIN_URL=procs[0].admin_url,
+                   HELIOS_ADMIN_TOKEN_FILE=str(procs[0].admin_token_file))
+        ctl = subprocess.run([str(helios_binary().parent / "heliosctl"), "fleet"],
+                             capture_output=True, text=True, timeout=30, env=env)
+        assert ctl.returncode == 0, ctl.stderr
+        assert "3 live instance(s)" in ctl.stdout and "acme" in ctl.stdout, ctl.stdout
     finally:
         for _, c in held:
             c.close()

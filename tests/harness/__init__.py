@@ -15,6 +15,7 @@ from .proxy import (ProxyError, DataPathUnavailable, Proxy, HeliosProxy, PgBounc
 from .clients import psql, PsqlResult, pgbench, pgbench_init, PgbenchResult, PgError
 from .sampler import BackendSampler
 from .toml_writer import dumps as toml_dumps
+from .redis_server import RedisServer, redis_available
 
 __all__ = [
     "HarnessError", "free_port", "wait_until",
@@ -23,5 +24,5 @@ __all__ = [
     "ProxyError", "DataPathUnavailable", "Proxy", "HeliosProxy", "PgBouncerProxy", "ConnInfo",
     "default_config", "deep_merge", "start_proxy", "target_name", "helios_binary",
     "psql", "PsqlResult", "pgbench", "pgbench_init", "PgbenchResult", "PgError",
-    "BackendSampler", "toml_dumps",
+    "BackendSampler", "toml_dumps", "RedisServer", "redis_available",
 ]

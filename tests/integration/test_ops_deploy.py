@@ -90,6 +90,12 @@ def test_kubernetes_manifests_from_seed_example_4():
     assert cfg["proxy"]["admin_listen_address"] == "0.0.0.0:9090"
     assert cfg["metrics"]["prometheus_port"] == 9091
     assert cfg["tenant_quotas"]["limits"][0]["tenant_pattern"] == "tenant_*"
+    # The replicas share quotas through the Redis of redis.yaml (issue 16).
+    redis_svc = objs[("Service", "helios-redis")]
+    assert cfg["fleet"]["redis_url"].startswith(
+        f"redis://{redis_svc['metadata']['name']}.{redis_svc['metadata']['namespace']}.")
+    assert redis_svc["spec"]["selector"] == \
+        objs[("Deployment", "helios-redis")]["spec"]["selector"]["matchLabels"]
     # A drain always finishes before the kubelet's SIGKILL.
     drain = int(cfg["proxy"]["drain_timeout"].rstrip("s"))
     assert pod["terminationGracePeriodSeconds"] > drain
@@ -118,7 +124,7 @@ def test_kustomization_builds_when_kubectl_is_here():
                         timeout=60)
     assert cp.returncode == 0, cp.stderr
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(cp.stdout) if d)
-    assert kinds == ["ConfigMap", "Deployment", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Service", "Service"]  # + Redis
 
 
 def test_alert_rules_carry_the_seeds_promql():

@@ -245,6 +245,35 @@ int run_tenants(const CtlContext& ctx, size_t limit) {
   return kExitOk;
 }
 
+int run_fleet(const CtlContext& ctx) {
+  int rc = kExitOk;
+  auto r = call(ctx, "GET", "/api/v1/fleet", &rc);
+  if (!r) return rc;
+  const json& f = r->body;
+  if (ctx.output == "json") {
+    print_json(f);
+    return kExitOk;
+  }
+  if (!f.value("enabled", false)) {
+    std::cout << "no [fleet] section: this instance enforces its quotas alone\n";
+    return kExitOk;
+  }
+  std::cout << "instance " << str(at(f, "instance_id")) << " via redis " << str(at(f, "redis"))
+            << (f.value("degraded", false) ? " (DEGRADED: Redis unreachable, static shares)" : "")
+            << "\n"
+            << str(at(f, "live_instances")) << " live instance(s):";
+  for (const json& i : at(f, "instances")) std::cout << " " << str(i);
+  std::cout << "\nrenewals " << str(at(f, "renewals")) << ", failures "
+            << str(at(f, "renewal_failures")) << ", last renewal " << str(at(f, "last_renewal_ms"))
+            << " ms\n\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& x : at(f, "shares"))
+    rows.push_back({str(at(x, "tenant")), str(at(x, "limit_name")), str(at(x, "limit")),
+                    str(at(x, "share")), str(at(x, "used")), str(at(x, "want"))});
+  print_table({"TENANT", "LIMIT", "FLEET_LIMIT", "THIS_SHARE", "USED", "WANT"}, rows);
+  return kExitOk;
+}
+
 int run_reload(const CtlContext& ctx) {
   int rc = kExitOk;
   auto r = call(ctx, "POST", "/api/v1/reload", &rc);
@@ -319,6 +348,11 @@ void register_admin_commands(CLI::App& app, CtlContext& ctx) {
   tenants->add_option("--limit", *limit, "show at most N tenants (default 50)");
   tenants->callback(
       [&ctx, limit] { ctx.exit_code = guarded([&] { return run_tenants(ctx, *limit); }); });
+
+  CLI::App* fleet = app.add_subcommand(
+      "fleet", "Show the fleet ([fleet]): live instances and this instance's quota shares");
+  fleet->fallthrough();
+  fleet->callback([&ctx] { ctx.exit_code = guarded([&] { return run_fleet(ctx); }); });
 
   CLI::App* reload = app.add_subcommand(
       "reload", "Reload the config file (exit 1 if refused; the running config is kept)");

@@ -1,5 +1,6 @@
 // heliosctl check CONFIG: load and validate a proxy config exactly as the proxy would.
 // Prints "CONFIG: ok" plus any warnings (exit 0), or every error found (exit 2).
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,8 @@ std::vector<std::string> split_lines(const std::string& text) {
 struct CheckArgs {
   std::string path;
   bool no_secrets = false;
+  // Instances that run this config (--instances); 0 = not given (one).
+  int64_t instances = 0;
 };
 
 int run_check(const CheckArgs& args, const CtlContext& ctx) {
@@ -47,7 +50,20 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
     }
     return kExitUsage;
   }
-  const config::ConnectionBudget budget = config::compute_connection_budget(*config);
+  config::ConnectionBudget budget = config::compute_connection_budget(*config);
+  // Without [fleet] every instance opens its own pools: the database sees the pools of every
+  // instance. With [fleet] each pool's maximum is fleet-wide (docs/fleet.md), so the budget
+  // holds for any number of instances.
+  const int64_t instances = config->fleet.enabled ? 1 : std::max<int64_t>(1, args.instances);
+  if (instances > 1) {
+    for (config::BudgetLine& l : budget.lines) {
+      l.pools *= instances;
+      l.connections *= instances;
+      l.what += " x " + std::to_string(instances) + " instances";
+    }
+    budget.needed *= instances;
+  }
+  const bool over = instances > 1 && !budget.fits();
   if (json) {
     nlohmann::json lines = nlohmann::json::array();
     for (const config::BudgetLine& l : budget.lines) {
@@ -65,16 +81,21 @@ int run_check(const CheckArgs& args, const CtlContext& ctx) {
                          {"db_max_connections", budget.db_max},
                          {"reserved_connections", budget.reserved},
                          {"checked", budget.checked()},
+                         {"instances", instances},
+                         {"fits", budget.fits()},
                          {"pools", lines}}}};
     std::cout << out.dump(2) << "\n";
-    return kExitOk;
+    return over ? kExitFailed : kExitOk;
   }
   std::cout << args.path << ": ok\n";
   for (const std::string& w : config->warnings) std::cout << "warning: " << w << "\n";
-  if (budget.checked() || !config->tiers.empty()) {
+  if (budget.checked() || !config->tiers.empty() || instances > 1) {
     std::cout << "budget: " << budget.summary() << " (" << budget.breakdown() << ")\n";
   }
-  return kExitOk;
+  if (config->fleet.enabled)
+    std::cout << "note: [fleet] is set: pool maxima are shared by every instance, so this budget "
+                 "holds for any number of instances\n";
+  return over ? kExitFailed : kExitOk;
 }
 
 }  // namespace
@@ -89,6 +110,10 @@ void register_check_command(CLI::App& app, CtlContext& ctx) {
   cmd->add_flag("--no-secrets", args->no_secrets,
                 "do not read password/token files and accept unset ${VARS}: check a config on a "
                 "machine that does not hold its secrets");
+  cmd->add_option("--instances", args->instances,
+                  "proxy instances that will run this config without [fleet]: the database "
+                  "budget counts every instance's pools (exit 1 when they do not fit)")
+      ->check(CLI::Range(int64_t(1), int64_t(10000)));
   cmd->callback([args, &ctx] { ctx.exit_code = run_check(*args, ctx); });
 }
 

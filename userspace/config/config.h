@@ -258,6 +258,28 @@ struct VipConfig {
   bool operator==(const VipConfig&) const = default;
 };
 
+// [fleet]: quotas shared by every instance through Redis (docs/fleet.md). Absent = this
+// instance enforces its quotas alone, as without the section.
+struct FleetConfig {
+  bool enabled = false;               // the section is present
+  std::string redis_host;             // from redis_url
+  uint16_t redis_port = 6379;         // from redis_url
+  int64_t redis_db = 0;               // from redis_url (/db)
+  std::string redis_user;             // from redis_url (user:password@); "" = the default user
+  std::string redis_password;         // SECRET: redis_url's, or redis_password(_file) which wins
+  std::string instance_id;            // resolved: "<host name>-<pid>" when not set
+  std::string key_prefix = "helios";  // Redis keys are "<prefix>:..."
+  Nanos renew_interval = 200 * kNanosPerMilli;   // one lease renewal per instance per interval
+  Nanos instance_ttl = 2000 * kNanosPerMilli;    // a silent instance's slices return after it
+  Nanos admission_wait = 1000 * kNanosPerMilli;  // a login over the local slice waits this long
+  Nanos redis_timeout = 500 * kNanosPerMilli;    // connect and command timeout
+  bool operator==(const FleetConfig&) const = default;
+};
+
+// Parses redis://[user:password@]host:port[/db] into f (host, port, db, user, password).
+// rediss:// (TLS) is refused: the Debian hiredis (0.14) has no TLS.
+Status parse_redis_url(std::string_view url, FleetConfig& f);
+
 struct Config {
   ProxyConfig proxy;
   BackendConfig backend;
@@ -270,6 +292,7 @@ struct Config {
   std::vector<TierConfig> tiers;  // sorted by name
   EdgeConfig edge;
   VipConfig vip;
+  FleetConfig fleet;
 
   std::vector<std::string> warnings;  // "file:line: ..." (not part of ==)
   std::string source;                 // file name or source name (not part of ==)

@@ -13,8 +13,8 @@ constexpr int64_t kMaxRate = 1'000'000'000;  // qps and SYN/s
 constexpr int64_t kMaxWeight = 1'000'000;
 
 const std::vector<std::string> kSections = {
-    "proxy", "backend", "connection_pool", "pool_mode", "auth", "tls",
-    "admin", "metrics", "tenant_quotas",   "tiers",     "edge", "vip",
+    "proxy",   "backend",       "connection_pool", "pool_mode", "auth", "tls",   "admin",
+    "metrics", "tenant_quotas", "tiers",           "edge",      "vip",  "fleet",
 };
 
 bool read_pool_mode(SectionReader& r, std::string_view key, PoolMode& out) {
@@ -593,6 +593,7 @@ void parse_sections(const toml::table& root, Config& config, ReadContext& ctx) {
   read_tenant_quotas(root, config, ctx);
   read_edge(root, config, ctx);
   read_vip(root, config, ctx);
+  read_fleet(root, config, ctx);
   check_top_level(root, ctx);
   ctx.report_unknown_keys();
 }

@@ -171,6 +171,8 @@ bool is_ip_literal(std::string_view host);
 
 // The two passes, in config_parse.cpp and config_validate.cpp.
 void parse_sections(const toml::table& root, Config& config, ReadContext& ctx);
+// [fleet] (config_fleet.cpp).
+void read_fleet(const toml::table& root, Config& config, ReadContext& ctx);
 void validate_config(Config& config, ReadContext& ctx);
 
 }  // namespace helios::config

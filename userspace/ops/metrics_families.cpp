@@ -462,6 +462,7 @@ std::vector<MetricFamily> build_metric_families(const ProxySnapshot& s) {
   process_families(s, out);
   pool_families(s, out);
   tenant_families(s, out);
+  fleet_families(s, out);
   return out;
 }
 

@@ -16,6 +16,9 @@
 
 namespace helios::ops {
 
+// [fleet] families (metrics_fleet.cpp); none without [fleet].
+void fleet_families(const ProxySnapshot& s, std::vector<prometheus::MetricFamily>& out);
+
 inline constexpr const char* kOtherTenantLabel = "other";
 
 std::vector<prometheus::MetricFamily> build_metric_families(const ProxySnapshot& s);

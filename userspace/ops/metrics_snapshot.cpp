@@ -83,6 +83,7 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
   s.tenants_evicted = ctx.tenants.evicted();
 
   s.counters = counters.snapshot();
+  if (const fleet::FleetAgent* f = server.context().fleet) s.fleet = f->view();
   proxy::ReloadOutcome r = server.last_reload();
   // ReloadOutcome has no "never reloaded" flag: a default one has ok=false, no error, took=0.
   s.last_reload.attempted = r.ok || !r.error.empty() || r.took != 0;

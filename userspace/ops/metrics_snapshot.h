@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "common/atomic_histogram.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "fleet/fleet_agent.h"
 #include "pool/pool.h"
 #include "proxy/metrics_counters.h"
 #include "tenant/tenant_state.h"
@@ -89,6 +91,7 @@ struct ProxySnapshot {
   uint64_t tenants_evicted = 0;
   proxy::MetricsCounters::Snapshot counters;
   ReloadSample last_reload;
+  std::optional<fleet::FleetView> fleet;  // [fleet] only
 };
 
 // Reads the server's state. `started` is the monotonic time the proxy started (for uptime).

@@ -32,6 +32,7 @@ Pool* PoolManager::get(const PoolKey& key, const config::Config& cfg) {
     if (p->key() == key) return p.get();
   pools_.push_back(std::make_unique<Pool>(key, pool_settings_for(cfg, key.group), table_,
                                           connector_, cfg.metrics.histogram_buckets));
+  if (on_create_) on_create_(*pools_.back());
   return pools_.back().get();
 }
 

@@ -3,6 +3,8 @@
 // so raw Pool* handed to workers stay valid.
 #pragma once
 
+#include <functional>
+
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -25,12 +27,16 @@ class PoolManager {
   // Hot reload: every pool takes its new settings.
   void apply(const config::Config& cfg);
   std::vector<Pool*> all() const;
+  // Called (under the manager's lock) for every pool made, before anybody uses it: [fleet]
+  // starts it at its fleet share. Set once, before the workers start.
+  void set_on_create(std::function<void(Pool&)> fn) { on_create_ = std::move(fn); }
 
  private:
   BackendTable& table_;
   Connector& connector_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Pool>> pools_;
+  std::function<void(Pool&)> on_create_;
 };
 
 }  // namespace helios::pool

@@ -75,9 +75,12 @@ Status SharedContext::admit_client(Client* c, const std::string& name, const std
     c->tenant_counted = false;
     return {};
   }
-  if (!t->try_admit_connection()) {
-    return Error{EUSERS, "too many connections for tenant \"" + std::string(t->name()) +
-                             "\": its max_connections is " + std::to_string(t->max_connections())};
+  const uint32_t cap = connection_cap(t);
+  const bool fleet_share = fleet != nullptr && cap != tenant::TenantState::kNoCap;
+  if (!t->try_admit_connection(/*count_refusal=*/!fleet_share, cap)) {
+    return Error{fleet_share ? EAGAIN : EUSERS,
+                 "too many connections for tenant \"" + std::string(t->name()) +
+                     "\": its max_connections is " + std::to_string(t->max_connections())};
   }
   c->tenant_counted = true;
   return {};

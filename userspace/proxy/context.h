@@ -13,11 +13,13 @@
 #include "bpf/xdp_guard.h"
 #include "bpf/sockmap_splice.h"
 #include "config/config.h"
+#include "fleet/fleet_agent.h"
 #include "io/tls.h"
 #include "pool/backend_table.h"
 #include "pool/connector.h"
 #include "pool/pool_manager.h"
 #include "proxy/auth_service.h"
+#include "proxy/fleet_admission.h"
 #include "proxy/metrics_counters.h"
 #include "proxy/preauth_sources.h"
 #include "session/params.h"
@@ -82,11 +84,23 @@ struct SharedContext {
   mutable std::mutex tls_mu;
   std::shared_ptr<io::TlsContext> client_tls_ctx;
   std::atomic<bool> quotas_enabled{false};
+  // [fleet]: the agent that keeps this instance's slices (null without [fleet]) and the logins
+  // waiting for a connection share.
+  fleet::FleetAgent* fleet = nullptr;
+  std::unique_ptr<tenant::FleetCaps> fleet_caps;  // its shares (null without [fleet])
+  uint32_t connection_cap(const tenant::TenantState* t) const {
+    return fleet_caps ? fleet_caps->connections(t->index()) : tenant::TenantState::kNoCap;
+  }
+  uint32_t active_cap(const tenant::TenantState* t) const {
+    return fleet_caps ? fleet_caps->active(t->index()) : tenant::TenantState::kNoCap;
+  }
+  FleetAdmission fleet_admission;
 
   // ---- tenant hooks called by workers (proxy/context.cpp)
   // Identifies the client's tenant and applies its connection limit.
   // Refused with EACCES when `user` may not claim `tenant` (allowed_users), EUSERS when the
-  // tenant is at max_connections.
+  // tenant is at max_connections, EAGAIN when this instance's fleet share is full (the login
+  // may wait for the fleet agent: FleetAdmission).
   Status admit_client(Client* c, const std::string& tenant, const std::string& user,
                       const config::Config& cfg);
   void on_client_closed(Client* c);

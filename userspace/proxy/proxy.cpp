@@ -113,6 +113,7 @@ Proxy::Proxy(config::Config cfg, std::string config_path)
       ctx_(uint32_t(cfg_->tenant_quotas.max_tenants)) {}
 
 Proxy::~Proxy() {
+  stop_fleet();
   if (!threads_.empty()) {
     Nanos now = monotonic_now();
     for (auto& w : workers_)
@@ -160,6 +161,7 @@ Status Proxy::start() {
     return s;
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
   ctx_.tenants.protect(cfg->tenant_quotas.default_tenant);
+  start_fleet(*cfg);
 
   raise_fd_limit(*cfg);
   int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : usable_cpus();
@@ -204,6 +206,7 @@ Status Proxy::start() {
     threads_.clear();
     return failed;
   }
+  if (fleet_) fleet_->start();  // after the workers exist: it posts to them
   ready_.store(true, std::memory_order_release);
   log::info("heliosproxy {} listening on {} ({} worker{}, {} mode, {} data path)", HELIOS_VERSION,
             cfg->proxy.listen_address.to_string(), n, n == 1 ? "" : "s",

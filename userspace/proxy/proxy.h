@@ -64,6 +64,9 @@ class Proxy {
   static Result<std::shared_ptr<io::TlsContext>> client_tls_for(const config::Config& cfg);
   Status load_client_tls(const config::Config& cfg);
   void upkeep(Nanos now);
+  // [fleet] (proxy_fleet.cpp): the agent, wired to the tenant registry, gates and workers.
+  void start_fleet(const config::Config& cfg);
+  void stop_fleet();
 
   std::string config_path_;
   mutable std::mutex cfg_mu_;
@@ -79,6 +82,10 @@ class Proxy {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::unique_ptr<ThreadMessenger> control_messenger_;
+  std::unique_ptr<fleet::FleetAgent> fleet_;
+  // Made and used on the fleet agent's thread only (its ring is single-issuer).
+  std::unique_ptr<pool::Messenger> fleet_messenger_;
+  pool::Messenger& fleet_messenger();
   std::optional<bpf::EdgeGuard> edge_;
   std::optional<bpf::VipSteering> vip_;
   std::optional<bpf::SameHostBypass> bypass_;

@@ -12,6 +12,7 @@
 #include "pg/md5.h"
 #include "pg/scram_server.h"
 #include "pg/startup.h"
+#include "pool/pg_conn.h"
 #include "proxy/preauth_sources.h"
 #include "session/params.h"
 
@@ -33,6 +34,8 @@ struct StartupState {
   bool sasl_started = false;
   pg::Md5Salt md5_salt{};
   std::string md5_hash;
+  // Authenticated, waiting for a fleet share of its tenant's max_connections (worker_fleet.cpp).
+  std::optional<pool::LoginSecret> fleet_login;
 };
 
 }  // namespace helios::proxy

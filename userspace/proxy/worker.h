@@ -77,6 +77,7 @@ class Worker final : public pool::Messenger {
   void on_config(std::shared_ptr<const RuntimeConfig> cfg);
   void on_cancel(uint32_t slot, uint32_t key);
   void on_gate_open(uint32_t slot, uint32_t gen, tenant::TenantState* t);
+  void on_fleet_admission(uint32_t slot, uint32_t gen, tenant::TenantState* t, bool admitted);
   void begin_drain(Nanos deadline);
   void drain_if_idle(Client* c);
   void drain_deadline_passed();
@@ -140,6 +141,9 @@ class Worker final : public pool::Messenger {
   void on_trusted(Client* c, Result<pg::RoleRecord> record);
   void on_auth_message(Client* c, char type, std::string_view body);
   void on_authenticated(Client* c, pool::LoginSecret login);
+  void finish_login(Client* c, pool::LoginSecret login);  // counted in its tenant: welcome
+  // [fleet]: the tenant's local share is full; wait for the fleet agent (worker_fleet.cpp).
+  void wait_fleet_share(Client* c, pool::LoginSecret login);
   void send_welcome(Client* c);
   void fail_startup(Client* c, std::string_view sqlstate, std::string_view message);
   // Refuses a client before it authenticated: counted by reason, logged (rate-limited), FATAL.

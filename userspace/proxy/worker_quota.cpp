@@ -112,7 +112,7 @@ void Worker::follow_tenant(Client* c, const std::string& name) {
     return;
   }
   bool quotas = ctx_.quotas_enabled.load(std::memory_order_relaxed);
-  if (quotas && !next->try_admit_connection()) {
+  if (quotas && !next->try_admit_connection(true, ctx_.connection_cap(next))) {
     std::string why = "too many connections for tenant \"" + std::string(next->name()) +
                       "\": its max_connections is " + std::to_string(next->max_connections());
     ctx_.tenants.release(next);
@@ -128,7 +128,7 @@ void Worker::follow_tenant(Client* c, const std::string& name) {
   ctx_.tenants.release(c->tenant);
   c->tenant = next;
   // The session keeps its backend: count it for the new tenant without waiting at the gate.
-  if (active) c->active_held = next->try_begin_active();
+  if (active) c->active_held = next->try_begin_active(ctx_.active_cap(next));
 }
 
 }  // namespace helios::proxy

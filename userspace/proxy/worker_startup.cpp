@@ -437,6 +437,7 @@ void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
   leave_preauth(c);
   // Only now the client counts against its tenant (max_connections).
   if (auto admit = ctx_.admit_client(c, st.tenant, st.user, *cfg_); !admit) {
+    if (admit.error().code == EAGAIN) return wait_fleet_share(c, std::move(login));
     if (admit.error().code == EACCES)
       refuse_login(c, LoginFailure::kTenantClaim, pg::sqlstate::kInvalidAuthorizationSpecification,
                    admit.error().message);
@@ -445,6 +446,11 @@ void Worker::on_authenticated(Client* c, pool::LoginSecret login) {
                    admit.error().message);
     return;
   }
+  finish_login(c, std::move(login));
+}
+
+void Worker::finish_login(Client* c, pool::LoginSecret login) {
+  StartupState& st = *c->startup;
   pool::PoolKey key{st.database, st.user, ctx_.pool_group_for(c, *cfg_)};
   c->pool = ctx_.pools->get(key, *cfg_);
   // The freshest secret wins: a changed password reaches the pool at the next login.

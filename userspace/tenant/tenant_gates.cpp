@@ -15,11 +15,11 @@ TenantGates::Gate* TenantGates::gate(uint32_t index) {
 }
 
 bool TenantGates::enter(TenantState* t, const GateWaiter& w) {
-  if (t->max_active() == 0) return t->try_begin_active();  // unlimited: just counted
+  if (t->max_active() == 0) return t->try_begin_active(cap(t));  // unlimited: just counted
   Gate* g = gate(t->index());
   std::lock_guard lock(g->mu);
   // FIFO: nobody overtakes a waiter, even when a slot frees up between two checks.
-  if (g->waiters.empty() && t->try_begin_active()) return true;
+  if (g->waiters.empty() && t->try_begin_active(cap(t))) return true;
   g->waiters.push_back(w);
   t->enter_queue();
   return false;
@@ -32,7 +32,18 @@ std::optional<GateWaiter> TenantGates::leave(TenantState* t) {
     return std::nullopt;
   Gate* g = gate(t->index());
   std::lock_guard lock(g->mu);
-  if (g->waiters.empty() || !t->try_begin_active()) return std::nullopt;
+  if (g->waiters.empty() || !t->try_begin_active(cap(t))) return std::nullopt;
+  GateWaiter next = g->waiters.front();
+  g->waiters.pop_front();
+  t->leave_queue();
+  return next;
+}
+
+std::optional<GateWaiter> TenantGates::admit_waiting(TenantState* t) {
+  if (!gates_[std::min(t->index(), max_ - 1)].load(std::memory_order_acquire)) return std::nullopt;
+  Gate* g = gate(t->index());
+  std::lock_guard lock(g->mu);
+  if (g->waiters.empty() || !t->try_begin_active(cap(t))) return std::nullopt;
   GateWaiter next = g->waiters.front();
   g->waiters.pop_front();
   t->leave_queue();

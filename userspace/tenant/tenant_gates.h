@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 
+#include "tenant/fleet_caps.h"
 #include "tenant/tenant_state.h"
 
 namespace helios::tenant {
@@ -32,12 +33,19 @@ class TenantGates {
     for (uint32_t i = 0; i < max_; ++i) delete gates_[i].load();
   }
 
+  // [fleet]: the shares of max_active to enforce instead of the configured values. Set once,
+  // before the workers start.
+  void set_fleet_caps(const FleetCaps* caps) { caps_ = caps; }
+
   // True: the client now counts as one of the tenant's active leases. False: it was queued and
   // will be told (a GateWaiter returned by leave()) when a slot is free.
   bool enter(TenantState* t, const GateWaiter& w);
   // A lease of tenant t ended (or was given up): the next waiter to wake, if any (it already
   // counts as active).
   std::optional<GateWaiter> leave(TenantState* t);
+  // The tenant's local share of max_active grew (fleet/): the next waiter to wake, if a slot is
+  // free now. Call until it returns nothing.
+  std::optional<GateWaiter> admit_waiting(TenantState* t);
   // Removes a waiter (timeout, cancel, close). False if it was already let through.
   bool cancel(TenantState* t, const GateWaiter& w);
 
@@ -48,8 +56,13 @@ class TenantGates {
   };
   Gate* gate(uint32_t index);
 
+  uint32_t cap(const TenantState* t) const {
+    return caps_ ? caps_->active(t->index()) : TenantState::kNoCap;
+  }
+
   uint32_t max_;
   std::unique_ptr<std::atomic<Gate*>[]> gates_;
+  const FleetCaps* caps_ = nullptr;
 };
 
 }  // namespace helios::tenant

@@ -56,6 +56,7 @@ TenantState* TenantRegistry::create_locked(std::string_view clipped, bool overfl
   int16_t rule = -1;
   const TenantLimits& limits = overflow ? default_limits_ : limits_for_locked(clipped, &rule);
   TenantState* state = new (slab + index % kSlabStates) TenantState(index, clipped, limits, now);
+  if (on_create_) on_create_(*state);
   state->set_rule(rule);
   entry(index) = Entry{};
   if (!overflow && protected_name_locked(clipped, rule)) set_protected_locked(index);
@@ -129,6 +130,7 @@ TenantState* TenantRegistry::evict_for_locked(std::string_view clipped, size_t h
   const TenantLimits& limits = limits_for_locked(clipped, &rule);
   old->~TenantState();
   TenantState* state = new (old) TenantState(victim, clipped, limits, now);
+  if (on_create_) on_create_(*state);
   state->set_rule(rule);
   entry(victim) = Entry{};
   if (protected_name_locked(clipped, rule)) set_protected_locked(victim);

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -82,6 +83,10 @@ class TenantRegistry {
     for (uint32_t i = 0; i < n; ++i) fn(*at(i));
   }
 
+  // Called (under the registry's lock) for every state made for a name, before anybody uses it:
+  // the fleet agent gives it its initial shares there. Set once, before the workers start.
+  void set_on_create(std::function<void(TenantState&)> fn) { on_create_ = std::move(fn); }
+
   // Bytes this registry holds on the heap (slabs, slab table, name index).
   size_t memory_bytes() const;
 
@@ -138,6 +143,7 @@ class TenantRegistry {
   std::unordered_map<uint32_t, uint32_t> held_;  // state index -> holders (> 0)
   uint32_t lru_head_ = kEmptySlot;               // evicted first
   uint32_t lru_tail_ = kEmptySlot;
+  std::function<void(TenantState&)> on_create_;
 };
 
 }  // namespace helios::tenant

@@ -1,6 +1,7 @@
 #include "tenant/tenant_state.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace helios::tenant {
@@ -95,28 +96,43 @@ void TenantState::set_limits(const TenantLimits& l, Nanos now) {
   tier_.store(l.tier, std::memory_order_relaxed);
 }
 
-bool TenantState::try_admit_connection() {
+void TenantState::set_qps_share(double share, Nanos now) {
+  double rate = max_qps_.load(std::memory_order_relaxed);
+  if (!(rate > 0)) return;  // unlimited: nothing to share
+  double burst = qps_burst_.load(std::memory_order_relaxed);
+  if (!(burst > 0)) burst = rate;
+  // A share of 0 still runs a bucket (0.001/s, the slowest it has): 0 would mean unlimited.
+  double r = share < 0 ? rate : std::max(std::min(share, rate), 0.001);
+  double b = std::max(1.0, burst * r / rate);
+  if (std::abs(bucket_.rate() - r) < 1e-9 * r && std::abs(bucket_.burst() - b) < 1e-6) return;
+  bucket_.configure(r, b, now);
+}
+
+bool TenantState::try_admit_connection(bool count_refusal, uint32_t cap) {
   uint32_t limit = max_connections_.load(std::memory_order_relaxed);
   if (limit == 0) {
     client_connections_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
+  // A fleet share, when there is one, is the local limit (0: none free here now).
+  if (cap != kNoCap) limit = cap;
   uint32_t cur = client_connections_.load(std::memory_order_relaxed);
   do {
     if (cur >= limit) {
-      record_rejection(Rejection::kConnections);
+      if (count_refusal) record_rejection(Rejection::kConnections);
       return false;
     }
   } while (!client_connections_.compare_exchange_weak(cur, cur + 1, std::memory_order_relaxed));
   return true;
 }
 
-bool TenantState::try_begin_active() {
+bool TenantState::try_begin_active(uint32_t cap) {
   uint32_t limit = max_active_.load(std::memory_order_relaxed);
   if (limit == 0) {
     active_leases_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
+  if (cap != kNoCap) limit = cap;
   uint32_t cur = active_leases_.load(std::memory_order_relaxed);
   do {
     if (cur >= limit) return false;

@@ -74,13 +74,22 @@ class TenantState {
   uint32_t max_connections() const { return max_connections_.load(std::memory_order_relaxed); }
   uint32_t max_active() const { return max_active_.load(std::memory_order_relaxed); }
 
-  // Client connections: exact against max_connections across threads. A refusal is counted as
-  // a Rejection::kConnections.
-  bool try_admit_connection();
+  // A fleet share ([fleet], tenant/fleet_caps.h) is passed to the checks below as `cap`: the
+  // local limit instead of max_connections / max_active (which stay the fleet-wide values).
+  static constexpr uint32_t kNoCap = UINT32_MAX;
+  // The rate this instance's token bucket runs at: a share of max_qps (burst scaled alike), or
+  // max_qps again with share < 0.
+  void set_qps_share(double share, Nanos now);
+  double qps_rate() const { return bucket_.rate(); }
+
+  // Client connections: exact against max_connections (or the fleet share `cap`) across
+  // threads. A refusal is counted as a Rejection::kConnections unless count_refusal is false (a
+  // login that may still wait for a fleet share).
+  bool try_admit_connection(bool count_refusal = true, uint32_t cap = kNoCap);
   void release_connection() { client_connections_.fetch_sub(1, std::memory_order_relaxed); }
 
   // Backend leases: exact against max_active. A refusal is not a rejection (the caller queues).
-  bool try_begin_active();
+  bool try_begin_active(uint32_t cap = kNoCap);
   void end_active() { active_leases_.fetch_sub(1, std::memory_order_relaxed); }
 
   // QPS: take a token, or learn how long until one is available.

@@ -1,0 +1,78 @@
+// [fleet]: the Redis URL, its secrets and the interval rules.
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "config/config.h"
+
+using namespace helios;
+using namespace helios::config;
+
+namespace {
+
+ParseOptions options(std::map<std::string, std::string> vars = {}) {
+  ParseOptions o;
+  o.source_name = "proxy.toml";
+  o.getenv = [vars](std::string_view n) -> std::optional<std::string> {
+    auto it = vars.find(std::string(n));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  o.os_user = [] { return std::string("proxyuser"); };
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("redis URLs: user, password, host, port, db") {
+  FleetConfig f;
+  REQUIRE(parse_redis_url("redis://app:s3cret@redis.internal:6380/2", f).ok());
+  CHECK(f.redis_user == "app");
+  CHECK(f.redis_password == "s3cret");
+  CHECK(f.redis_host == "redis.internal");
+  CHECK(f.redis_port == 6380);
+  CHECK(f.redis_db == 2);
+  FleetConfig g;
+  REQUIRE(parse_redis_url("redis://127.0.0.1", g).ok());
+  CHECK(g.redis_port == 6379);
+  CHECK(g.redis_db == 0);
+  FleetConfig h;
+  REQUIRE(parse_redis_url("redis://[::1]:7000", h).ok());
+  CHECK(h.redis_host == "::1");
+  CHECK(h.redis_port == 7000);
+  CHECK_FALSE(parse_redis_url("http://x", h).ok());
+  CHECK_FALSE(parse_redis_url("redis://x:99999", h).ok());
+  CHECK_FALSE(parse_redis_url("redis://:1", h).ok());
+}
+
+TEST_CASE("[fleet] absent: nothing changes; present: defaults and ${ENV} password") {
+  auto plain = parse_config("[backend]\nuser = \"u\"\n", options());
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->fleet.enabled);
+  auto c = parse_config(
+      "[fleet]\nredis_url = \"redis://127.0.0.1:7001\"\nredis_password = \"${REDIS_PW}\"\n",
+      options({{"REDIS_PW", "pw"}}));
+  REQUIRE(c.ok());
+  CHECK(c->fleet.enabled);
+  CHECK(c->fleet.redis_port == 7001);
+  CHECK(c->fleet.redis_password == "pw");
+  CHECK_FALSE(c->fleet.instance_id.empty());  // host name and pid
+}
+
+TEST_CASE("rediss:// is refused at load with the file, line and why") {
+  auto c = parse_config("[fleet]\nredis_url = \"rediss://redis:6380\"\n", options());
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().message.find("proxy.toml:2") != std::string::npos);
+  CHECK(c.error().message.find("no TLS") != std::string::npos);
+}
+
+TEST_CASE("[fleet] interval rules") {
+  auto c = parse_config(
+      "[fleet]\nredis_url = \"redis://r\"\nrenew_interval = \"1s\"\ninstance_ttl = \"1s\"\n",
+      options());
+  REQUIRE_FALSE(c.ok());
+  CHECK(c.error().message.find("instance_ttl") != std::string::npos);
+  auto none = parse_config("[fleet]\ninstance_id = \"a\"\n", options());
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().message.find("redis_url is required") != std::string::npos);
+}

@@ -31,6 +31,7 @@ int usable_cpus() {
 Result<pool::ConnectorSettings> connector_settings(const config::Config& cfg) {
   pool::ConnectorSettings s;
   s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
+  for (const auto& h : cfg.backend.host_list()) s.hosts.push_back(pool::ServerAddress{h.host, h.port});
   s.connection_timeout = cfg.backend.connection_timeout;
   s.tcp_user_timeout = cfg.backend.tcp_user_timeout;
   if (cfg.connection_pool.statement_timeout > 0)
@@ -119,6 +120,7 @@ Proxy::~Proxy() {
       w->post([now](Worker& wk) { wk.begin_drain(now); }, *control_messenger_);
     for (auto& t : threads_) t.join();
   }
+  if (ctx_.health) ctx_.health->stop();
   if (ctx_.connector) ctx_.connector->stop();
 }
 
@@ -153,6 +155,7 @@ Status Proxy::start() {
   ctx_.pools = std::make_unique<pool::PoolManager>(ctx_.backends, *ctx_.connector);
   ctx_.auth = std::make_unique<AuthService>(*ctx_.connector);
   if (auto s = ctx_.auth->configure(*cfg); !s) return s;
+  if (auto s = start_health_checker(*cfg); !s) return s;
   if (auto s = load_client_tls(*cfg); !s) return s;
   if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*cfg), default_tenant_limits_from(*cfg),
                                          monotonic_now());
@@ -432,6 +435,7 @@ int Proxy::run() {
   ::close(sfd);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (ctx_.health) ctx_.health->stop();
   ctx_.connector->stop();
   log::info("drained; exiting");
   return 0;

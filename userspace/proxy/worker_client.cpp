@@ -305,7 +305,7 @@ void Worker::close_client(Client* c) {
     } else if (c->pool) {
       // If the pool had already granted us a backend, the grant finds the client gone and
       // returns the backend itself.
-      c->pool->cancel_wait(&c->waiter);
+      waiting_pool(c)->cancel_wait(&c->waiter);
     }
   }
   detach_backend_on_close(c);

@@ -38,7 +38,7 @@ def rs():
 def split_proxy(rs, data_path):
     started = []
 
-    def factory(split: bool = True, **backend):
+    def factory(split: bool = True, routing: dict | None = None, **backend):
         # The primary is listed between the replicas: its role is discovered, not assumed.
         hosts = [rs.replicas[0], rs.primary, rs.replicas[1]]
         ov = {
@@ -47,7 +47,7 @@ def split_proxy(rs, data_path):
                         "health_check_interval": f"{int(INTERVAL_S * 1000)}ms",
                         "ban_time": "2s", "max_replica_lag": "1s",
                         "connection_timeout": "2s", **backend},
-            "routing": {"read_write_split": split},
+            "routing": {"read_write_split": split, **(routing or {})},
         }
         p = start_proxy(rs.primary, ov, data_path=data_path)
         started.append(p)
@@ -81,6 +81,10 @@ def test_split_sends_reads_to_replicas_and_writes_to_the_primary(rs, split_proxy
     assert all(roles[p]["role"] == "replica" for p in replica_ports)
     assert set(ports_of_reads(proxy)) <= replica_ports
     with proxy.connect(dbname="app") as c:
+        c.execute("BEGIN READ ONLY")
+        assert c.execute("SELECT inet_server_port()").fetchone()[0] in replica_ports
+        c.execute("COMMIT")
+    with proxy.connect(dbname="app") as c:
         # A write, a function that writes (nextval), a hint, and a read-write transaction.
         assert c.execute("INSERT INTO rw (v) VALUES (1) RETURNING inet_server_port()"
                          ).fetchone()[0] == rs.primary.port
@@ -90,9 +94,6 @@ def test_split_sends_reads_to_replicas_and_writes_to_the_primary(rs, split_proxy
                          ).fetchone()[0] == rs.primary.port
         with c.transaction():
             assert c.execute("SELECT inet_server_port()").fetchone()[0] == rs.primary.port
-        c.execute("BEGIN READ ONLY")
-        assert c.execute("SELECT inet_server_port()").fetchone()[0] in replica_ports
-        c.execute("COMMIT")
     # pgbench -S (extended protocol, prepared) lands on the replicas; tpcb-like writes on the
     # primary without a single 25006 (a write sent to a replica would fail).
     before = hosts_by_port(proxy)
@@ -161,6 +162,48 @@ def test_replica_killed_mid_read_errors_then_is_banned_and_returns(rs, split_pro
     wait_until(lambda: victim.in_recovery(), timeout=30)
     wait_until(lambda: not hosts_by_port(proxy)[victim.port]["banned"]
                and hosts_by_port(proxy)[victim.port]["role"] == "replica", timeout=10)
+
+
+def insert_then_select(proxy, n: int, base: int, replica_ports: set) -> tuple[int, int]:
+    """n times: insert a row, then at once read it back through the split. (misses, replica reads)"""
+    misses = on_replica = 0
+    with proxy.connect(dbname="app") as c:
+        for i in range(n):
+            c.execute("INSERT INTO rw (v) VALUES (%s)", (base + i,))
+            port, found = c.execute("SELECT inet_server_port(), (SELECT count(*) FROM rw "
+                                    "WHERE v = %s)", (base + i,)).fetchone()
+            misses += found == 0
+            on_replica += port in replica_ports
+    return misses, on_replica
+
+
+@pytest.mark.timeout(90)
+def test_read_your_writes_with_lagging_replicas(rs, split_proxy):
+    for r in rs.replicas:  # about 100 ms of replication lag
+        r.query("ALTER SYSTEM SET recovery_min_apply_delay = '100ms'")
+        r.query("SELECT pg_reload_conf()")
+    replica_ports = {r.port for r in rs.replicas}
+    try:
+        # Control: without read-your-writes the same loop reads stale data from the replicas.
+        off = split_proxy(routing={"read_your_writes": False})
+        stale, _ = insert_then_select(off, 100, 9_000_000, replica_ports)
+        assert stale > 0
+        off.stop()
+        proxy = split_proxy()
+        misses, on_replica = insert_then_select(proxy, 1000, 10_000_000, replica_ports)
+        print(f"read-your-writes: 1000 insert-then-select, {misses} misses, "
+              f"{on_replica} reads on replicas")
+        assert misses == 0
+        # Not "always the primary": once a check after the last write saw the replicas replay
+        # it, that client's reads go to a replica again.
+        with proxy.connect(dbname="app") as c:
+            c.execute("INSERT INTO rw (v) VALUES (0)")
+            time.sleep(INTERVAL_S * 2 + 0.3)
+            assert c.execute("SELECT inet_server_port()").fetchone()[0] in replica_ports
+    finally:
+        for r in rs.replicas:
+            r.query("ALTER SYSTEM RESET recovery_min_apply_delay")
+            r.query("SELECT pg_reload_conf()")
 
 
 @pytest.mark.timeout(90)

@@ -120,6 +120,9 @@ struct BackendConfig {
 // [routing]: read/write split across the hosts' roles (proxy/backend_route.h).
 struct RoutingConfig {
   bool read_write_split = false;
+  // After a client's lease on the primary ends, its reads go to a replica only once that replica
+  // has replayed the primary's WAL position measured by a health check started after that end.
+  bool read_your_writes = true;
   bool operator==(const RoutingConfig&) const = default;
 };
 

@@ -190,6 +190,7 @@ void read_routing(const toml::table& root, Config& config, ReadContext& ctx) {
   const toml::table* t = section(root, "routing", ctx);
   SectionReader r(ctx, t, "[routing]", "[routing]", table_line(t));
   r.read_bool("read_write_split", config.routing.read_write_split);
+  r.read_bool("read_your_writes", config.routing.read_your_writes);
   r.finish();
 }
 

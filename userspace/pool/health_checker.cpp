@@ -65,6 +65,7 @@ void HealthChecker::round() {
   std::vector<HostCheck> checks(n);
   std::vector<bool> checked(n, false);
   Nanos now = monotonic_now();
+  const Nanos started = now;
   // The primary first: replicas checked after it can only have replayed more, so their lag in
   // bytes is never overstated.
   std::vector<size_t> order;
@@ -78,7 +79,7 @@ void HealthChecker::round() {
     checked[i] = true;
     if (!checks[i].ok) sessions_[i].reset();
   }
-  for (size_t i : table_.record_round(checks, checked, monotonic_now())) {
+  for (size_t i : table_.record_round(checks, checked, started, monotonic_now())) {
     log::warn("host {}:{} failed its health check and is banned: {}", table_.address(i).host,
               table_.address(i).port, checks[i].error);
     if (on_ban_) on_ban_(i);

@@ -60,8 +60,21 @@ void HostTable::demote(size_t i) {
               hosts_[i].port);
 }
 
+uint64_t HostTable::primary_lsn_after(Nanos t) const {
+  std::lock_guard lock(mu_);
+  uint64_t best = 0;
+  Nanos best_start = 0;
+  for (const Round& r : rounds_)
+    if (r.started > t && r.primary_lsn && (best_start == 0 || r.started < best_start)) {
+      best = r.primary_lsn;
+      best_start = r.started;
+    }
+  return best;
+}
+
 std::vector<size_t> HostTable::record_round(const std::vector<HostCheck>& checks,
-                                            const std::vector<bool>& checked, Nanos now) {
+                                            const std::vector<bool>& checked, Nanos started,
+                                            Nanos now) {
   std::vector<size_t> newly_banned;
   std::vector<size_t> claimants;
   for (size_t i = 0; i < hosts_.size(); ++i) {
@@ -110,6 +123,11 @@ std::vector<size_t> HostTable::record_round(const std::vector<HostCheck>& checks
   // Replica lag against this round's primary position.
   const uint64_t p_lsn =
       chosen >= 0 ? state_[size_t(chosen)].wal_lsn.load(std::memory_order_relaxed) : 0;
+  if (chosen >= 0 && checked[size_t(chosen)] && p_lsn) {
+    std::lock_guard lock(mu_);
+    rounds_[rounds_next_] = Round{started, p_lsn};
+    rounds_next_ = (rounds_next_ + 1) % kRounds;
+  }
   for (size_t i = 0; i < hosts_.size(); ++i) {
     if (!checked[i] || !checks[i].ok || !checks[i].in_recovery) continue;
     State& s = state_[i];

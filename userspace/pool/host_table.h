@@ -9,6 +9,7 @@
 // guesses between two writers.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -67,6 +68,9 @@ class HostTable {
   bool readable_replica(size_t i, Nanos now) const;
   // Whether host i has replayed WAL up to `lsn` (read-your-writes).
   bool replayed(size_t i, uint64_t lsn) const;
+  // The primary's WAL insert position measured by the earliest recorded check round that
+  // started after `t` (so it covers every commit acknowledged before t); 0 if none yet.
+  uint64_t primary_lsn_after(Nanos t) const;
   void count_routed(size_t i) { state_[i].routed.fetch_add(1, std::memory_order_relaxed); }
   // A new backend of host i reported in_hot_standby=on while i was taken for the primary: the
   // host lost (or never had) the role. It stays without a role until its next check.
@@ -77,7 +81,7 @@ class HostTable {
   // Records one check of every host (same round: replica lag is measured against the primary's
   // position of that round) and elects the primary. Returns the hosts newly banned.
   std::vector<size_t> record_round(const std::vector<HostCheck>& checks,
-                                   const std::vector<bool>& checked, Nanos now);
+                                   const std::vector<bool>& checked, Nanos started, Nanos now);
 
   std::vector<HostStatus> snapshot(Nanos now) const;
 
@@ -97,8 +101,15 @@ class HostTable {
   std::unique_ptr<State[]> state_;
   std::atomic<int> primary_{-1};
   size_t claimants_logged_ = 0;  // checker thread only
-  mutable std::mutex mu_;        // last_error_ (checker writes, snapshot reads)
+  mutable std::mutex mu_;        // last_error_ and rounds_ (checker writes, snapshot/workers read)
   std::vector<std::string> last_error_;
+  struct Round {
+    Nanos started = 0;
+    uint64_t primary_lsn = 0;
+  };
+  static constexpr size_t kRounds = 64;  // ring of the last rounds that measured a primary
+  std::array<Round, kRounds> rounds_{};
+  size_t rounds_next_ = 0;
 };
 
 // "0/16B3740" -> 0x16B3740; 0 for anything else.

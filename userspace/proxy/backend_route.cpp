@@ -43,14 +43,21 @@ bool may_split(const config::Config& cfg, const Client* c) {
 
 pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now) {
   c->on_replica = false;
+  c->lease_read_only = false;
   c->wait_pool = c->pool;
   if (!ctx.hosts) return c->pool;
   pool::HostTable& hosts = *ctx.hosts;
   if (may_split(cfg, c) && classify_queued(c) != session::ReadClass::kPrimary) {
+    c->lease_read_only = true;
+    // Read-your-writes: the position the client's last primary lease covers, once a health
+    // check that started after it has measured the primary (until then: the primary).
+    if (c->ryw_since && !c->ryw_lsn) c->ryw_lsn = hosts.primary_lsn_after(c->ryw_since);
+    const bool ryw_known = !c->ryw_since || c->ryw_lsn;
     int best = -1;
     int64_t best_busy = 0;
-    for (size_t i = 0; i < hosts.size(); ++i) {
+    for (size_t i = 0; ryw_known && i < hosts.size(); ++i) {
       if (!hosts.readable_replica(i, now)) continue;
+      if (c->ryw_lsn && !hosts.replayed(i, c->ryw_lsn)) continue;
       pool::Pool* p = ctx.pools->on_host(c->pool, uint16_t(i), cfg);
       const int64_t busy = p->busy_relaxed();
       if (best < 0 || busy < best_busy) {
@@ -79,6 +86,15 @@ pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c
   hosts.count_routed(size_t(primary));
   c->wait_pool = ctx.pools->on_host(c->pool, uint16_t(primary), cfg);
   return c->wait_pool;
+}
+
+void note_lease_end(const SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now) {
+  // A lease proven read-only wrote nothing, wherever it ran.
+  if (!ctx.hosts || c->on_replica || c->lease_read_only || !cfg.routing.read_write_split ||
+      !cfg.routing.read_your_writes)
+    return;
+  c->ryw_since = now;
+  c->ryw_lsn = 0;
 }
 
 bool lease_host_ok(const SharedContext& ctx, const Client* c, const pool::Backend* b) {

@@ -22,6 +22,9 @@ struct Client;
 // primary is needed and none is known.
 pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now);
 
+// A lease ends: one on the primary starts read-your-writes tracking for the client.
+void note_lease_end(const SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now);
+
 // A granted backend is still right for the lease: a primary lease's host still holds the role.
 bool lease_host_ok(const SharedContext& ctx, const Client* c, const pool::Backend* b);
 

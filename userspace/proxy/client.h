@@ -78,11 +78,14 @@ struct Client {
   Client* timer_prev = nullptr;  // per-state timer list of the worker
   Client* timer_next = nullptr;
 
-  pool::Waiter waiter;                  // while kQueued / kWelcome
-  pool::Pool* pool = nullptr;           // its home pool (first host): secret, parameters, metrics
-  pool::Pool* wait_pool = nullptr;      // the pool of the lease it waits for (backend_route.h)
-  bool on_replica = false;              // that lease goes to a replica (read/write split)
-  pool::Backend* backend = nullptr;     // while kActive
+  pool::Waiter waiter;               // while kQueued / kWelcome
+  pool::Pool* pool = nullptr;        // its home pool (first host): secret, parameters, metrics
+  pool::Pool* wait_pool = nullptr;   // the pool of the lease it waits for (backend_route.h)
+  bool on_replica = false;           // that lease goes to a replica (read/write split)
+  bool lease_read_only = false;      // its lease's statements were proven read-only
+  Nanos ryw_since = 0;               // end of its last lease on the primary (read-your-writes)
+  uint64_t ryw_lsn = 0;              // primary WAL position its reads must see (0: not known yet)
+  pool::Backend* backend = nullptr;  // while kActive
   pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
   tenant::TenantState* tenant = nullptr;
   session::ParamSetPtr params;  // session parameters the client wants (lower-case names)

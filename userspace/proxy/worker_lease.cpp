@@ -319,6 +319,7 @@ void Worker::end_lease(Client* c) {
   c->retry.disarm();
   c->framer.release_scratch();
   ctx_.on_lease_end(c);
+  note_lease_end(ctx_, *cfg_, c, monotonic_now());  // read-your-writes (backend_route.cpp)
   release_active(c);
   set_state(c, ClientState::kIdle, monotonic_now());
   b->finish = pool::Backend::Finish::kRelease;

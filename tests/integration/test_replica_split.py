@@ -207,35 +207,52 @@ def test_read_your_writes_with_lagging_replicas(rs, split_proxy):
 
 
 @pytest.mark.timeout(90)
-def test_promoted_replica_is_found_without_restart(rs, split_proxy):
-    proxy = split_proxy()
+def test_failover_waits_for_the_promoted_replica_without_restart(rs, split_proxy):
+    proxy = split_proxy(failover_timeout="1500ms")
     new_primary = rs.replicas[1]
-    with proxy.connect(dbname="app") as idle_client:
+    with proxy.connect(dbname="app") as idle_client, proxy.connect(dbname="app") as in_tx:
         assert idle_client.execute("SELECT 1").fetchone() == (1,)
+        in_tx.execute("BEGIN")
+        in_tx.execute("INSERT INTO rw (v) VALUES (-1)")
         run(as_postgres_argv([pg_bin("pg_ctl"), "stop", "-D", str(rs.primary.datadir), "-m",
                               "immediate", "-w"]), timeout=30)
+        # The transaction open on the primary is lost: a connection-class error.
+        with pytest.raises(psycopg.Error) as e:
+            in_tx.execute("INSERT INTO rw (v) VALUES (-2)")
+        assert e.value.sqlstate is None or e.value.sqlstate.startswith(("08", "57")), e.value
+        if in_tx.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            in_tx.execute("ROLLBACK")
         wait_until(lambda: proxy.admin_get("/ready").status_code == 503, timeout=5)
-        with proxy.connect(dbname="app") as c:
-            # No primary: a write fails cleanly (08006) and the client stays connected.
-            with pytest.raises(psycopg.OperationalError) as e:
-                c.execute("INSERT INTO rw (v) VALUES (0)")
-            assert e.value.sqlstate == "08006"
-            assert c.execute("SELECT 1").fetchone() == (1,)  # a read: a replica answers
+        # No primary: a write waits failover_timeout, then fails cleanly (08006); a read still
+        # goes to a replica; the client stays connected.
         t0 = time.monotonic()
+        with pytest.raises(psycopg.OperationalError) as e:
+            idle_client.execute("INSERT INTO rw (v) VALUES (0)")
+        assert e.value.sqlstate == "08006"
+        assert time.monotonic() - t0 >= 1.2
+        assert idle_client.execute("SELECT 1").fetchone() == (1,)
+        # A write that starts waiting before the promotion commits once the new primary is found.
+        result: dict = {}
+
+        def writer():
+            try:
+                result["port"] = idle_client.execute(
+                    "INSERT INTO rw (v) VALUES (1) RETURNING inet_server_port()").fetchone()[0]
+                result["at"] = time.monotonic()
+            except psycopg.Error as ex:  # reported below
+                result["error"] = ex
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(0.1)
         new_primary.promote()
         promoted_at = time.monotonic()
-        first_write = None
-        while time.monotonic() - promoted_at < 10:
-            try:
-                port = idle_client.execute(
-                    "INSERT INTO rw (v) VALUES (1) RETURNING inet_server_port()").fetchone()[0]
-                first_write = time.monotonic()
-                break
-            except psycopg.OperationalError:
-                time.sleep(0.02)
-        assert first_write is not None, "no write committed within 10 s of the promotion"
-        assert port == new_primary.port
-        print(f"promotion took {promoted_at - t0:.3f}s; first committed write through the "
-              f"proxy {first_write - promoted_at:.3f}s after pg_ctl promote returned")
+        t.join(10)
+        assert "error" not in result, result
+        assert result["port"] == new_primary.port
+        print(f"first committed write through the proxy {result['at'] - promoted_at:.3f}s after "
+              f"pg_ctl promote returned (a write already waiting for a primary)")
         assert hosts_by_port(proxy)[new_primary.port]["role"] == "primary"
         assert proxy.admin_get("/ready").status_code == 200
+        # Not built yet: the client whose transaction's backend died is closed by the relay
+        # after its error (issue 17 asks that it stay connected); see docs/architecture.md.

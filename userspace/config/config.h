@@ -112,7 +112,9 @@ struct BackendConfig {
   Nanos health_check_interval = 1 * kNanosPerSec;
   Nanos ban_time = 10 * kNanosPerSec;        // a host that failed its check sits out this long
   Nanos max_replica_lag = 5 * kNanosPerSec;  // replay delay above it: no reads routed there
-  int64_t max_replica_lag_bytes = 16 << 20;  // WAL bytes behind the primary above it: same
+  int64_t max_replica_lag_bytes = 16 << 20;
+  // While no primary is known, a transaction that needs one waits this long for one (then 08006).
+  Nanos failover_timeout = 30 * kNanosPerSec;  // WAL bytes behind the primary above it: same
   bool unix_socket() const { return !host.empty() && host.front() == '/'; }
   bool operator==(const BackendConfig&) const = default;
 };

@@ -126,6 +126,7 @@ void read_backend_hosts(SectionReader& r, BackendConfig& b) {
   }
   r.read_duration("health_check_interval", b.health_check_interval);
   r.read_duration("ban_time", b.ban_time);
+  r.read_duration("failover_timeout", b.failover_timeout);
   r.read_duration("max_replica_lag", b.max_replica_lag);
   r.read_int("max_replica_lag_bytes", b.max_replica_lag_bytes, 0, int64_t(1) << 50);
   if (b.health_check_interval < 10 * kNanosPerMilli)

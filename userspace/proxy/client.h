@@ -78,10 +78,12 @@ struct Client {
   Client* timer_prev = nullptr;  // per-state timer list of the worker
   Client* timer_next = nullptr;
 
-  pool::Waiter waiter;               // while kQueued / kWelcome
-  pool::Pool* pool = nullptr;        // its home pool (first host): secret, parameters, metrics
-  pool::Pool* wait_pool = nullptr;   // the pool of the lease it waits for (backend_route.h)
-  bool on_replica = false;           // that lease goes to a replica (read/write split)
+  pool::Waiter waiter;              // while kQueued / kWelcome
+  pool::Pool* pool = nullptr;       // its home pool (first host): secret, parameters, metrics
+  pool::Pool* wait_pool = nullptr;  // the pool of the lease it waits for (backend_route.h)
+  bool on_replica = false;          // that lease goes to a replica (read/write split)
+  bool awaiting_primary = false;    // queued until a primary is known (failover_timeout)
+  Nanos primary_deadline = 0;
   bool lease_read_only = false;      // its lease's statements were proven read-only
   Nanos ryw_since = 0;               // end of its last lease on the primary (read-your-writes)
   uint64_t ryw_lsn = 0;              // primary WAL position its reads must see (0: not known yet)

@@ -307,6 +307,7 @@ void Worker::close_client(Client* c) {
       // returns the backend itself.
       waiting_pool(c)->cancel_wait(&c->waiter);
     }
+    c->awaiting_primary = false;
   }
   detach_backend_on_close(c);
   release_active(c);

@@ -148,6 +148,13 @@ void Worker::need_backend(Client* c) {
   ctx_.fill_waiter(c);
   pool::Pool* target = route_lease(ctx_, *cfg_, c, now);  // proxy/backend_route.cpp
   if (!target) {
+    if (c->state == ClientState::kQueued && cfg_->backend.failover_timeout > 0) {
+      // No primary right now: polled from the tick (on_acquire_timeout) until one is found.
+      c->awaiting_primary = true;
+      c->primary_deadline = now + cfg_->backend.failover_timeout;
+      c->deadline = now;
+      return;
+    }
     fail_pending(c, pg::sqlstate::kConnectionFailure, no_primary_message(ctx_));
     return;
   }
@@ -206,7 +213,33 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
                      ": " + error);
 }
 
+// A client waiting for a primary (failover): acquire once one is known, fail at failover_timeout.
+// Stays at the head of the queued list meanwhile (the tick polls it again).
+void Worker::poll_primary_wait(Client* c) {
+  Nanos now = monotonic_now();
+  if (ctx_.hosts && ctx_.hosts->primary() >= 0) {
+    c->awaiting_primary = false;
+    c->deadline = now + cfg_->connection_pool.acquire_timeout;
+    if (pool::Pool* target = route_lease(ctx_, *cfg_, c, now)) {
+      if (pool::Backend* b = target->acquire(&c->waiter, now)) start_lease(c, b);
+      return;
+    }
+  }
+  if (now >= c->primary_deadline) {
+    c->awaiting_primary = false;
+    fail_pending(c, pg::sqlstate::kConnectionFailure,
+                 no_primary_message(ctx_) + " within failover_timeout (" +
+                     std::to_string(cfg_->backend.failover_timeout / kNanosPerMilli) + " ms)");
+    return;
+  }
+  c->awaiting_primary = true;
+}
+
 void Worker::on_acquire_timeout(Client* c) {
+  if (c->awaiting_primary) {
+    poll_primary_wait(c);
+    return;
+  }
   std::string waited =
       std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) + " ms";
   std::string why;
@@ -472,9 +505,10 @@ void Worker::on_cancel(uint32_t slot, uint32_t key) {
     if (c->gate_waiting) {
       if (!ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) return;
       c->gate_waiting = false;
-    } else if (!waiting_pool(c)->cancel_wait(&c->waiter)) {
+    } else if (!c->awaiting_primary && !waiting_pool(c)->cancel_wait(&c->waiter)) {
       return;
     }
+    c->awaiting_primary = false;
     fail_pending(c, pg::sqlstate::kQueryCanceled, "canceling statement due to user request");
     return;
   }

@@ -85,7 +85,7 @@ struct ProxySnapshot {
   std::vector<WorkerSample> workers;
   std::vector<PoolSample> pools;
   std::vector<pool::HostStatus> hosts;  // [backend] hosts when there are several (HostTable)
-  std::vector<TenantSample> tenants;  // index order (first seen first)
+  std::vector<TenantSample> tenants;    // index order (first seen first)
   uint32_t max_tenants = 0;
   uint64_t tenants_overflowed = 0;
   uint64_t tenants_evicted = 0;

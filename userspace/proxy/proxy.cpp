@@ -31,7 +31,8 @@ int usable_cpus() {
 Result<pool::ConnectorSettings> connector_settings(const config::Config& cfg) {
   pool::ConnectorSettings s;
   s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
-  for (const auto& h : cfg.backend.host_list()) s.hosts.push_back(pool::ServerAddress{h.host, h.port});
+  for (const auto& h : cfg.backend.host_list())
+    s.hosts.push_back(pool::ServerAddress{h.host, h.port});
   s.connection_timeout = cfg.backend.connection_timeout;
   s.tcp_user_timeout = cfg.backend.tcp_user_timeout;
   if (cfg.connection_pool.statement_timeout > 0)

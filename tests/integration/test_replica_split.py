@@ -7,13 +7,15 @@ the failover test runs last because it promotes a replica and stops the primary.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 
 import psycopg
 import pytest
 
-from harness import ReplicaSet, pgbench, start_proxy, wait_until
+from harness import ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
 from harness.util import as_postgres_argv, pg_bin, run
 
 pytestmark = [pytest.mark.needs("admin_api")]
@@ -67,6 +69,14 @@ def ports_of_reads(proxy, n: int = 20) -> list[int]:
         return [c.execute("SELECT inet_server_port()").fetchone()[0] for _ in range(n)]
 
 
+def heliosctl_hosts(proxy) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HELIOS_ADMIN_URL=proxy.admin_url,
+               HELIOS_ADMIN_TOKEN_FILE=str(proxy.admin_token_file))
+    env.pop("HELIOS_ADMIN_TOKEN", None)
+    return subprocess.run([str(helios_binary().parent / "heliosctl"), "hosts"],
+                          capture_output=True, text=True, timeout=30, env=env)
+
+
 def hosts_by_port(proxy) -> dict[int, dict]:
     r = proxy.admin_get("/api/v1/hosts")
     return {int(h["address"].rsplit(":", 1)[1]): h for h in r.json()["hosts"]}
@@ -79,6 +89,9 @@ def test_split_sends_reads_to_replicas_and_writes_to_the_primary(rs, split_proxy
     roles = hosts_by_port(proxy)
     assert roles[rs.primary.port]["role"] == "primary"
     assert all(roles[p]["role"] == "replica" for p in replica_ports)
+    ctl = heliosctl_hosts(proxy)
+    assert ctl.returncode == 0, ctl.stderr
+    assert f"127.0.0.1:{rs.primary.port}" in ctl.stdout and "primary" in ctl.stdout
     assert set(ports_of_reads(proxy)) <= replica_ports
     with proxy.connect(dbname="app") as c:
         c.execute("BEGIN READ ONLY")
@@ -223,6 +236,7 @@ def test_failover_waits_for_the_promoted_replica_without_restart(rs, split_proxy
         if in_tx.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
             in_tx.execute("ROLLBACK")
         wait_until(lambda: proxy.admin_get("/ready").status_code == 503, timeout=5)
+        assert heliosctl_hosts(proxy).returncode == 1  # no primary known
         # No primary: a write waits failover_timeout, then fails cleanly (08006); a read still
         # goes to a replica; the client stays connected.
         t0 = time.monotonic()

@@ -124,6 +124,12 @@ def test_split_sends_reads_to_replicas_and_writes_to_the_primary(rs, split_proxy
 def test_split_off_sends_everything_to_the_discovered_primary(rs, split_proxy):
     proxy = split_proxy(split=False)
     assert set(ports_of_reads(proxy, 5)) == {rs.primary.port}
+    # A reload cannot change the host list (pools are per host index): refused, config kept.
+    proxy.config["backend"]["hosts"] = list(reversed(proxy.config["backend"]["hosts"]))
+    proxy.write_config()
+    r = proxy.admin_post("/api/v1/reload")
+    assert r.json()["ok"] is False and "restart" in r.text
+    assert set(ports_of_reads(proxy, 5)) == {rs.primary.port}
 
 
 @pytest.mark.timeout(60)

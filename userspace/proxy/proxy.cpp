@@ -238,6 +238,12 @@ Result<Proxy::PreparedReload> Proxy::prepare_reload() const {
   auto loaded = config::load_config_file(config_path_);
   if (!loaded) return loaded.error();
   if (auto s = config::check_serving(*loaded, config().get()); !s) return s.error();
+  // Pools and the health checker index hosts by their place in the list: with several hosts a
+  // new list needs a restart (a reload would pair one host's index with another's address).
+  const auto& now_hosts = config()->backend.host_list();
+  const auto& new_hosts = loaded->backend.host_list();
+  if ((now_hosts.size() > 1 || new_hosts.size() > 1) && now_hosts != new_hosts)
+    return Error{EINVAL, config_path_ + ": [backend] hosts changed; restart the proxy to apply it"};
   std::vector<std::string> patterns;
   for (const auto& rule : tenant_rules_from(*loaded)) patterns.push_back(rule.pattern);
   if (auto m = tenant::RuleMatcher::build(patterns); !m)

@@ -14,6 +14,7 @@ from .proxy import (ProxyError, DataPathUnavailable, Proxy, HeliosProxy, PgBounc
                     helios_binary)
 from .clients import psql, PsqlResult, pgbench, pgbench_init, PgbenchResult, PgError
 from .sampler import BackendSampler
+from .replicaset import Replica, ReplicaSet
 from .toml_writer import dumps as toml_dumps
 from .redis_server import RedisServer, redis_available
 
@@ -24,5 +25,5 @@ __all__ = [
     "ProxyError", "DataPathUnavailable", "Proxy", "HeliosProxy", "PgBouncerProxy", "ConnInfo",
     "default_config", "deep_merge", "start_proxy", "target_name", "helios_binary",
     "psql", "PsqlResult", "pgbench", "pgbench_init", "PgbenchResult", "PgError",
-    "BackendSampler", "toml_dumps", "RedisServer", "redis_available",
+    "BackendSampler", "toml_dumps", "RedisServer", "redis_available", "Replica", "ReplicaSet",
 ]

@@ -213,6 +213,34 @@ int run_pools(const CtlContext& ctx) {
   return kExitOk;
 }
 
+// Exit 0 when a primary is known (or only one host is configured), 1 otherwise.
+int run_hosts(const CtlContext& ctx) {
+  int rc = kExitOk;
+  auto r = call(ctx, "GET", "/api/v1/hosts", &rc);
+  if (!r) return rc;
+  const json& h = r->body;
+  if (ctx.output == "json") {
+    print_json(h);
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const json& x : at(h, "hosts"))
+      rows.push_back({str(at(x, "address")), str(at(x, "role")),
+                      at(x, "banned").is_boolean() && at(x, "banned").get<bool>() ? "yes" : "no",
+                      at(x, "lagging").is_boolean() && at(x, "lagging").get<bool>() ? "yes" : "no",
+                      str(at(x, "lag_seconds")), str(at(x, "lag_bytes")), str(at(x, "routed")),
+                      str(at(x, "last_error"))});
+    if (rows.empty())
+      std::cout << "one [backend] host: no roles are checked\n";
+    else
+      print_table(
+          {"HOST", "ROLE", "BANNED", "LAGGING", "LAG_S", "LAG_BYTES", "ROUTED", "LAST_ERROR"},
+          rows);
+  }
+  bool primary = at(h, "hosts").empty();
+  for (const json& x : at(h, "hosts")) primary = primary || str(at(x, "role")) == "primary";
+  return primary ? kExitOk : kExitFailed;
+}
+
 int run_tenants(const CtlContext& ctx, size_t limit) {
   int rc = kExitOk;
   auto r = call(ctx, "GET", "/api/v1/tenants/stats?limit=" + std::to_string(limit), &rc);
@@ -340,6 +368,11 @@ void register_admin_commands(CLI::App& app, CtlContext& ctx) {
   CLI::App* pools = app.add_subcommand("pools", "Show every backend pool");
   pools->fallthrough();
   pools->callback([&ctx] { ctx.exit_code = guarded([&] { return run_pools(ctx); }); });
+
+  CLI::App* hosts = app.add_subcommand(
+      "hosts", "Show every [backend] host: role, ban, replica lag (exit 1 if no primary is known)");
+  hosts->fallthrough();
+  hosts->callback([&ctx] { ctx.exit_code = guarded([&] { return run_hosts(ctx); }); });
 
   auto limit = std::make_shared<size_t>(50);
   CLI::App* tenants =

@@ -102,8 +102,30 @@ struct BackendConfig {
   int64_t reserved_connections = 0;
   SslMode sslmode = SslMode::kDisable;
   std::string sslrootcert;
+  // [backend] hosts: every PostgreSQL host, primary and replicas in any order (empty: host/port
+  // is the one host). Roles are discovered by the health checker (pool/health_checker.h). With
+  // hosts set, host and port are its first entry (auth_query and the bypass use them).
+  std::vector<HostPort> hosts;
+  std::vector<HostPort> host_list() const {
+    return hosts.empty() ? std::vector<HostPort>{HostPort{host, port}} : hosts;
+  }
+  Nanos health_check_interval = 1 * kNanosPerSec;
+  Nanos ban_time = 10 * kNanosPerSec;        // a host that failed its check sits out this long
+  Nanos max_replica_lag = 5 * kNanosPerSec;  // replay delay above it: no reads routed there
+  int64_t max_replica_lag_bytes = 16 << 20;
+  // While no primary is known, a transaction that needs one waits this long for one (then 08006).
+  Nanos failover_timeout = 30 * kNanosPerSec;  // WAL bytes behind the primary above it: same
   bool unix_socket() const { return !host.empty() && host.front() == '/'; }
   bool operator==(const BackendConfig&) const = default;
+};
+
+// [routing]: read/write split across the hosts' roles (proxy/backend_route.h).
+struct RoutingConfig {
+  bool read_write_split = false;
+  // After a client's lease on the primary ends, its reads go to a replica only once that replica
+  // has replayed the primary's WAL position measured by a health check started after that end.
+  bool read_your_writes = true;
+  bool operator==(const RoutingConfig&) const = default;
 };
 
 struct ConnectionPoolConfig {
@@ -283,6 +305,7 @@ Status parse_redis_url(std::string_view url, FleetConfig& f);
 struct Config {
   ProxyConfig proxy;
   BackendConfig backend;
+  RoutingConfig routing;
   ConnectionPoolConfig connection_pool;
   AuthConfig auth;
   TlsConfig tls;

@@ -1,5 +1,6 @@
 // The connection budget of seed 003: every pool's max must fit the database ceiling minus the
-// reserved connections.
+// reserved connections. With several [backend] hosts the budget is per host (each host has
+// its own pools, sized alike).
 #include "config/config.h"
 
 namespace helios::config {
@@ -29,6 +30,18 @@ ConnectionBudget compute_connection_budget(const Config& config) {
   def.connections = def.pool_size;
   b.needed += def.connections;
   b.lines.push_back(std::move(def));
+  // Several [backend] hosts: every host gets pools of these sizes (the budget above is per
+  // host) and one health-check connection.
+  if (config.backend.hosts.size() > 1) {
+    BudgetLine hc;
+    hc.what = "health check (per host; " + std::to_string(config.backend.hosts.size()) +
+              " hosts, each budgeted alike)";
+    hc.pool_size = 1;
+    hc.pools = 1;
+    hc.connections = 1;
+    b.needed += hc.connections;
+    b.lines.push_back(std::move(hc));
+  }
   return b;
 }
 

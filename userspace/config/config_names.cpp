@@ -133,10 +133,10 @@ const TierConfig* Config::find_tier(std::string_view name) const {
 }
 
 bool Config::operator==(const Config& o) const {
-  return proxy == o.proxy && backend == o.backend && connection_pool == o.connection_pool &&
-         auth == o.auth && tls == o.tls && admin == o.admin && metrics == o.metrics &&
-         tenant_quotas == o.tenant_quotas && tiers == o.tiers && edge == o.edge && vip == o.vip &&
-         fleet == o.fleet;
+  return proxy == o.proxy && backend == o.backend && routing == o.routing &&
+         connection_pool == o.connection_pool && auth == o.auth && tls == o.tls &&
+         admin == o.admin && metrics == o.metrics && tenant_quotas == o.tenant_quotas &&
+         tiers == o.tiers && edge == o.edge && vip == o.vip && fleet == o.fleet;
 }
 
 }  // namespace helios::config

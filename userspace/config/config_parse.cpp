@@ -14,7 +14,7 @@ constexpr int64_t kMaxWeight = 1'000'000;
 
 const std::vector<std::string> kSections = {
     "proxy",   "backend",       "connection_pool", "pool_mode", "auth", "tls",   "admin",
-    "metrics", "tenant_quotas", "tiers",           "edge",      "vip",  "fleet",
+    "metrics", "tenant_quotas", "tiers",           "edge",      "vip",  "fleet", "routing",
 };
 
 bool read_pool_mode(SectionReader& r, std::string_view key, PoolMode& out) {
@@ -96,6 +96,43 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
   r.finish();
 }
 
+// hosts = ["h:p", ...] (or host/port as the one entry) and the health checker's settings.
+void read_backend_hosts(SectionReader& r, BackendConfig& b) {
+  std::vector<std::string> hosts;
+  if (r.read_string_array("hosts", hosts)) {
+    if (r.has("host") || r.has("port")) {
+      r.error("hosts", "set either hosts or host/port, not both");
+    } else if (hosts.empty()) {
+      r.error("hosts", "must list at least one \"host:port\"");
+    } else {
+      for (const auto& h : hosts) {
+        auto hp = parse_host_port(h, false);
+        if (!hp) {
+          r.error("hosts", "\"" + h + "\": " + hp.error().message);
+          continue;
+        }
+        if (std::find(b.hosts.begin(), b.hosts.end(), *hp) != b.hosts.end()) {
+          r.error("hosts", "\"" + h + "\" is listed twice");
+          continue;
+        }
+        b.hosts.push_back(*hp);
+      }
+      if (b.hosts.size() > 16) r.error("hosts", "lists more than 16 hosts");
+      if (!b.hosts.empty()) {
+        b.host = b.hosts.front().host;
+        b.port = b.hosts.front().port;
+      }
+    }
+  }
+  r.read_duration("health_check_interval", b.health_check_interval);
+  r.read_duration("ban_time", b.ban_time);
+  r.read_duration("failover_timeout", b.failover_timeout);
+  r.read_duration("max_replica_lag", b.max_replica_lag);
+  r.read_int("max_replica_lag_bytes", b.max_replica_lag_bytes, 0, int64_t(1) << 50);
+  if (b.health_check_interval < 10 * kNanosPerMilli)
+    r.error("health_check_interval", "must be at least 10ms");
+}
+
 void read_backend(const toml::table& root, Config& config, ReadContext& ctx) {
   const toml::table* t = section(root, "backend", ctx);
   SectionReader r(ctx, t, "[backend]", "[backend]", table_line(t));
@@ -146,6 +183,15 @@ void read_backend(const toml::table& root, Config& config, ReadContext& ctx) {
                  {"require", SslMode::kRequire},
                  {"verify-full", SslMode::kVerifyFull}});
   if (r.read_string("sslrootcert", b.sslrootcert)) b.sslrootcert = ctx.resolve_path(b.sslrootcert);
+  read_backend_hosts(r, b);
+  r.finish();
+}
+
+void read_routing(const toml::table& root, Config& config, ReadContext& ctx) {
+  const toml::table* t = section(root, "routing", ctx);
+  SectionReader r(ctx, t, "[routing]", "[routing]", table_line(t));
+  r.read_bool("read_write_split", config.routing.read_write_split);
+  r.read_bool("read_your_writes", config.routing.read_your_writes);
   r.finish();
 }
 
@@ -583,6 +629,7 @@ void check_top_level(const toml::table& root, ReadContext& ctx) {
 void parse_sections(const toml::table& root, Config& config, ReadContext& ctx) {
   read_proxy(root, config, ctx);
   read_backend(root, config, ctx);
+  read_routing(root, config, ctx);
   read_connection_pool(root, config, ctx);
   read_pool_mode_section(root, config, ctx);
   read_auth(root, config, ctx);

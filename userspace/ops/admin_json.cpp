@@ -198,4 +198,22 @@ json status_json(const ProxySnapshot& s) {
   };
 }
 
+json hosts_json(const ProxySnapshot& s) {
+  json hosts = json::array();
+  for (const auto& h : s.hosts)
+    hosts.push_back(json{
+        {"address", h.address},
+        {"role", pool::to_string(h.role)},
+        {"banned", h.banned},
+        {"lagging", h.lagging},
+        {"lag_seconds", round2(h.lag_seconds)},
+        {"lag_bytes", h.lag_bytes},
+        {"wal_lsn", h.wal_lsn},
+        {"routed", h.routed},
+        {"checks_failed", h.checks_failed},
+        {"last_error", h.last_error},
+    });
+  return json{{"hosts", hosts}};
+}
+
 }  // namespace helios::ops

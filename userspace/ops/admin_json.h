@@ -25,6 +25,8 @@ nlohmann::json tenants_stats_json(const ProxySnapshot& s, size_t limit);
 nlohmann::json status_json(const ProxySnapshot& s);
 // GET /api/v1/fleet (fleet_json.cpp): {"enabled": false} without [fleet].
 nlohmann::json fleet_json(const ProxySnapshot& s);
+// GET /api/v1/hosts: role, ban, lag and routed leases of every [backend] host.
+nlohmann::json hosts_json(const ProxySnapshot& s);
 
 // Milliseconds rounded to 3 decimals (microseconds), as the documents report them.
 double round_ms(double ms);

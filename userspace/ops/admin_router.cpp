@@ -88,6 +88,7 @@ AdminResponse read_endpoint(AdminTarget& target, const AdminRequest& req) {
   if (p == "/api/v1/tenants/stats") return tenants_stats(target, req);
   if (p == "/api/v1/status") return reply(200, status_json(target.snapshot()));
   if (p == "/api/v1/fleet") return reply(200, fleet_json(target.snapshot()));
+  if (p == "/api/v1/hosts") return reply(200, hosts_json(target.snapshot()));
   if (p == "/metrics") {
     AdminResponse res;
     res.content_type = "text/plain; version=0.0.4";

@@ -40,6 +40,38 @@ void add_counter(MetricFamily& f, Labels labels, double v) {
   f.metric.push_back(std::move(m));
 }
 
+// One series per [backend] host (only when several are configured).
+void add_host_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
+  if (s.hosts.empty()) return;
+  auto role = family("helios_host_role",
+                     "1 for the role the health checker found for the host (primary, replica, "
+                     "unknown, conflict)",
+                     MetricType::Gauge);
+  auto banned = family("helios_host_banned", "1 while the host is banned (failed its check)",
+                       MetricType::Gauge);
+  auto lagging = family("helios_host_lagging", "1 while a replica gets no reads (lag or paused)",
+                        MetricType::Gauge);
+  auto lag_s = family("helios_host_replay_lag_seconds",
+                      "Replica replay delay (age of the last replayed commit while WAL waits)",
+                      MetricType::Gauge);
+  auto lag_b = family("helios_host_replay_lag_bytes", "Replica WAL bytes behind the primary",
+                      MetricType::Gauge);
+  auto routed =
+      family("helios_host_routed_total", "Leases routed to the host", MetricType::Counter);
+  for (const auto& h : s.hosts) {
+    Labels l{{"host", sanitize_label_value(h.address)}};
+    Labels lr = l;
+    lr.push_back({"role", pool::to_string(h.role)});
+    add_gauge(role, lr, 1);
+    add_gauge(banned, l, h.banned ? 1 : 0);
+    add_gauge(lagging, l, h.lagging ? 1 : 0);
+    add_gauge(lag_s, l, h.lag_seconds);
+    add_gauge(lag_b, l, double(h.lag_bytes));
+    add_counter(routed, l, double(h.routed));
+  }
+  for (auto* f : {&role, &banned, &lagging, &lag_s, &lag_b, &routed}) out.push_back(std::move(*f));
+}
+
 void add_histogram(MetricFamily& f, Labels labels, const AtomicHistogram::Snapshot& h) {
   ClientMetric m;
   m.label = std::move(labels);
@@ -238,6 +270,7 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
       family("helios_proxy_draining", "1 while the proxy drains before exiting", MetricType::Gauge);
   add_gauge(draining, {}, s.draining ? 1 : 0);
   out.push_back(std::move(draining));
+  add_host_families(s, out);
   auto uptime =
       family("helios_proxy_uptime_seconds", "Seconds since the proxy started", MetricType::Gauge);
   add_gauge(uptime, {}, double(s.uptime) / 1e9);

@@ -45,6 +45,7 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
                          st.recv_buffers_free.load(std::memory_order_relaxed)});
   }
 
+  if (ctx.hosts) s.hosts = ctx.hosts->snapshot(s.taken_at);
   if (ctx.pools) {
     for (pool::Pool* p : ctx.pools->all()) {
       PoolSample ps;

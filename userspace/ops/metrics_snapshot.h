@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "fleet/fleet_agent.h"
+#include "pool/host_table.h"
 #include "pool/pool.h"
 #include "proxy/metrics_counters.h"
 #include "tenant/tenant_state.h"
@@ -85,7 +86,8 @@ struct ProxySnapshot {
   std::vector<bpf::EdgeTenantCounters> edge;  // XDP guard counters per tenant prefix
   std::vector<WorkerSample> workers;
   std::vector<PoolSample> pools;
-  std::vector<TenantSample> tenants;  // index order (first seen first)
+  std::vector<pool::HostStatus> hosts;  // [backend] hosts when there are several (HostTable)
+  std::vector<TenantSample> tenants;    // index order (first seen first)
   uint32_t max_tenants = 0;
   uint64_t tenants_overflowed = 0;
   uint64_t tenants_evicted = 0;

@@ -68,13 +68,15 @@ void Connector::loop() {
 void Connector::connect_one(Pool* pool, Messenger& m) {
   ConnectorSettings s = settings();
   Nanos deadline = monotonic_now() + s.connection_timeout;
-  auto session = pg_login(s.address, pool->key().user, pool->key().database, s.extra_params,
+  const uint16_t h = pool->key().host;
+  const ServerAddress& addr = h < s.hosts.size() ? s.hosts[h] : s.address;
+  auto session = pg_login(addr, pool->key().user, pool->key().database, s.extra_params,
                           pool->login_secret(), deadline, s.tls);
   if (!session) {
     pool->on_connect_failed(session.error(), m);
     return;
   }
-  if (s.tcp_user_timeout > 0 && !s.address.host.starts_with('/')) {
+  if (s.tcp_user_timeout > 0 && !addr.host.starts_with('/')) {
     // A silent network (PostgreSQL's host gone, a partition) then fails the backend's socket
     // with ETIMEDOUT and its client gets an error, instead of waiting out TCP's retries.
     const unsigned ms = unsigned(std::min<Nanos>(s.tcp_user_timeout / kNanosPerMilli, INT32_MAX));

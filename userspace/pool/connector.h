@@ -19,6 +19,7 @@ namespace helios::pool {
 
 struct ConnectorSettings {
   ServerAddress address;
+  std::vector<ServerAddress> hosts;  // [backend] hosts; a pool's key().host indexes it
   ParamList extra_params;  // sent in every backend's StartupMessage (e.g. statement_timeout)
   Nanos connection_timeout = 5 * kNanosPerSec;
   Nanos tcp_user_timeout = 0;  // TCP_USER_TIMEOUT on each backend; 0 = the kernel's default

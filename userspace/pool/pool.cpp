@@ -12,6 +12,7 @@ namespace helios::pool {
 std::string PoolKey::to_string() const {
   std::string s = database + "/" + user;
   if (!group.empty()) s += "/" + group;
+  if (host > 0) s += "@" + std::to_string(host);
   return s;
 }
 
@@ -53,6 +54,7 @@ void Pool::push_idle(Backend* b, Nanos now) {
   if (idle_head_) idle_head_->idle_prev = b;
   idle_head_ = b;
   ++idle_;
+  refresh_busy_locked();
 }
 
 Backend* Pool::pop_idle(Nanos now) {
@@ -61,6 +63,7 @@ Backend* Pool::pop_idle(Nanos now) {
     if (idle_head_) idle_head_->idle_prev = nullptr;
     b->idle_next = nullptr;
     --idle_;
+    refresh_busy_locked();
     // A backend idle for a while may have been terminated by the server: check it before use.
     if (now - b->idle_since > settings_.server_check_delay && is_dead(b)) {
       counters_.dead_idle_detected.fetch_add(1, std::memory_order_relaxed);
@@ -81,6 +84,7 @@ bool Pool::is_dead(Backend* b) const {
 
 void Pool::close_locked(Backend* b) {
   --total_;
+  refresh_busy_locked();
   ::shutdown(b->fd.get(), SHUT_RDWR);
   table_.free(b);
 }
@@ -108,6 +112,7 @@ Backend* Pool::acquire(Waiter* w, Nanos now) {
   waiters_.set_weight(w->node.tenant, w->weight);
   waiters_.push(&w->node);
   waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
+  refresh_busy_locked();
   request_connects_locked();
   return nullptr;
 }
@@ -116,6 +121,7 @@ bool Pool::cancel_wait(Waiter* w) {
   std::lock_guard lock(mu_);
   bool removed = waiters_.remove(&w->node);
   waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
+  refresh_busy_locked();
   return removed;
 }
 
@@ -139,6 +145,7 @@ void Pool::release(Backend* b, Messenger& m, Nanos now) {
   }
   if (auto* node = waiters_.pop()) {
     waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
+    refresh_busy_locked();
     auto* w = reinterpret_cast<Waiter*>(node);
     if (!b->move_to(BackendState::kLeased))
       counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
@@ -181,8 +188,10 @@ void Pool::on_connected(ServerSession session, Messenger& m, Nanos now) {
   last_error_.clear();
   last_error_sqlstate_.clear();
   ++total_;
+  refresh_busy_locked();
   if (auto* node = waiters_.pop()) {
     waiting_.store(int64_t(waiters_.size()), std::memory_order_relaxed);
+    refresh_busy_locked();
     auto* w = reinterpret_cast<Waiter*>(node);
     if (!b->move_to(BackendState::kLeased))
       counters_.refused_transitions.fetch_add(1, std::memory_order_relaxed);
@@ -211,6 +220,7 @@ void Pool::on_connect_failed(const Error& e, Messenger& m) {
     while (auto* node = waiters_.pop())
       m.fail(*reinterpret_cast<Waiter*>(node), WaitFailure::kConnectFailed);
     waiting_.store(0, std::memory_order_relaxed);
+    refresh_busy_locked();
   }
 }
 
@@ -265,6 +275,13 @@ std::string Pool::reset_query() const {
 PoolSettings Pool::settings() const {
   std::lock_guard lock(mu_);
   return settings_;
+}
+
+void Pool::adopt_server_params(const ParamList& params) {
+  std::lock_guard lock(mu_);
+  if (has_params_.load(std::memory_order_relaxed) || params.empty()) return;
+  server_params_ = params;
+  has_params_.store(true, std::memory_order_release);
 }
 
 ParamList Pool::server_params() const {

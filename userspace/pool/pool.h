@@ -6,6 +6,7 @@
 // the next waiter (on whatever worker it waits) or back to the idle list.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -28,8 +29,9 @@ struct PoolKey {
   std::string user;
   std::string
       group;  // "" = default pool; "tier:<name>" shared tier; "tier:<name>:<tenant>" dedicated
+  uint16_t host = 0;  // index in [backend] hosts: each host has its own pools
   bool operator==(const PoolKey&) const = default;
-  std::string to_string() const;  // "db/user" or "db/user/group"
+  std::string to_string() const;  // "db/user" or "db/user/group", then "@host" for host > 0
 };
 
 struct PoolSettings {
@@ -138,6 +140,8 @@ class Pool {
   // Same, without copying or locking: valid once has_server_params() is true (set only once).
   const ParamList& server_params_ref() const { return server_params_; }
   bool has_server_params() const { return has_params_.load(std::memory_order_acquire); }
+  // Takes the parameters another host's pool learned, if this pool has none yet.
+  void adopt_server_params(const ParamList& params);
   std::string last_connect_error() const;
   // The SQLSTATE PostgreSQL gave for the last failed login ("" if it never answered).
   std::string last_connect_sqlstate() const;
@@ -151,6 +155,18 @@ class Pool {
   PoolCounters& counters() { return counters_; }
   // Number of clients waiting, without the lock (approximate, for metrics).
   int64_t waiting_relaxed() const { return waiting_.load(std::memory_order_relaxed); }
+  // Backends leased or in cleanup plus clients waiting, without the lock: the outstanding work
+  // the read/write split balances replicas by.
+  int64_t busy_relaxed() const { return busy_.load(std::memory_order_relaxed); }
+
+  // The same pool on another [backend] host, cached for PoolManager::on_host (null until made).
+  static constexpr size_t kMaxHosts = 16;
+  Pool* sibling(uint16_t host) const {
+    return host < kMaxHosts ? siblings_[host].load(std::memory_order_acquire) : nullptr;
+  }
+  void set_sibling(uint16_t host, Pool* p) {
+    if (host < kMaxHosts) siblings_[host].store(p, std::memory_order_release);
+  }
   // Backends whose process id is pid (admin/tests); -1 if none.
   bool drained() const;
   void close_all_idle(Messenger& m);
@@ -178,6 +194,12 @@ class Pool {
   int64_t connecting_ = 0;  // connects requested and not finished
   tenant::FairQueue waiters_;
   std::atomic<int64_t> waiting_{0};
+  std::atomic<int64_t> busy_{0};
+  std::array<std::atomic<Pool*>, kMaxHosts>
+      siblings_{};  // total_ - idle_ + waiters, refreshed under mu_
+  void refresh_busy_locked() {
+    busy_.store(total_ - idle_ + int64_t(waiters_.size()), std::memory_order_relaxed);
+  }
   ParamList server_params_;
   std::atomic<bool> has_params_{false};
   std::string last_error_;

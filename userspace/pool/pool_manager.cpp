@@ -36,6 +36,22 @@ Pool* PoolManager::get(const PoolKey& key, const config::Config& cfg) {
   return pools_.back().get();
 }
 
+Pool* PoolManager::on_host(Pool* home, uint16_t host, const config::Config& cfg) {
+  if (home->key().host == host) return home;
+  if (Pool* p = home->sibling(host)) return p;
+  PoolKey key = home->key();
+  key.host = host;
+  Pool* p = get(key, cfg);
+  if (!p->has_login_secret() && home->has_login_secret()) p->set_login_secret(home->login_secret());
+  home->set_sibling(host, p);
+  return p;
+}
+
+void PoolManager::close_idle_on_host(uint16_t host, Messenger& m) {
+  for (Pool* p : all())
+    if (p->key().host == host) p->close_all_idle(m);
+}
+
 void PoolManager::apply(const config::Config& cfg) {
   std::lock_guard lock(mu_);
   for (auto& p : pools_) p->apply_settings(pool_settings_for(cfg, p->key().group));

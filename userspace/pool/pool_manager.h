@@ -24,6 +24,11 @@ class PoolManager {
   PoolManager(BackendTable& table, Connector& connector) : table_(table), connector_(connector) {}
 
   Pool* get(const PoolKey& key, const config::Config& cfg);
+  // The pool like `home` (same database, user, group) on another host, created on first use
+  // with home's login secret.
+  Pool* on_host(Pool* home, uint16_t host, const config::Config& cfg);
+  // Closes the idle backends of every pool on `host` (the host was banned).
+  void close_idle_on_host(uint16_t host, Messenger& m);
   // Hot reload: every pool takes its new settings.
   void apply(const config::Config& cfg);
   std::vector<Pool*> all() const;

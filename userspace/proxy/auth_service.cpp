@@ -44,7 +44,9 @@ Status AuthService::configure(const config::Config& cfg) {
   auth_password_ = cfg.auth.auth_password;
   auth_database_ = cfg.auth.auth_database;
   auth_query_ = cfg.auth.auth_query;
-  address_ = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
+  // Every [backend] host can answer a lookup (roles replicate): the first that accepts a login.
+  addresses_.clear();
+  for (const auto& h : cfg.backend.host_list()) addresses_.push_back({h.host, h.port});
   if (auto t = server_tls_from(cfg)) tls_ = std::move(*t);
   connect_timeout_ = cfg.backend.connection_timeout;
   cache_ttl_ = cfg.auth.auth_cache_ttl;
@@ -100,7 +102,7 @@ void AuthService::lookup(const std::string& user, Done done) {
 
 Result<pg::RoleRecord> AuthService::query(const std::string& user, Nanos asked) {
   std::string auth_user, auth_password, auth_database, sql;
-  pool::ServerAddress address;
+  std::vector<pool::ServerAddress> addresses;
   pool::ServerTls tls;
   Nanos timeout;
   auto fresh_enough = [&]() -> std::optional<Result<pg::RoleRecord>> {
@@ -117,7 +119,7 @@ Result<pg::RoleRecord> AuthService::query(const std::string& user, Nanos asked) 
     auth_password = auth_password_;
     auth_database = auth_database_;
     sql = auth_query_;
-    address = address_;
+    addresses = addresses_;
     tls = tls_;
     timeout = connect_timeout_;
   }
@@ -138,11 +140,16 @@ Result<pg::RoleRecord> AuthService::query(const std::string& user, Nanos asked) 
       pool::LoginSecret secret;
       if (!auth_password.empty()) secret.password = auth_password;
       // ISO dates in UTC: how VALID UNTIL is read (pg/role_record.h).
-      auto s = pool::pg_login(address, auth_user, auth_database,
-                              {{"application_name", "heliosproxy auth_query"},
-                               {"DateStyle", "ISO"},
-                               {"TimeZone", "UTC"}},
-                              secret, deadline, tls);
+      Result<pool::ServerSession> s = Error{ENOENT, "no [backend] host"};
+      for (const auto& address : addresses) {
+        s = pool::pg_login(address, auth_user, auth_database,
+                           {{"application_name", "heliosproxy auth_query"},
+                            {"DateStyle", "ISO"},
+                            {"TimeZone", "UTC"}},
+                           secret, deadline, tls);
+        // A server that answered (wrong password, no such database) is not passed over.
+        if (s || (s.error().message.size() > 6 && s.error().message[5] == ':')) break;
+      }
       if (!s)
         return Error{s.error().code,
                      "auth_query login as \"" + auth_user + "\": " + s.error().message};

@@ -52,7 +52,7 @@ class AuthService {
   std::string pool_user_;                      // [backend] user
   std::optional<pg::Credential> pool_secret_;  // its configured password
   std::string auth_user_, auth_password_, auth_database_, auth_query_;
-  pool::ServerAddress address_;
+  std::vector<pool::ServerAddress> addresses_;  // [backend] hosts, in order
   pool::ServerTls tls_;
   Nanos connect_timeout_ = 5 * kNanosPerSec;
   struct Cached {

@@ -76,9 +76,16 @@ struct Client {
   Client* timer_prev = nullptr;  // per-state timer list of the worker
   Client* timer_next = nullptr;
 
-  pool::Waiter waiter;  // while kQueued / kWelcome
-  pool::Pool* pool = nullptr;
-  pool::Backend* backend = nullptr;     // while kActive
+  pool::Waiter waiter;              // while kQueued / kWelcome
+  pool::Pool* pool = nullptr;       // its home pool (first host): secret, parameters, metrics
+  pool::Pool* wait_pool = nullptr;  // the pool of the lease it waits for (backend_route.h)
+  bool on_replica = false;          // that lease goes to a replica (read/write split)
+  bool awaiting_primary = false;    // queued until a primary is known (failover_timeout)
+  Nanos primary_deadline = 0;
+  bool lease_read_only = false;      // its lease's statements were proven read-only
+  Nanos ryw_since = 0;               // end of its last lease on the primary (read-your-writes)
+  uint64_t ryw_lsn = 0;              // primary WAL position its reads must see (0: not known yet)
+  pool::Backend* backend = nullptr;  // while kActive
   pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
   tenant::TenantState* tenant = nullptr;
   session::ParamSetPtr params;  // session parameters the client wants (lower-case names)
@@ -101,6 +108,11 @@ struct Client {
 // Nothing is owed or queued in either direction of a lease: no reply the client still expects,
 // no extended-protocol batch waiting for its Sync, no half-read client message, nothing queued for
 // the backend, no tracked reply outstanding and no ReadyForQuery the proxy itself must swallow.
+// The pool a queued client waits in.
+inline pool::Pool* waiting_pool(const Client* c) {
+  return c->wait_pool ? c->wait_pool : c->pool;
+}
+
 inline bool lease_quiet(const Client* c, const pool::Backend* b) {
   return c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
          c->to_backend.empty() && c->tracker.empty() && b->swallow_rfq == 0;

@@ -17,6 +17,8 @@
 #include "io/tls.h"
 #include "pool/backend_table.h"
 #include "pool/connector.h"
+#include "pool/health_checker.h"
+#include "pool/host_table.h"
 #include "pool/pool_manager.h"
 #include "proxy/auth_service.h"
 #include "proxy/fleet_admission.h"
@@ -70,6 +72,10 @@ struct SharedContext {
   bpf::EdgeGuard* edge_guard = nullptr;  // set once at start when the XDP guard is attached
   // Lease splicing (data_path kernel/auto, docs/datapath.md): loaded once at start, else null.
   bpf::SpliceEngine* splice = nullptr;
+  // [backend] hosts with more than one entry: their roles and health (proxy/backend_route.h),
+  // else both null and every lease goes to the one host.
+  std::unique_ptr<pool::HostTable> hosts;
+  std::unique_ptr<pool::HealthChecker> health;
 
   // Server-side TLS for clients ([tls]); replaced on reload so new certificates apply to new
   // connections.

@@ -31,6 +31,8 @@ int usable_cpus() {
 Result<pool::ConnectorSettings> connector_settings(const config::Config& cfg) {
   pool::ConnectorSettings s;
   s.address = pool::ServerAddress{cfg.backend.host, cfg.backend.port};
+  for (const auto& h : cfg.backend.host_list())
+    s.hosts.push_back(pool::ServerAddress{h.host, h.port});
   s.connection_timeout = cfg.backend.connection_timeout;
   s.tcp_user_timeout = cfg.backend.tcp_user_timeout;
   if (cfg.connection_pool.statement_timeout > 0)
@@ -120,6 +122,7 @@ Proxy::~Proxy() {
       w->post([now](Worker& wk) { wk.begin_drain(now); }, *control_messenger_);
     for (auto& t : threads_) t.join();
   }
+  if (ctx_.health) ctx_.health->stop();
   if (ctx_.connector) ctx_.connector->stop();
 }
 
@@ -154,6 +157,7 @@ Status Proxy::start() {
   ctx_.pools = std::make_unique<pool::PoolManager>(ctx_.backends, *ctx_.connector);
   ctx_.auth = std::make_unique<AuthService>(*ctx_.connector);
   if (auto s = ctx_.auth->configure(*cfg); !s) return s;
+  if (auto s = start_health_checker(*cfg); !s) return s;
   if (auto s = load_client_tls(*cfg); !s) return s;
   if (auto s = ctx_.tenants.apply_limits(tenant_rules_from(*cfg), default_tenant_limits_from(*cfg),
                                          monotonic_now());
@@ -237,6 +241,12 @@ Result<Proxy::PreparedReload> Proxy::prepare_reload() const {
   auto loaded = config::load_config_file(config_path_);
   if (!loaded) return loaded.error();
   if (auto s = config::check_serving(*loaded, config().get()); !s) return s.error();
+  // Pools and the health checker index hosts by their place in the list: with several hosts a
+  // new list needs a restart (a reload would pair one host's index with another's address).
+  const auto& now_hosts = config()->backend.host_list();
+  const auto& new_hosts = loaded->backend.host_list();
+  if ((now_hosts.size() > 1 || new_hosts.size() > 1) && now_hosts != new_hosts)
+    return Error{EINVAL, config_path_ + ": [backend] hosts changed; restart the proxy to apply it"};
   std::vector<std::string> patterns;
   for (const auto& rule : tenant_rules_from(*loaded)) patterns.push_back(rule.pattern);
   if (auto m = tenant::RuleMatcher::build(patterns); !m)
@@ -435,6 +445,7 @@ int Proxy::run() {
   ::close(sfd);
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (ctx_.health) ctx_.health->stop();
   ctx_.connector->stop();
   log::info("drained; exiting");
   return 0;

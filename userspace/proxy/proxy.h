@@ -47,7 +47,10 @@ class Proxy {
   const std::string& config_path() const { return config_path_; }
   SharedContext& context() { return ctx_; }
   const std::vector<std::unique_ptr<Worker>>& workers() const { return workers_; }
-  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Serving clients; with several [backend] hosts, also a primary is known.
+  bool ready() const {
+    return ready_.load(std::memory_order_acquire) && (!ctx_.hosts || ctx_.hosts->primary() >= 0);
+  }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   ReloadOutcome last_reload() const;
 
@@ -63,6 +66,8 @@ class Proxy {
   Result<PreparedReload> prepare_reload() const;
   static Result<std::shared_ptr<io::TlsContext>> client_tls_for(const config::Config& cfg);
   Status load_client_tls(const config::Config& cfg);
+  // [backend] hosts: the host table and its health checker (proxy/host_health.cpp).
+  Status start_health_checker(const config::Config& cfg);
   void upkeep(Nanos now);
   // [fleet] (proxy_fleet.cpp): the agent, wired to the tenant registry, gates and workers.
   void start_fleet(const config::Config& cfg);

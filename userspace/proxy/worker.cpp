@@ -277,8 +277,8 @@ void Worker::on_tick(Nanos now) {
   while (Client* c = queued_list_.head) {
     if (now < c->deadline) break;
     on_acquire_timeout(c);
-    if (queued_list_.head == c) {  // a grant is in flight: it will arrive; stop looking
-      c->deadline = now + kTick;
+    if (queued_list_.head == c) {  // a grant is in flight (or it waits for a primary): later
+      if (c->deadline <= now) c->deadline = now + kTick;
       break;
     }
   }

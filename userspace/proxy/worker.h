@@ -246,6 +246,7 @@ class Worker final : public pool::Messenger {
   void finish_backend(pool::Backend* b);  // release or discard once nothing is in flight
   void begin_cleanup(pool::Backend* b, bool rollback, bool reset);
   void on_acquire_timeout(Client* c);
+  void poll_primary_wait(Client* c);  // failover: waiting for a primary (worker_lease.cpp)
   // A backend that dies before answering (proxy/worker_retry.cpp, lease_retry.h).
   void arm_lease_retry(Client* c, pool::Backend* b);  // lease start, before the injections
   // b ended before its first reply: the transaction goes to another backend. False when it

@@ -297,8 +297,9 @@ void Worker::close_client(Client* c) {
     } else if (c->pool) {
       // If the pool had already granted us a backend, the grant finds the client gone and
       // returns the backend itself.
-      c->pool->cancel_wait(&c->waiter);
+      waiting_pool(c)->cancel_wait(&c->waiter);
     }
+    c->awaiting_primary = false;
   }
   detach_backend_on_close(c);
   release_active(c);

@@ -9,6 +9,7 @@
 #include "io/listener.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
+#include "proxy/backend_route.h"
 #include "proxy/worker.h"
 
 namespace helios::proxy {
@@ -145,7 +146,19 @@ void Worker::need_backend(Client* c) {
   c->waiter.gen = c->gen;
   c->waiter.since = now;
   ctx_.fill_waiter(c);
-  if (pool::Backend* b = c->pool->acquire(&c->waiter, now)) start_lease(c, b);
+  pool::Pool* target = route_lease(ctx_, *cfg_, c, now);  // proxy/backend_route.cpp
+  if (!target) {
+    if (c->state == ClientState::kQueued && cfg_->backend.failover_timeout > 0) {
+      // No primary right now: polled from the tick (on_acquire_timeout) until one is found.
+      c->awaiting_primary = true;
+      c->primary_deadline = now + cfg_->backend.failover_timeout;
+      c->deadline = now;
+      return;
+    }
+    fail_pending(c, pg::sqlstate::kConnectionFailure, no_primary_message(ctx_));
+    return;
+  }
+  if (pool::Backend* b = target->acquire(&c->waiter, now)) start_lease(c, b);
 }
 
 void Worker::on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index) {
@@ -190,17 +203,43 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
   (void)why;
   // PostgreSQL's own refusal (unknown database, no such role, too many connections...) goes
   // to the client as PostgreSQL said it; a network failure is reported as 08006.
-  std::string sqlstate = c->pool->last_connect_sqlstate();
-  std::string error = c->pool->last_connect_error();
+  std::string sqlstate = waiting_pool(c)->last_connect_sqlstate();
+  std::string error = waiting_pool(c)->last_connect_error();
   if (!sqlstate.empty())
     fail_pending(c, sqlstate, error);
   else
-    fail_pending(
-        c, pg::sqlstate::kConnectionFailure,
-        "the proxy could not connect to the database for pool " + c->pool->name() + ": " + error);
+    fail_pending(c, pg::sqlstate::kConnectionFailure,
+                 "the proxy could not connect to the database for pool " + waiting_pool(c)->name() +
+                     ": " + error);
+}
+
+// A client waiting for a primary (failover): acquire once one is known, fail at failover_timeout.
+// Stays at the head of the queued list meanwhile (the tick polls it again).
+void Worker::poll_primary_wait(Client* c) {
+  Nanos now = monotonic_now();
+  if (ctx_.hosts && ctx_.hosts->primary() >= 0) {
+    c->awaiting_primary = false;
+    c->deadline = now + cfg_->connection_pool.acquire_timeout;
+    if (pool::Pool* target = route_lease(ctx_, *cfg_, c, now)) {
+      if (pool::Backend* b = target->acquire(&c->waiter, now)) start_lease(c, b);
+      return;
+    }
+  }
+  if (now >= c->primary_deadline) {
+    c->awaiting_primary = false;
+    fail_pending(c, pg::sqlstate::kConnectionFailure,
+                 no_primary_message(ctx_) + " within failover_timeout (" +
+                     std::to_string(cfg_->backend.failover_timeout / kNanosPerMilli) + " ms)");
+    return;
+  }
+  c->awaiting_primary = true;
 }
 
 void Worker::on_acquire_timeout(Client* c) {
+  if (c->awaiting_primary) {
+    poll_primary_wait(c);
+    return;
+  }
   std::string waited =
       std::to_string(cfg_->connection_pool.acquire_timeout / kNanosPerMilli) + " ms";
   std::string why;
@@ -212,14 +251,14 @@ void Worker::on_acquire_timeout(Client* c) {
           " (acquire_timeout)";
     refuse_quota(c, tenant::Rejection::kMaxActive, why);
   } else {
-    if (!c->pool->cancel_wait(&c->waiter)) return;  // a grant is on its way
-    auto s = c->pool->settings();
-    const pool::PoolSnapshot ps = c->pool->snapshot();
+    if (!waiting_pool(c)->cancel_wait(&c->waiter)) return;  // a grant is on its way
+    auto s = waiting_pool(c)->settings();
+    const pool::PoolSnapshot ps = waiting_pool(c)->snapshot();
     const std::string max = std::to_string(s.max_connections);
     // Below its maximum the pool waited on PostgreSQL, not on other clients: say why (e.g.
     // "sorry, too many clients already" when PostgreSQL is full).
-    why = "no backend connection available in pool " + c->pool->name() + " within " + waited +
-          " (acquire_timeout): " +
+    why = "no backend connection available in pool " + waiting_pool(c)->name() + " within " +
+          waited + " (acquire_timeout): " +
           (ps.total < s.max_connections && !ps.last_connect_error.empty()
                ? std::to_string(ps.total) + " of " + max +
                      " connections (max_connections) are open and opening another failed: " +
@@ -231,6 +270,11 @@ void Worker::on_acquire_timeout(Client* c) {
 }
 
 void Worker::start_lease(Client* c, pool::Backend* b) {
+  if (!lease_host_ok(ctx_, c, b)) {  // the primary moved while it waited: never write there
+    b->pool->release(b, *this, monotonic_now());
+    fail_pending(c, pg::sqlstate::kConnectionFailure, no_primary_message(ctx_));
+    return;
+  }
   Nanos now = monotonic_now();
   b->worker = id_;
   b->client_slot = c->slot;
@@ -243,11 +287,13 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   b->cancel_issued = false;
   ctx_.on_lease_start(c, now - c->state_since);
   if (c->state == ClientState::kWelcome) {
-    // We only needed a first backend to learn the server's parameters.
+    // We only needed a first backend to learn the server's parameters (it may come from another
+    // host's pool: the client's own pool adopts them).
+    if (b->pool != c->pool) c->pool->adopt_server_params(b->pool->server_params());
     send_welcome(c);
     b->lease_started = 0;
     ctx_.on_lease_end(c);
-    c->pool->release(b, *this, now);
+    b->pool->release(b, *this, now);
     return;
   }
   c->backend = b;
@@ -307,6 +353,7 @@ void Worker::end_lease(Client* c) {
   c->retry.disarm();
   c->framer.release_scratch();
   ctx_.on_lease_end(c);
+  note_lease_end(ctx_, *cfg_, c, monotonic_now());  // read-your-writes (backend_route.cpp)
   release_active(c);
   set_state(c, ClientState::kIdle, monotonic_now());
   b->finish = pool::Backend::Finish::kRelease;
@@ -460,9 +507,10 @@ void Worker::on_cancel(uint32_t slot, uint32_t key) {
     if (c->gate_waiting) {
       if (!ctx_.gates.cancel(c->tenant, {id_, c->slot, c->gen})) return;
       c->gate_waiting = false;
-    } else if (!c->pool->cancel_wait(&c->waiter)) {
+    } else if (!c->awaiting_primary && !waiting_pool(c)->cancel_wait(&c->waiter)) {
       return;
     }
+    c->awaiting_primary = false;
     fail_pending(c, pg::sqlstate::kQueryCanceled, "canceling statement due to user request");
     return;
   }
@@ -532,13 +580,15 @@ void Worker::cancel_backend_query(pool::Backend* b) {
   int32_t pid = b->process_id, secret = b->secret_key;
   uint32_t index = b->index;
   auto* table = &ctx_.backends;
-  ctx_.connector->run([this, table, index, seq, pid, secret](pool::Messenger&) {
+  const uint16_t host = b->pool->key().host;  // the cancel goes to the backend's own host
+  ctx_.connector->run([this, table, index, seq, pid, secret, host](pool::Messenger&) {
     pool::Backend* bb = table->at(index);
     // The lease may have ended while this job waited: then the cancel must not hit whatever
     // runs on that backend now.
     if (!bb || bb->lease_seq.load(std::memory_order_relaxed) != seq) return;
-    auto st = pool::pg_cancel(ctx_.connector->settings().address, pid, secret,
-                              monotonic_now() + 5 * kNanosPerSec);
+    const pool::ConnectorSettings s = ctx_.connector->settings();
+    const pool::ServerAddress& addr = host < s.hosts.size() ? s.hosts[host] : s.address;
+    auto st = pool::pg_cancel(addr, pid, secret, monotonic_now() + 5 * kNanosPerSec);
     if (!st) log::warn("cancel for backend pid {} failed: {}", pid, st.error().message);
   });
 }

@@ -454,14 +454,19 @@ bool ClientDecoder::on_bind(const pg::FramedMessage& m) {
   return true;
 }
 
-bool ClientDecoder::on_describe(const pg::FramedMessage& m) {
+// The client's tracked statement a Describe or Close names ('S' + name), or none.
+session::PreparedPtr ClientDecoder::named_statement(const pg::FramedMessage& m) {
   std::string_view body = body_of(m), name, rest;
   session::ClientSession* s = sink_.session_if();
-  if (body.size() < 2 || body[0] != 'S' || !s) return false;
-  if (!split_cstring(body.substr(1), &name, &rest) || name.empty()) return false;
+  if (body.size() < 2 || body[0] != 'S' || !s) return nullptr;
+  if (!split_cstring(body.substr(1), &name, &rest) || name.empty()) return nullptr;
   auto it = s->statements.find(std::string(name));
-  if (it == s->statements.end()) return false;
-  session::PreparedPtr stmt = it->second;
+  return it == s->statements.end() ? nullptr : it->second;
+}
+
+bool ClientDecoder::on_describe(const pg::FramedMessage& m) {
+  session::PreparedPtr stmt = named_statement(m);
+  if (!stmt) return false;
   need_statement(stmt);
   std::string out;
   pg::write_describe(out, 'S', stmt->server_name);
@@ -474,13 +479,10 @@ bool ClientDecoder::on_describe(const pg::FramedMessage& m) {
 // Close of a named statement: the server copy may be shared, so only the client's name goes;
 // the proxy answers CloseComplete itself, in its place in the reply stream.
 bool ClientDecoder::on_close(const pg::FramedMessage& m) {
-  std::string_view body = body_of(m), name, rest;
-  session::ClientSession* s = sink_.session_if();
-  if (body.size() < 2 || body[0] != 'S' || !s) return false;
-  if (!split_cstring(body.substr(1), &name, &rest) || name.empty()) return false;
-  auto it = s->statements.find(std::string(name));
-  if (it == s->statements.end()) return false;
-  s->statements.erase(it);
+  session::PreparedPtr stmt = named_statement(m);
+  if (!stmt) return false;
+  std::string_view name = body_of(m).substr(1);
+  sink_.session_if()->statements.erase(std::string(name.substr(0, name.find('\0'))));
   expect(session::Expect::kClose, session::Reply::kSynthClose);
   wire_.forward_body = false;
   return true;

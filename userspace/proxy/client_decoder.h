@@ -129,6 +129,7 @@ class ClientDecoder {
                           std::string_view tail);
   bool on_unnamed_parse(const pg::FramedMessage& m, std::string_view tail);
   bool on_bind(const pg::FramedMessage& m);
+  session::PreparedPtr named_statement(const pg::FramedMessage& m);
   bool on_describe(const pg::FramedMessage& m);
   bool on_close(const pg::FramedMessage& m);
   void refuse_transaction(const pg::FramedMessage& m);

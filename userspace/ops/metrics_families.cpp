@@ -11,12 +11,10 @@
 #include <utility>
 
 namespace helios::ops {
-namespace {
 
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-using Labels = std::vector<ClientMetric::Label>;
 
 MetricFamily family(std::string name, std::string help, MetricType type) {
   MetricFamily f;
@@ -26,19 +24,23 @@ MetricFamily family(std::string name, std::string help, MetricType type) {
   return f;
 }
 
-void add_gauge(MetricFamily& f, Labels labels, double v) {
+void add_gauge(MetricFamily& f, MetricLabels labels, double v) {
   ClientMetric m;
   m.label = std::move(labels);
   m.gauge.value = v;
   f.metric.push_back(std::move(m));
 }
 
-void add_counter(MetricFamily& f, Labels labels, double v) {
+void add_counter(MetricFamily& f, MetricLabels labels, double v) {
   ClientMetric m;
   m.label = std::move(labels);
   m.counter.value = v;
   f.metric.push_back(std::move(m));
 }
+
+namespace {
+
+using Labels = MetricLabels;
 
 // One series per [backend] host (only when several are configured).
 void add_host_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {

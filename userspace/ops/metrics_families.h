@@ -16,6 +16,12 @@
 
 namespace helios::ops {
 
+// Building blocks of the families (metrics_families.cpp), shared with metrics_fleet.cpp.
+using MetricLabels = std::vector<prometheus::ClientMetric::Label>;
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type);
+void add_gauge(prometheus::MetricFamily& f, MetricLabels labels, double v);
+void add_counter(prometheus::MetricFamily& f, MetricLabels labels, double v);
+
 // [fleet] families (metrics_fleet.cpp); none without [fleet].
 void fleet_families(const ProxySnapshot& s, std::vector<prometheus::MetricFamily>& out);
 

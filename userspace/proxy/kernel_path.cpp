@@ -77,7 +77,7 @@ bool KernelPath::kernel_path_for(const Client* c) const {
 // the client is owed are plain (forwarded as they come) and both streams are at a boundary.
 void KernelPath::before_backend_send(Client* c, pool::Backend* b) {
   if (!c->kernel || !w_.ctx_.splice || w_.stopping_ || c->tls || b->tls) return;
-  if (c->kernel && c->kernel->lease) return;
+  if (holds(c)) return;
   // Until the lease's first reply arrives, the worker reads it: a backend that ended before
   // answering hands the transaction to another one (lease_retry.h). The rest of a long reply
   // can still go through the kernel (on_backend_recv splices after that first read).
@@ -229,7 +229,7 @@ bool KernelPath::holds(const Client* c) const {
 bool KernelPath::settle(Client* c) {
   if (!holds(c)) return true;
   consume_events();
-  if (!c->kernel || !c->kernel->lease) return true;
+  if (!holds(c)) return true;  // an event may have ended it
   auto r = c->kernel->lease->take_back();
   if (!r) {
     log::error("worker {}: taking a kernel lease back: {}", w_.id_, r.error().message);
@@ -312,7 +312,7 @@ bool KernelPath::recv_preempted(const Client* c, int res) const {
 // The kernel's bytes to this socket go first.
 bool KernelPath::client_writable(Client* c) {
   if (!c->kernel) return true;
-  if (c->kernel->lease && !settle(c)) return false;
+  if (!settle(c)) return false;
   return fence_open(c);
 }
 

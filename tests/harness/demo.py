@@ -1,6 +1,7 @@
 """scripts/demo: a throwaway PostgreSQL, heliosproxy in front of it (transaction mode, 10 backend
-connections, tenant quotas on), 500 pgbench clients for ~10 s, then the quota effects; prints
-what happened and stops everything it started. Exit status 1 if the load had errors.
+connections, tenant quotas on), 500 pgbench clients for ~10 s, then the quota effects and two
+instances sharing a tenant quota through Redis (demo_fleet.py); prints what happened and stops
+everything it started. Exit status 1 if the load had errors or a quota did not hold.
 
 Environment: HELIOS_DEMO_TARGET=pgbouncer runs the same load through PgBouncer (no quotas);
 HELIOS_DEMO_SECONDS (default 10) and HELIOS_DEMO_CLIENTS (default 500) size the main load.
@@ -15,6 +16,7 @@ import threading
 import time
 
 from .clients import pgbench
+from .demo_fleet import fleet_scene
 from .pgcluster import APP_USER, BENCH_USER, ROLES, PgCluster
 from .proxy import ProxyError, start_proxy
 from .sampler import BackendSampler
@@ -192,6 +194,12 @@ def main() -> int:
                     except Exception:  # noqa: BLE001 - optional
                         pass
             say()
+
+            # ---- The fleet: two instances, one tenant quota (HeliosProxy only) --------------
+            if target == "helios":
+                say("== Fleet: two instances share one tenant's quota through Redis")
+                load_ok = fleet_scene(pg, say) and load_ok
+                say()
         finally:
             try:
                 proxy.stop(expect_exit=0)

@@ -15,6 +15,7 @@ DataPathUnavailable (tests skip with that line as the reason).
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import shutil
@@ -151,6 +152,12 @@ class ConnInfo:
         return d
 
 
+# BPF pins of each proxy go under /sys/fs/bpf/helios/<instance>: a name of its own per proxy, so
+# proxies of concurrent test runs (scripts/test runs the data paths side by side) never clear
+# or overwrite each other's pins.
+_INSTANCES = itertools.count(1)
+
+
 def default_config(cluster: PgCluster, *, listen_port: int, admin_port: int,
                    metrics_port: int, data_path: str = "userspace",
                    mode: str = "transaction") -> dict:
@@ -161,6 +168,7 @@ def default_config(cluster: PgCluster, *, listen_port: int, admin_port: int,
             "admin_listen_address": f"127.0.0.1:{admin_port}",
             "mode": mode,
             "workers": 2,
+            "instance": f"itest-{os.getpid()}-{next(_INSTANCES)}",
             "data_path": data_path,
             "log_level": os.environ.get("HELIOS_TEST_LOG_LEVEL", "info"),
             "startup_timeout": "10s",

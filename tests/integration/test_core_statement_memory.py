@@ -114,9 +114,14 @@ def test_statement_texts_are_freed_when_their_clients_leave(proxy_factory):
         # ... and nothing is held once every client is gone.
         assert held == 0, f"{held:.0f} bytes of statement text held with no client connected"
         assert p.metric("helios_proxy_prepared_statements") == 0
+    # Texts kept by mistake would grow RSS by up to a round's worth (31 MB) per round. What
+    # remains is the allocator: fragmentation and per-thread arenas settle over the first rounds
+    # (measured alone: 1.7, 1.3, 0.9, then 0.5-0.9 MB per round; in a CI run up to 3.6 MB per
+    # round), so the bound is half of one round's texts over three rounds.
     grown_mb = (rss[3] - rss[0]) / 1024
-    assert grown_mb < 8, (f"RSS grew {grown_mb:.1f} MB from round 1 to round 4 "
-                          f"({per_round_mb:.0f} MB of statements per round): {rss}")
+    assert grown_mb < per_round_mb / 2, (
+        f"RSS grew {grown_mb:.1f} MB from round 1 to round 4 "
+        f"({per_round_mb:.0f} MB of statements per round): {rss}")
 
 
 @pytest.mark.needs("metrics")

@@ -442,4 +442,7 @@ def test_copy_out_is_complete_and_every_receive_buffer_comes_back(proxy_factory,
     while recv_buffers_lent(p) != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert recv_buffers_lent(p) == 0, (
-        f"{recv_buffers_lent(p):.0f} receive buffers missing with no client connected")
+        f"{recv_buffers_lent(p):.0f} receive buffers missing with no client connected; "
+        + ", ".join(f"{n}{labels} {v:.0f}" for n, labels, v in p.metrics()
+                    if n in ("helios_proxy_worker_recv_buffers_free", "helios_proxy_worker_clients",
+                             "helios_proxy_backend_connections", "helios_proxy_client_connections")))

@@ -2,7 +2,8 @@
 probes on /health and /ready; the alert rules and dashboard only use metrics a real proxy
 exports; promtool checks and unit-tests the rules when it is installed (Debian's `prometheus`
 package; not in scripts/setup, see docs/operations.md); the Dockerfile's runtime packages cover
-the binaries' shared libraries; the systemd units pass systemd-analyze verify."""
+the binaries' shared libraries; the systemd units pass systemd-analyze verify; the compose file
+runs two instances that share quotas through its Redis."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 PROM = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "helios-proxy-dashboard.json"
+COMPOSE = DEPLOY / "compose"
 METRIC = re.compile(r"\bhelios_proxy_[a-z_]+\b")
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
@@ -114,6 +116,39 @@ def test_kubernetes_config_passes_heliosctl_check(tmp_path):
                         text=True, timeout=30)
     assert cp.returncode == 0, cp.stdout + cp.stderr
     assert f"{path}: ok" in cp.stdout
+
+
+def test_compose_file_runs_two_instances_sharing_quotas_through_its_redis():
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    services = compose["services"]
+    helios = {n: s for n, s in services.items() if n.startswith("helios-")}
+    assert len(helios) == 2, sorted(services)
+    # Both from the project's image, with the same config, on different host ports.
+    for s in helios.values():
+        assert s["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+        assert (COMPOSE / s["build"]["context"] / s["build"]["dockerfile"]).is_file()
+        assert "./proxy.toml:/etc/helios/proxy.toml:ro" in s["volumes"]
+        assert s["stop_grace_period"] == "45s"
+    host_ports = [p.split(":")[0] for s in helios.values() for p in s["ports"]]
+    assert len(host_ports) == len(set(host_ports)), host_ports
+    cfg = tomllib.loads((COMPOSE / "proxy.toml").read_text())
+    # The config's Redis and database are the compose file's services.
+    assert cfg["fleet"]["redis_url"].startswith("redis://redis:")
+    assert "redis" in services and cfg["backend"]["host"] in services
+    assert cfg["proxy"]["listen_address"].endswith(":5432")
+    assert int(cfg["proxy"]["drain_timeout"].rstrip("s")) < 45
+    # Every ${VAR} the config reads is given to the instances.
+    for s in helios.values():
+        for var in re.findall(r"\$\{(\w+)\}", (COMPOSE / "proxy.toml").read_text()):
+            assert var in s["environment"], var
+
+
+def test_compose_config_passes_heliosctl_check_for_two_instances():
+    ctl = helios_binary().parent / "heliosctl"
+    cp = subprocess.run([str(ctl), "check", "--no-secrets", "--instances", "2",
+                         str(COMPOSE / "proxy.toml")], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "proxy.toml: ok" in cp.stdout
 
 
 def test_kustomization_builds_when_kubectl_is_here():

@@ -16,8 +16,11 @@ static_assert(tenant::kPlanBadInput == kExitUsage);
 struct PlanArgs {
   std::string file;
   std::vector<std::string> tiers;
-  uint32_t db_max = 0, reserved = 0, default_pool = 0;
+  uint32_t db_max = 0, reserved = 0, default_pool = 0, instances = 1;
+  bool fleet = false;
   CLI::Option* db_max_opt = nullptr;
+  CLI::Option* instances_opt = nullptr;
+  CLI::Option* fleet_opt = nullptr;
   CLI::Option* reserved_opt = nullptr;
   CLI::Option* default_pool_opt = nullptr;
 };
@@ -43,6 +46,14 @@ void register_plan_command(CLI::App& app, CtlContext& ctx) {
   args->default_pool_opt = cmd->add_option(
       "--default-pool", args->default_pool,
       "size of the proxy's default pool ([backend] max_connections), counted in the budget");
+  args->instances_opt =
+      cmd->add_option("--instances", args->instances,
+                      "proxy instances in front of the database: without --fleet each opens "
+                      "its own pools, so they count this many times")
+          ->check(CLI::Range(1u, 100000u));
+  args->fleet_opt = cmd->add_flag("--fleet", args->fleet,
+                                  "the instances share pool maxima through [fleet] (Redis): "
+                                  "the pools count once");
   cmd->add_option("-o,--output", ctx.output, "output format")
       ->check(CLI::IsMember({"table", "json"}));
   cmd->callback([args, &ctx] {
@@ -52,6 +63,8 @@ void register_plan_command(CLI::App& app, CtlContext& ctx) {
     if (args->db_max_opt->count()) req.db_max_connections = args->db_max;
     if (args->reserved_opt->count()) req.reserved = args->reserved;
     if (args->default_pool_opt->count()) req.default_pool = args->default_pool;
+    if (args->instances_opt->count()) req.instances = args->instances;
+    if (args->fleet_opt->count()) req.fleet = args->fleet;
     req.json = ctx.output == "json";
     ctx.exit_code = tenant::run_plan(req, std::cout, std::cerr);
   });

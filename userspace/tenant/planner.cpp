@@ -140,6 +140,22 @@ bool read_database(FileReader& r, const toml::table& db, PlanInput& plan) {
   return true;
 }
 
+bool read_proxy(FileReader& r, const toml::table& proxy, PlanInput& plan) {
+  for (const auto& [key, node] : proxy) {
+    std::string what = "[proxy] " + std::string(key.str());
+    if (key == "instances") {
+      if (!r.read_count(node, what, 1, plan.instances)) return false;
+    } else if (key == "fleet") {
+      const auto* b = node.as_boolean();
+      if (!b) return r.fail(node, what + " must be true or false");
+      plan.fleet = b->get();
+    } else {
+      return r.fail(node, "unknown key " + what + " (expected instances, fleet)");
+    }
+  }
+  return true;
+}
+
 bool read_tier(FileReader& r, std::string_view name, const toml::table& t, TierInput& tier) {
   tier.name = std::string(name);
   tier.origin = at_line(r.source, t);
@@ -237,6 +253,13 @@ std::optional<TierProblem> check_tier(const TierInput& t) {
   return std::nullopt;
 }
 
+namespace {
+// How many times the pools of one instance count against the database.
+uint32_t plan_copies(const Plan& p) {
+  return p.fleet ? 1 : p.instances;
+}
+}  // namespace
+
 Result<Plan> make_plan(const PlanInput& in) {
   auto where = [](const TierInput& t) { return t.origin.empty() ? t.name : t.origin; };
   if (in.tiers.empty()) return Error::invalid("no tiers to plan (use --tier or --file)");
@@ -248,7 +271,10 @@ Result<Plan> make_plan(const PlanInput& in) {
   plan.db_max_connections = in.db_max_connections;
   plan.reserved = in.reserved;
   plan.default_pool = in.default_pool;
-  uint64_t total = uint64_t(in.reserved) + in.default_pool;
+  if (in.instances < 1) return Error::invalid("instances must be at least 1");
+  plan.instances = in.instances;
+  plan.fleet = in.fleet;
+  uint64_t per_instance = in.default_pool;
   for (size_t i = 0; i < in.tiers.size(); ++i) {
     const TierInput& t = in.tiers[i];
     if (auto problem = check_tier(t)) return Error::invalid(where(t) + ": " + problem->message);
@@ -262,9 +288,11 @@ Result<Plan> make_plan(const PlanInput& in) {
     tp.pool_size = plan_pool_size(t.peak_qps, t.mean_service_s, t.burst_factor);
     tp.pools = t.mode == TierMode::kDedicated ? t.tenants : 1;
     tp.connections = uint64_t(tp.pool_size) * tp.pools;
-    total += tp.connections;
+    per_instance += tp.connections;
     plan.tiers.push_back(std::move(tp));
   }
+  plan.per_instance = per_instance;
+  const uint64_t total = per_instance * plan_copies(plan) + in.reserved;
   plan.total = total;
   plan.fits = total <= in.db_max_connections;
   plan.over_by = plan.fits ? 0 : total - in.db_max_connections;
@@ -325,6 +353,13 @@ Result<PlanInput> parse_plan_toml(std::string_view text, const std::string& sour
         break;
       }
       if (!read_database(r, *db, plan)) break;
+    } else if (key == "proxy") {
+      const auto* px = node.as_table();
+      if (!px) {
+        r.fail(node, "[proxy] must be a table");
+        break;
+      }
+      if (!read_proxy(r, *px, plan)) break;
     } else if (key == "tiers") {
       const auto* all = node.as_table();
       if (!all) {
@@ -344,8 +379,7 @@ Result<PlanInput> parse_plan_toml(std::string_view text, const std::string& sour
       if (!r.error.empty()) break;
     } else {
       r.fail(node, "unknown section [" + std::string(key.str()) +
-                       "] (expected [database] and "
-                       "[tiers.<name>])");
+                       "] (expected [database], [proxy] and [tiers.<name>])");
       break;
     }
   }
@@ -366,20 +400,32 @@ Result<PlanInput> load_plan_file(const std::string& path) {
 }
 
 std::string plan_verdict(const Plan& p) {
-  uint64_t pools = p.total - p.reserved;
+  const uint32_t copies = plan_copies(p);
+  std::string pools = fmt::format("{} in pools", p.total - p.reserved);
+  if (copies > 1)
+    pools = fmt::format("{} in pools ({} per instance x {} instances)", p.total - p.reserved,
+                        p.per_instance, copies);
+  else if (p.instances > 1)
+    pools += fmt::format(" (shared by {} instances through [fleet])", p.instances);
   if (p.fits)
-    return fmt::format("fits: {} in pools + {} reserved = {} of {} connections, {} spare", pools,
-                       p.reserved, p.total, p.db_max_connections, p.spare);
-  std::string out = fmt::format(
-      "over budget by {}: {} in pools + {} reserved = {} connections, the database allows {}",
-      p.over_by, pools, p.reserved, p.total, p.db_max_connections);
+    return fmt::format("fits: {} + {} reserved = {} of {} connections, {} spare", pools, p.reserved,
+                       p.total, p.db_max_connections, p.spare);
+  std::string out =
+      fmt::format("over budget by {}: {} + {} reserved = {} connections, the database allows {}",
+                  p.over_by, pools, p.reserved, p.total, p.db_max_connections);
   std::vector<std::string> remedies;
   remedies.push_back(fmt::format("raise max_connections to {}", p.total));
+  if (copies > 1 && p.per_instance + p.reserved <= p.db_max_connections)
+    remedies.push_back(
+        fmt::format("share the pools across the instances with [fleet] (then {} of {})",
+                    p.per_instance + p.reserved, p.db_max_connections));
   for (const TierPlan& t : p.tiers) {
     if (t.input.mode != TierMode::kDedicated) continue;
-    uint64_t others = p.total - t.connections;
+    // Connections of everything else, across the instances; this tier's pools count `copies`
+    // times too.
+    uint64_t others = p.total - t.connections * copies;
     if (others >= p.db_max_connections) continue;
-    uint64_t fit = (p.db_max_connections - others) / t.pool_size;
+    uint64_t fit = (p.db_max_connections - others) / (uint64_t(t.pool_size) * copies);
     if (fit >= 1 && fit < t.pools)
       remedies.push_back(fmt::format("budget {} for at most {} dedicated tenants ({} each)",
                                      t.input.name, fit, t.pool_size));
@@ -407,6 +453,9 @@ std::string format_plan_table(const Plan& p) {
   if (p.default_pool > 0)
     rows.push_back({"default pool", "", "", "", "", "", std::to_string(p.default_pool), "1",
                     std::to_string(p.default_pool)});
+  if (plan_copies(p) > 1)
+    rows.push_back({fmt::format("x {} instances", p.instances), "", "", "", "", "", "", "",
+                    std::to_string(p.total - p.reserved)});
   rows.push_back({"Reserved", "", "", "", "", "", "", "", std::to_string(p.reserved)});
   rows.push_back(
       {"Total", "", "", "", "", "", "", "", fmt::format("{} / {}", p.total, p.db_max_connections)});
@@ -475,6 +524,9 @@ std::string format_plan_json(const Plan& p) {
   nlohmann::ordered_json out{{"tiers", tiers},
                              {"default_pool", p.default_pool},
                              {"reserved", p.reserved},
+                             {"instances", p.instances},
+                             {"fleet", p.fleet},
+                             {"per_instance", p.per_instance},
                              {"total", p.total},
                              {"db_max_connections", p.db_max_connections},
                              {"fits", p.fits},
@@ -506,6 +558,8 @@ int run_plan(const PlanRequest& request, std::ostream& out, std::ostream& err) {
   if (request.db_max_connections) input.db_max_connections = *request.db_max_connections;
   if (request.reserved) input.reserved = *request.reserved;
   if (request.default_pool) input.default_pool = *request.default_pool;
+  if (request.instances) input.instances = *request.instances;
+  if (request.fleet) input.fleet = *request.fleet;
   auto plan = make_plan(input);
   if (!plan) {
     err << "heliosctl plan: " << plan.error().message << "\n";

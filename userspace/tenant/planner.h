@@ -4,8 +4,10 @@
 // Per tier: L = peak_qps x mean_service_s (Little's law: connections busy at steady state),
 // pool_size = max(1, ceil(L x burst_factor)) (headroom for bursts), pools = expected tenants for
 // a dedicated tier (one pool each) or 1 for a shared tier, connections = pool_size x pools.
-// Budget: sum of connections + default pool + reserved must be <= the database's
-// max_connections. Products are rounded to 1e-9 before ceil() so 120 x 0.025 x 2.0 is 6, not 7.
+// Budget: sum of connections + default pool (the pools of one instance), times the proxy
+// instances unless they share their pool maxima through [fleet], + reserved must be <= the
+// database's max_connections. Products are rounded to 1e-9 before ceil() so 120 x 0.025 x 2.0
+// is 6, not 7.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,8 @@ struct PlanInput {
   uint32_t db_max_connections = 0;  // PostgreSQL's max_connections
   uint32_t reserved = 0;            // kept free: superuser, replication, migrations, monitoring
   uint32_t default_pool = 0;        // the proxy's default pool ([backend] max_connections), if any
+  uint32_t instances = 1;           // proxy instances in front of the database
+  bool fleet = false;  // the instances share pool maxima through [fleet]: the pools count once
 };
 
 struct TierPlan {
@@ -54,7 +58,10 @@ struct Plan {
   uint32_t db_max_connections = 0;
   uint32_t reserved = 0;
   uint32_t default_pool = 0;
-  uint64_t total = 0;  // tiers + default pool + reserved
+  uint32_t instances = 1;
+  bool fleet = false;
+  uint64_t per_instance = 0;  // tiers + default pool: what one instance's pools may open
+  uint64_t total = 0;         // per_instance x (fleet ? 1 : instances) + reserved
   bool fits = false;
   uint64_t over_by = 0;  // total - db_max_connections when it does not fit
   uint64_t spare = 0;    // db_max_connections - total when it fits
@@ -75,7 +82,8 @@ Result<Plan> make_plan(const PlanInput& input);
 
 // "name:mode:peak_qps:mean_service_s:burst[:x]:tenants[:weight[:pool_mode]]".
 Result<TierInput> parse_tier_spec(std::string_view spec);
-// A plan file: [database] max_connections, reserved, default_pool; [tiers.<name>] mode,
+// A plan file: [database] max_connections, reserved, default_pool; [proxy] instances, fleet;
+// [tiers.<name>] mode,
 // peak_qps, mean_service_s, burst_factor, expected_tenants (or tenants), weight, pool_mode.
 // Errors read "path:line: message". Tiers keep their order in the file.
 Result<PlanInput> load_plan_file(const std::string& path);
@@ -98,7 +106,8 @@ constexpr int kPlanBadInput = 2;
 struct PlanRequest {
   std::string file;                     // plan TOML, or empty
   std::vector<std::string> tier_specs;  // --tier values, appended after the file's tiers
-  std::optional<uint32_t> db_max_connections, reserved, default_pool;
+  std::optional<uint32_t> db_max_connections, reserved, default_pool, instances;
+  std::optional<bool> fleet;
   bool json = false;
 };
 int run_plan(const PlanRequest& request, std::ostream& out, std::ostream& err);

@@ -292,3 +292,57 @@ TEST_CASE("plan files: errors name the file and line") {
   CHECK(out.code == kPlanBadInput);
   CHECK(out.err.find("/nonexistent/plan.toml") != std::string::npos);
 }
+
+TEST_CASE("heliosctl plan --instances: each instance's pools count, unless [fleet] shares them") {
+  PlanRequest r = seed003_request();
+  r.tier_specs[0] = "premium:dedicated:120:0.025:2.0:20";  // 154 in pools: fits one instance
+  r.instances = 3;
+  Run three = run(r);
+  CHECK(three.code == kPlanOverBudget);
+  CHECK(three.out.find("x 3 instances") != std::string::npos);
+  CHECK(three.out.find("482 / 200") != std::string::npos);
+  CHECK(three.out.find("over budget by 282: 462 in pools (154 per instance x 3 instances) + 20 "
+                       "reserved = 482 connections") != std::string::npos);
+  // The ways out: share the pools, or fewer dedicated tenants (4 x 6 x 3 + 122 = 194).
+  CHECK(three.out.find("share the pools across the instances with [fleet] (then 174 of 200)") !=
+        std::string::npos);
+  CHECK(three.out.find("budget premium for at most 4 dedicated tenants (6 each)") !=
+        std::string::npos);
+
+  r.fleet = true;
+  Run shared = run(r);
+  CHECK(shared.code == kPlanFits);
+  CHECK(shared.out.find("fits: 154 in pools (shared by 3 instances through [fleet]) + 20 "
+                        "reserved = 174 of 200 connections, 26 spare") != std::string::npos);
+  CHECK(shared.out.find("x 3 instances") == std::string::npos);
+
+  r.fleet = false;
+  r.json = true;
+  auto j = nlohmann::json::parse(run(r).out);
+  CHECK(j["instances"] == 3);
+  CHECK(j["fleet"] == false);
+  CHECK(j["per_instance"] == 154);
+  CHECK(j["total"] == 482);
+}
+
+TEST_CASE("plan files: [proxy] instances and fleet") {
+  std::string path = temp_file(
+      "[database]\nmax_connections = 200\nreserved = 20\n"
+      "[proxy]\ninstances = 2\nfleet = false\n"
+      "[tiers.standard]\nmode = \"shared\"\npeak_qps = 300\nmean_service_s = 0.040\n"
+      "burst_factor = 1.5\n");
+  PlanRequest r;
+  r.file = path;
+  Run out = run(r);
+  CHECK(out.code == kPlanFits);
+  CHECK(out.out.find("36 in pools (18 per instance x 2 instances)") != std::string::npos);
+  r.instances = 20;  // a flag wins over the file
+  CHECK(run(r).code == kPlanOverBudget);
+  std::remove(path.c_str());
+
+  std::string bad = temp_file("[proxy]\ninstances = 0\n");
+  Run zero = run(PlanRequest{.file = bad});
+  CHECK(zero.code == kPlanBadInput);
+  CHECK(zero.err.find(bad + ":2: [proxy] instances must be at least 1") != std::string::npos);
+  std::remove(bad.c_str());
+}

@@ -23,8 +23,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> import harness
@@ -94,6 +97,39 @@ def pg():
 @pytest.fixture(scope="session", params=DATA_PATHS)
 def data_path(request):
     return request.param
+
+
+@pytest.fixture
+def role(pg):
+    """role(password="pw-1", options="LOGIN") makes a fresh role with a SCRAM password, usable in
+    database app; every role made is dropped afterwards (with what it owns, its sessions ended)."""
+    made = []
+
+    def make(password: str = "pw-1", options: str = "LOGIN") -> str:
+        name = "r_" + uuid.uuid4().hex[:10]
+        with pg.admin_connect("postgres") as c:
+            c.execute(f'CREATE ROLE "{name}" {options} PASSWORD %s' % _sql_literal(password))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        for db in ("postgres", "app"):
+            with pg.admin_connect(db) as c:
+                c.execute(f'DROP OWNED BY "{name}"')
+        with pg.admin_connect("postgres") as c:
+            c.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      f"WHERE usename = '{name}'")
+            for _ in range(50):  # a terminated session may still hold the role for a moment
+                try:
+                    c.execute(f'DROP ROLE IF EXISTS "{name}"')
+                    break
+                except psycopg.Error:
+                    time.sleep(0.1)
+
+
+def _sql_literal(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
 @pytest.fixture

@@ -22,38 +22,6 @@ def helios_only(proxy_factory):
         pytest.skip("HeliosProxy's auth_query semantics")
 
 
-@pytest.fixture
-def role(pg):
-    """A fresh LOGIN role with a SCRAM password, usable in database app; dropped afterwards."""
-    made = []
-
-    def make(password: str = "pw-1") -> str:
-        name = "aq_" + uuid.uuid4().hex[:10]
-        with pg.admin_connect("postgres") as c:
-            c.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD %s' % _lit(password))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        for db in ("postgres", "app"):
-            with pg.admin_connect(db) as c:
-                c.execute(f'DROP OWNED BY "{name}"')
-        with pg.admin_connect("postgres") as c:
-            c.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      f"WHERE usename = '{name}'")
-            for _ in range(50):
-                try:
-                    c.execute(f'DROP ROLE IF EXISTS "{name}"')
-                    break
-                except psycopg.Error:
-                    time.sleep(0.1)
-
-
-def _lit(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def admin(pg, sql: str, db: str = "postgres") -> None:
     with pg.admin_connect(db) as c:
         c.execute(sql)

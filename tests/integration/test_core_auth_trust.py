@@ -5,10 +5,8 @@ trust method refuses it, at login time and with its answer: an unknown role gets
 password, so a trust login ignores it, as PostgreSQL's trust method does (the proxy's own
 login to PostgreSQL with that role's password is still subject to it)."""
 
-import time
 import uuid
 
-import psycopg
 import pytest
 
 from harness import APP_USER, AUTH_USER, MD5_USER, ROLES
@@ -20,28 +18,6 @@ def helios_only(proxy_factory):
     from harness.proxy import target_name
     if target_name() != "helios":
         pytest.skip("HeliosProxy's trust semantics")
-
-
-@pytest.fixture
-def role(pg):
-    made = []
-
-    def make(options: str = "LOGIN") -> str:
-        name = "tr_" + uuid.uuid4().hex[:10]
-        with pg.admin_connect("postgres") as c:
-            c.execute(f"CREATE ROLE \"{name}\" {options} PASSWORD 'pw-t'")
-        made.append(name)
-        return name
-
-    yield make
-    with pg.admin_connect("postgres") as c:
-        for name in made:
-            for _ in range(50):
-                try:
-                    c.execute(f'DROP ROLE IF EXISTS "{name}"')
-                    break
-                except psycopg.Error:
-                    time.sleep(0.1)
 
 
 def admin(pg, sql: str) -> None:
@@ -85,7 +61,7 @@ def test_trust_refuses_what_postgresql_refuses_at_login(pg, proxy_factory, role)
         ("FATAL", "28000", f'role "{ghost}" does not exist'), f
 
     # NOLOGIN: refused at login with PostgreSQL's message (the role never reaches a backend).
-    user = role("NOLOGIN")
+    user = role(options="NOLOGIN")
     f = login(proxy, user)
     assert (f.get("S"), f.get("C"), f.get("M")) == \
         ("FATAL", "28000", f'role "{user}" is not permitted to log in'), f

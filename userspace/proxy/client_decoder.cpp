@@ -11,45 +11,24 @@
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
 #include "pool/statement_cache.h"
+#include "session/sql_lexer.h"
 
 namespace helios::proxy {
 namespace {
 
-// Skips whitespace, '(' and SQL comments; returns the rest.
-std::string_view skip_blank(std::string_view s) {
-  for (;;) {
-    while (!s.empty() &&
-           (s[0] == ' ' || s[0] == '\t' || s[0] == '\n' || s[0] == '\r' || s[0] == '('))
-      s.remove_prefix(1);
-    if (s.starts_with("--")) {
-      auto nl = s.find('\n');
-      s = nl == std::string_view::npos ? std::string_view{} : s.substr(nl + 1);
-    } else if (s.starts_with("/*")) {
-      auto end = s.find("*/");
-      s = end == std::string_view::npos ? std::string_view{} : s.substr(end + 2);
-    } else {
-      return s;
-    }
-  }
-}
-
-bool keyword(std::string_view s, std::string_view kw) {
-  if (s.size() < kw.size()) return false;
-  for (size_t i = 0; i < kw.size(); ++i) {
-    char ch = s[i];
-    if (ch >= 'a' && ch <= 'z') ch = char(ch - 'a' + 'A');
-    if (ch != kw[i]) return false;
-  }
-  if (s.size() == kw.size()) return true;
-  char next = s[kw.size()];
-  return !((next >= 'a' && next <= 'z') || (next >= 'A' && next <= 'Z') ||
-           (next >= '0' && next <= '9') || next == '_');
-}
-
-// True if the SQL text (a prefix of it is enough) opens a transaction block.
+// True if a statement of the SQL text (a prefix of it is enough for its first statements)
+// opens a transaction block: BEGIN or START TRANSACTION, found by the session layer's lexer, so
+// comments, literals and later statements of a multi-statement Query count as PostgreSQL reads
+// them.
 bool starts_transaction(std::string_view sql) {
-  sql = skip_blank(sql);
-  return keyword(sql, "BEGIN") || keyword(sql, "START");
+  session::SqlLexer lexer(sql);
+  std::vector<session::SqlToken> tokens;
+  size_t end = 0;
+  while (lexer.next_statement(&tokens, &end)) {
+    if (tokens.empty() || tokens[0].kind != session::SqlToken::Kind::kWord) continue;
+    if (tokens[0].text == "begin" || tokens[0].text == "start") return true;
+  }
+  return false;
 }
 
 // Splits "name\0rest" at the first NUL; false if there is none.

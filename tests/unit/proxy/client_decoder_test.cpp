@@ -242,6 +242,28 @@ TEST_CASE(
   r.feed(query("beginning_of_time()"), false);
   CHECK(r.sink.to_client.empty());
   CHECK(r.sink.events == std::vector<std::string>{"Query/forward"});
+  // Words inside literals, identifiers and comments are not statements; a BEGIN after another
+  // statement of the same Query is one (PostgreSQL opens the block there).
+  for (const char* sql : {"SELECT 'begin; BEGIN'", "SELECT 1 AS \"begin\" -- ; begin",
+                          "SELECT $$; begin$$", "/* ; begin */ SELECT 1"}) {
+    CAPTURE(sql);
+    Run plain;
+    plain.sink.registry = &reg;
+    plain.mode = config::PoolMode::kStatement;
+    plain.feed(query(sql), false);
+    CHECK(plain.sink.to_client.empty());
+  }
+  for (const char* sql : {"SELECT 1; BEGIN", "select 1;\n start transaction read only"}) {
+    CAPTURE(sql);
+    Run multi;
+    multi.sink.registry = &reg;
+    multi.mode = config::PoolMode::kStatement;
+    multi.feed(query(sql), false);
+    CHECK(multi.sink.to_backend.empty());
+    auto replies = messages(multi.sink.to_client);
+    REQUIRE(replies.size() == 2);
+    CHECK(replies[0].body.find("0A000") != std::string::npos);
+  }
 }
 
 TEST_CASE(

@@ -113,8 +113,8 @@ inline pool::Pool* waiting_pool(const Client* c) {
 // Nothing is owed or queued in either direction of a lease: no reply the client still expects,
 // no extended-protocol batch waiting for its Sync, no half-read client message, nothing queued for
 // the backend, no tracked reply outstanding and no ReadyForQuery the proxy itself must swallow.
-// (WorkerReplySink::between_transactions asks the same of a lease whose backend said FATAL,
-// minus what the FATAL itself leaves behind: the tracker and framer are judged after it.)
+// (WorkerReplySink::between_transactions asks a similar question of a lease whose backend said
+// FATAL; it leaves the tracker to Worker::after_replies, which looks once the FATAL is consumed.)
 inline bool lease_quiet(const Client* c, const pool::Backend* b) {
   return c->outstanding == 0 && !c->wire.unsynced && c->framer.at_boundary() &&
          c->to_backend.empty() && c->tracker.empty() && b->swallow_rfq == 0;

@@ -35,8 +35,10 @@ def redis():
         yield r
 
 
-def fleet(proxy_factory, redis, rules, n=3, same_port=False, pool_size=None, **fleet_extra):
-    """n instances sharing one key prefix (fresh per test) in `redis`."""
+def fleet(proxy_factory, redis, rules, n=3, same_port=False, pool_size=None, sections=None,
+          **fleet_extra):
+    """n instances sharing one key prefix (fresh per test) in `redis`; `sections` are more
+    config sections for every instance."""
     prefix = "t" + uuid.uuid4().hex[:8]
     procs = []
     for i in range(n):
@@ -50,6 +52,7 @@ def fleet(proxy_factory, redis, rules, n=3, same_port=False, pool_size=None, **f
             ov["backend"] = {"max_connections": pool_size}
         if same_port and procs:
             ov["proxy"] = {"listen_address": procs[0].config["proxy"]["listen_address"]}
+        ov.update(sections or {})
         procs.append(proxy_factory(ov))
     # Every instance has renewed at least once and sees the others.
     deadline = time.monotonic() + 5
@@ -204,6 +207,48 @@ def test_backends_of_three_instances_stay_within_the_pool_maximum(proxy_factory,
           f"tps {[round(r.tps) for r in results]}")
     assert all(r.failed == 0 and r.processed > 0 for r in results), [r.errors for r in results]
     assert 0 < peak <= 6, peak
+
+
+def test_backends_move_to_the_instance_that_needs_them(proxy_factory, redis, pg):
+    """A fleet-wide pool of 4: instance A serves 4 concurrent transactions and then sits with 4
+    idle backends; instance B then gets 4 concurrent statements. A's share shrinks, its idle
+    backends are closed (not kept until their idle_timeout), and B's statements all run within
+    acquire_timeout while PostgreSQL never sees more than 4 backends. (Before: A kept its idle
+    backends and its share, and every statement on B failed with 53300.)"""
+    a, b = fleet(proxy_factory, redis, [{"tenant_pattern": "other", "max_connections": 1}],
+                 n=2, pool_size=4, sections={"connection_pool": {"acquire_timeout": "4s"}})
+
+    def burst(p, n, seconds):
+        errors = []
+
+        def one():
+            try:
+                with psycopg.connect(**p.conninfo(BENCH_USER, "bench").kwargs(),
+                                     autocommit=True) as conn:
+                    conn.execute(f"SELECT pg_sleep({seconds})")
+            except Exception as e:  # noqa: BLE001 - counted
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return errors
+
+    with BackendSampler(pg, interval=0.05) as sampler:
+        assert burst(a, 4, 0.5) == []
+        assert a.admin_get("/api/v1/pool/stats").json()["client_connections"] == 0
+        t0 = time.monotonic()
+        errors = burst(b, 4, 0.5)
+        took = time.monotonic() - t0
+    peak = sampler.max_by_user["bench"]
+    over_max = a.metric("helios_proxy_backend_closed_total", reason="over_max")
+    print(f"\nA then B, a fleet-wide pool of 4: B's burst took {took:.2f} s, errors {errors}, "
+          f"peak backends {peak}, A closed {over_max:.0f} idle backends over its share")
+    assert errors == []
+    assert peak <= 4, peak
+    assert over_max >= 1
 
 
 def test_killed_instance_returns_its_share_within_the_ttl(proxy_factory, redis):

@@ -152,6 +152,7 @@ void pool_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
     add_counter(failures, l, double(p.connect_failures));
     std::pair<const char*, uint64_t> reasons[] = {{"lifetime", p.closed_lifetime},
                                                   {"idle_timeout", p.closed_idle},
+                                                  {"over_max", p.closed_over_max},
                                                   {"broken", p.closed_broken},
                                                   {"dead_idle", p.dead_idle_detected}};
     for (auto& [why, n] : reasons) {

@@ -58,6 +58,7 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
       ps.connect_failures = c.connect_failures.load(std::memory_order_relaxed);
       ps.closed_lifetime = c.closed_lifetime.load(std::memory_order_relaxed);
       ps.closed_idle = c.closed_idle.load(std::memory_order_relaxed);
+      ps.closed_over_max = c.closed_over_max.load(std::memory_order_relaxed);
       ps.closed_broken = c.closed_broken.load(std::memory_order_relaxed);
       ps.dead_idle_detected = c.dead_idle_detected.load(std::memory_order_relaxed);
       ps.refused_transitions = c.refused_transitions.load(std::memory_order_relaxed);

@@ -31,7 +31,8 @@ struct PoolSample {
   pool::PoolSnapshot snap;  // name, mode, total/idle/active/connecting/waiting/max/min, ...
   std::string database, user, group;
   uint64_t connects = 0, connect_failures = 0;
-  uint64_t closed_lifetime = 0, closed_idle = 0, closed_broken = 0, dead_idle_detected = 0;
+  uint64_t closed_lifetime = 0, closed_idle = 0, closed_over_max = 0, closed_broken = 0,
+           dead_idle_detected = 0;
   uint64_t refused_transitions = 0;
   uint64_t lease_ns_total = 0;
   AtomicHistogram::Snapshot acquire_latency;

@@ -255,7 +255,26 @@ void Pool::upkeep(Messenger& m, Nanos now) {
     }
     b = prev;
   }
+  close_idle_over_max_locked();
   request_connects_locked();
+}
+
+void Pool::close_idle_over_max_locked() {
+  if (total_ <= settings_.max_connections || !idle_head_) return;
+  Backend* b = idle_head_;
+  while (b->idle_next) b = b->idle_next;  // the coldest
+  while (b && total_ > settings_.max_connections) {
+    Backend* prev = b->idle_prev;
+    if (prev)
+      prev->idle_next = nullptr;
+    else
+      idle_head_ = nullptr;
+    b->idle_prev = nullptr;
+    --idle_;
+    counters_.closed_over_max.fetch_add(1, std::memory_order_relaxed);
+    close_locked(b);
+    b = prev;
+  }
 }
 
 void Pool::apply_settings(const PoolSettings& s) {
@@ -263,6 +282,7 @@ void Pool::apply_settings(const PoolSettings& s) {
   settings_ = s;
   reset_query_ = s.reset_query;
   mode_.store(s.mode, std::memory_order_relaxed);
+  close_idle_over_max_locked();
   // More room may let waiters proceed right away.
   if (!waiters_.empty()) request_connects_locked();
 }

@@ -83,6 +83,7 @@ struct PoolCounters {
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> closed_lifetime{0};
   std::atomic<uint64_t> closed_idle{0};
+  std::atomic<uint64_t> closed_over_max{0};  // idle ones past a lowered max (reload, fleet slice)
   std::atomic<uint64_t> closed_broken{0};
   std::atomic<uint64_t> dead_idle_detected{0};
   std::atomic<uint64_t> refused_transitions{0};  // Backend::move_to refusals (a bug)
@@ -128,7 +129,9 @@ class Pool {
   // reach min_connections. Called about once per second.
   void upkeep(Messenger& m, Nanos now);
 
-  // Hot reload: new limits apply from now on (max shrinks as leases end).
+  // Hot reload or a new fleet slice: new limits apply from now on. Below the backends open, idle
+  // ones are closed at once (coldest first) and leased ones as their leases end, so the
+  // backends given up can be opened elsewhere (another instance's pool, docs/fleet.md).
   void apply_settings(const PoolSettings& s);
   PoolSettings settings() const;
   config::PoolMode mode() const { return mode_.load(std::memory_order_relaxed); }
@@ -174,6 +177,7 @@ class Pool {
  private:
   void push_idle(Backend* b, Nanos now);
   Backend* pop_idle(Nanos now);
+  void close_idle_over_max_locked();
   void close_locked(Backend* b);
   void request_connects_locked();
   bool is_dead(Backend* b) const;

@@ -9,6 +9,7 @@
 #include "io/listener.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
+#include "pool/pool_manager.h"
 #include "proxy/backend_route.h"
 #include "proxy/worker.h"
 
@@ -255,15 +256,23 @@ void Worker::on_acquire_timeout(Client* c) {
     auto s = waiting_pool(c)->settings();
     const pool::PoolSnapshot ps = waiting_pool(c)->snapshot();
     const std::string max = std::to_string(s.max_connections);
-    // Below its maximum the pool waited on PostgreSQL, not on other clients: say why (e.g.
-    // "sorry, too many clients already" when PostgreSQL is full).
+    std::string state;
+    if (ps.total < s.max_connections && !ps.last_connect_error.empty()) {
+      // Below its maximum the pool waited on PostgreSQL, not on other clients: say why (e.g.
+      // "sorry, too many clients already" when PostgreSQL is full).
+      state = std::to_string(ps.total) + " of " + max +
+              " connections (max_connections) are open and opening another failed: " +
+              ps.last_connect_error;
+    } else if (ctx_.fleet) {  // the maximum is this instance's share of the fleet's
+      const auto configured =
+          pool::pool_settings_for(*cfg_, waiting_pool(c)->key().group).max_connections;
+      state = "all " + max + " connections of this instance's share of the pool's fleet-wide " +
+              "max_connections (" + std::to_string(configured) + ") are in use";
+    } else {
+      state = "all " + max + " connections (max_connections) are in use";
+    }
     why = "no backend connection available in pool " + waiting_pool(c)->name() + " within " +
-          waited + " (acquire_timeout): " +
-          (ps.total < s.max_connections && !ps.last_connect_error.empty()
-               ? std::to_string(ps.total) + " of " + max +
-                     " connections (max_connections) are open and opening another failed: " +
-                     ps.last_connect_error
-               : "all " + max + " connections (max_connections) are in use");
+          waited + " (acquire_timeout): " + state;
     refuse_quota(c, tenant::Rejection::kAcquireTimeout, why);
   }
   fail_pending(c, pg::sqlstate::kTooManyConnections, why);

@@ -111,6 +111,28 @@ def test_five_connection_tenant_gets_exactly_five_across_three_instances(proxy_f
             c.close()
 
 
+def test_units_nobody_uses_are_admitted_where_they_are_wanted(proxy_factory, redis):
+    """A 6-connection tenant with one connection on each of three instances: the fleet uses 3 of
+    6, so three more logins on one instance are all admitted and the fourth is refused. (Before:
+    each instance kept a spare unit of its share and the second extra login got 53300 with two
+    units unused in the fleet.)"""
+    procs = fleet(proxy_factory, redis, [{"tenant_pattern": "acme", "max_connections": 6}])
+    held = [login(p, "acme") for p in procs]
+    try:
+        assert all(not isinstance(h, str) for h in held), held
+        time.sleep(3 * RENEW_S)  # every instance has renewed with its connection counted
+        for _ in range(3):
+            r = login(procs[0], "acme")
+            assert not isinstance(r, str), f"refused with {r} while the fleet uses " \
+                f"{len([h for h in held if not isinstance(h, str)])} of 6"
+            held.append(r)
+        assert login(procs[0], "acme") == "53300"
+    finally:
+        for h in held:
+            if not isinstance(h, str):
+                h.close()
+
+
 def test_one_reuseport_port_three_instances_exactly_five(proxy_factory, redis):
     procs = fleet(proxy_factory, redis, [{"tenant_pattern": "acme", "max_connections": 5}],
                   same_port=True)

@@ -31,7 +31,7 @@ for i = 0, n - 1 do
   local limit, used, want = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local whole = ARGV[b + 4] == '1'
   local h = redis.call('HGETALL', key)
-  local others, od, live = 0, 0, 1
+  local others, od, live, rank = 0, 0, 1, 0
   local since = 0
   if want > used and used == 0 then
     since = now
@@ -56,6 +56,7 @@ for i = 0, n - 1 do
         end
         od = od + math.max(tonumber(u), tonumber(w))
         live = live + 1
+        if who < id then rank = rank + 1 end
       else
         redis.call('HDEL', key, who)
       end
@@ -65,8 +66,12 @@ for i = 0, n - 1 do
   local total = mine + od
   local target
   if total <= limit then
-    local part = (limit - total) / live
-    if whole then part = math.ceil(part) end
+    local free = limit - total
+    local part = free / live
+    if whole then
+      part = math.floor(part)
+      if rank < free - part * live then part = part + 1 end
+    end
     target = mine + part
   else
     target = limit * mine / total

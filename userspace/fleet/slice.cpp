@@ -11,8 +11,13 @@ double grant_slice(const SliceInput& in) {
   const double total = mine + in.others_demand;
   double target;
   if (total <= in.limit) {
-    double part = (in.limit - total) / live;
-    target = mine + (in.whole_units ? std::ceil(part) : part);
+    const double free = in.limit - total;
+    double part = free / live;
+    if (in.whole_units) {
+      part = std::floor(part);
+      if (double(in.rank) < free - part * live) part += 1;  // the remainder, one unit each
+    }
+    target = mine + part;
   } else {
     double fair = in.limit * mine / total;
     const bool my_turn = in.used == 0 && !in.other_waited_longer;

@@ -7,8 +7,11 @@
 //   held(j)    = max(slice_j, used_j) for counts (a lease or connection over a shrunk slice still
 //                runs until it ends); slice_j for a rate
 //   free       = max(0, limit - sum of all demands)
-//   target     = demand + free / live           (an equal part of what nobody wants; rounded up
-//                                                 for whole units, so small leftovers are taken)
+//   target     = demand + free / live           (an equal part of what nobody wants; for whole
+//                                                 units rounded down, and the first free mod live
+//                                                 instances by rank get one more, so the targets
+//                                                 sum to the limit exactly: a unit another
+//                                                 instance wants is never kept as a spare)
 //   if the demands exceed the limit: target = limit x demand / total demand, for whole units
 //   rounded down while this instance uses some and up while it uses none (unless another
 //   instance has waited with none for longer: then down, it is the other's turn), so a small
@@ -30,6 +33,7 @@ struct SliceInput {
   double others_held = 0;            // sum of held() of the other live instances (see above)
   double others_demand = 0;          // sum of max(used, want) of the other live instances
   uint32_t live = 1;                 // live instances taking part, this one included
+  uint32_t rank = 0;                 // this one's place among them (0-based, by instance id)
   bool other_waited_longer = false;  // another live instance has wanted, using none, for longer
   bool whole_units = true;           // connections and leases: integers; qps: a real rate
 };

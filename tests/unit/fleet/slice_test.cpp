@@ -23,6 +23,7 @@ void renew(std::vector<Instance>& fleet, size_t i, double limit, bool whole = tr
   in.used = fleet[i].used;
   in.want = fleet[i].want;
   in.live = uint32_t(fleet.size());
+  in.rank = uint32_t(i);
   in.whole_units = whole;
   in.other_waited_longer = other_waited_longer;
   for (size_t j = 0; j < fleet.size(); ++j) {
@@ -68,6 +69,32 @@ TEST_CASE("a waiting login gets the last unit within two rounds") {
   CHECK(fleet[0].slice == 3);
   CHECK(fleet[1].slice == 1);
   CHECK(fleet[2].slice == 1);
+}
+
+TEST_CASE("units nobody uses go to the instance that wants them, not kept as spares") {
+  // A limit of 6, one connection on each of three idle instances: every slice is 2. Then
+  // instance 0 admits its second and wants a third: the fleet would use 4 of 6, so the unit must
+  // come to it. (Before: the free unit was rounded up on every instance, the others kept a spare
+  // unit each and instance 0 stayed at 2 with two units unused in the fleet.)
+  std::vector<Instance> fleet{{1, 1, 0}, {1, 1, 0}, {1, 1, 0}};
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < fleet.size(); ++i) renew(fleet, i, 6);
+  CHECK(sum(fleet) == 6);
+  fleet[0] = {2, 3, fleet[0].slice};
+  for (int round = 0; round < 2; ++round)
+    for (size_t i = 0; i < fleet.size(); ++i) {
+      renew(fleet, i, 6);
+      CHECK(held(fleet) <= 6);
+    }
+  CHECK(fleet[0].slice >= 3);
+  CHECK(sum(fleet) <= 6);
+  // Whatever the rank of the instance that wants more, the remainder of a free unit never
+  // leaves it short: with one unit spare, one instance (by rank) holds it.
+  std::vector<Instance> spare{{1, 1, 0}, {1, 1, 0}, {2, 3, 0}};
+  for (int round = 0; round < 3; ++round)
+    for (size_t i = 0; i < spare.size(); ++i) renew(spare, i, 6);
+  CHECK(spare[2].slice >= 3);
+  CHECK(sum(spare) == 6);
 }
 
 TEST_CASE("what instances hold never sums past the limit, even when a slice drops below use") {

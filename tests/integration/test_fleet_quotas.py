@@ -18,6 +18,7 @@ import pytest
 
 from harness import (BENCH_USER, ROLES, BackendSampler, RedisServer, helios_binary, pgbench,
                      redis_available)
+from harness.tls_terminator import TlsTerminator
 from harness.wire import LoginError, RawConn
 
 pytestmark = [pytest.mark.needs("tenant_quotas"), pytest.mark.timeout(120)]
@@ -261,7 +262,10 @@ def test_backends_move_to_the_instance_that_needs_them(proxy_factory, redis, pg)
 
     with BackendSampler(pg, interval=0.05) as sampler:
         assert burst(a, 4, 0.5) == []
-        assert a.admin_get("/api/v1/pool/stats").json()["client_connections"] == 0
+        deadline = time.monotonic() + 5  # the closes are processed
+        while a.admin_get("/api/v1/pool/stats").json()["client_connections"] != 0:
+            assert time.monotonic() < deadline, "A's clients are still counted after 5 s"
+            time.sleep(0.05)
         t0 = time.monotonic()
         errors = burst(b, 4, 0.5)
         took = time.monotonic() - t0
@@ -363,3 +367,51 @@ def test_redis_outage_degrades_to_static_shares_and_recovers(proxy_factory, redi
         for c in conns:
             c.close()
     assert errors == []
+
+
+def _self_signed(directory, name):
+    key, cert = f"{directory}/{name}.key", f"{directory}/{name}.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_rediss_shares_quotas_over_tls_and_refuses_an_unknown_certificate(proxy_factory, redis,
+                                                                           tmp_path):
+    """rediss:// (Debian's hiredis has no TLS: the proxy runs hiredis's protocol code over its
+    own OpenSSL connection), to a TLS terminator in front of the real redis-server: two
+    instances share a 3-connection tenant through it. A third instance that does not trust the
+    server's certificate never talks to Redis: it runs degraded on its static share and says
+    why in its log."""
+    cert, key = _self_signed(tmp_path, "redis")
+    other_ca, _ = _self_signed(tmp_path, "other")
+    rule = [{"tenant_pattern": "acme", "max_connections": 3}]
+    with TlsTerminator(cert, key, redis.port) as tls:
+        url = f"rediss://127.0.0.1:{tls.port}"
+        procs = fleet(proxy_factory, redis, rule, n=2, redis_url=url, redis_tls_ca_file=cert)
+        assert all(p.admin_get("/api/v1/fleet").json()["live_instances"] == 2 for p in procs)
+        held = [login(procs[i % 2], "acme") for i in range(4)]
+        try:
+            assert [isinstance(h, str) and h for h in held] == [False, False, False, "53300"]
+        finally:
+            for h in held:
+                if not isinstance(h, str):
+                    h.close()
+        assert all(p.metric("helios_proxy_fleet_degraded") == 0 for p in procs)
+        assert tls.handshakes >= 2
+        # The keys are in the real Redis behind the terminator.
+        assert redis.cli("KEYS", "*acme*").strip()
+
+        (stranger,) = fleet(proxy_factory, redis, rule, n=1, redis_url=url,
+                            redis_tls_ca_file=other_ca)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and \
+                stranger.metric("helios_proxy_fleet_degraded") != 1:
+            time.sleep(0.05)
+        assert stranger.metric("helios_proxy_fleet_degraded") == 1
+        assert "TLS handshake" in stranger.stderr_tail(200), stranger.stderr_tail(20)
+        c = login(stranger, "acme")  # its static share still admits
+        assert not isinstance(c, str), c
+        c.close()

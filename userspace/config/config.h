@@ -289,6 +289,9 @@ struct FleetConfig {
   int64_t redis_db = 0;               // from redis_url (/db)
   std::string redis_user;             // from redis_url (user:password@); "" = the default user
   std::string redis_password;         // SECRET: redis_url's, or redis_password(_file) which wins
+  bool redis_tls = false;             // rediss://: TLS to Redis (certificate and host verified)
+  std::string redis_tls_ca_file;      // roots for rediss://; "" = the system's
+  bool redis_tls_verify = true;       // false: encrypt only (no certificate or host check)
   std::string instance_id;            // resolved: "<host name>-<pid>" when not set
   std::string key_prefix = "helios";  // Redis keys are "<prefix>:..."
   Nanos renew_interval = 200 * kNanosPerMilli;   // one lease renewal per instance per interval
@@ -298,8 +301,7 @@ struct FleetConfig {
   bool operator==(const FleetConfig&) const = default;
 };
 
-// Parses redis://[user:password@]host:port[/db] into f (host, port, db, user, password).
-// rediss:// (TLS) is refused: the Debian hiredis (0.14) has no TLS.
+// Parses redis[s]://[user:password@]host:port[/db] into f (host, port, db, user, password, tls).
 Status parse_redis_url(std::string_view url, FleetConfig& f);
 
 struct Config {

@@ -29,14 +29,17 @@ std::string default_instance_id() {
 
 Status parse_redis_url(std::string_view url, FleetConfig& f) {
   constexpr std::string_view kPlain = "redis://", kTls = "rediss://";
-  if (url.substr(0, kTls.size()) == kTls)
-    return Error::invalid(
-        "rediss:// (TLS) is not supported: the hiredis this proxy is built with (Debian 0.14) "
-        "has no TLS; reach Redis over a private network or a local TLS tunnel with redis://");
-  if (url.substr(0, kPlain.size()) != kPlain)
+  std::string_view rest;
+  if (url.substr(0, kTls.size()) == kTls) {
+    f.redis_tls = true;
+    rest = url.substr(kTls.size());
+  } else if (url.substr(0, kPlain.size()) == kPlain) {
+    f.redis_tls = false;
+    rest = url.substr(kPlain.size());
+  } else {
     return Error::invalid("\"" + std::string(url) +
-                          "\" is not a redis://[user:password@]host:port[/db] URL");
-  std::string_view rest = url.substr(kPlain.size());
+                          "\" is not a redis[s]://[user:password@]host:port[/db] URL");
+  }
   if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view cred = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -94,7 +97,7 @@ void read_fleet(const toml::table& root, Config& config, ReadContext& ctx) {
   if (r.read_string("redis_url", url)) {
     if (auto s = parse_redis_url(url, f); !s) r.error("redis_url", s.error().message);
   } else if (f.enabled) {
-    r.error_at_section("redis_url is required (redis://[user:password@]host:port[/db])");
+    r.error_at_section("redis_url is required (redis[s]://[user:password@]host:port[/db])");
   }
   std::string password;
   if (r.read_secret("redis_password", "redis_password_file", password)) f.redis_password = password;
@@ -102,6 +105,9 @@ void read_fleet(const toml::table& root, Config& config, ReadContext& ctx) {
     r.error("instance_id", "is longer than 128 bytes");
   if (f.enabled && f.instance_id.empty()) f.instance_id = default_instance_id();
   r.read_string("key_prefix", f.key_prefix);
+  if (r.read_string("redis_tls_ca_file", f.redis_tls_ca_file) && !f.redis_tls)
+    r.error("redis_tls_ca_file", "is set but redis_url is not rediss://");
+  r.read_bool("redis_tls_verify", f.redis_tls_verify);
   r.read_duration("renew_interval", f.renew_interval);
   r.read_duration("instance_ttl", f.instance_ttl);
   r.read_duration("admission_wait", f.admission_wait);

@@ -59,11 +59,31 @@ TEST_CASE("[fleet] absent: nothing changes; present: defaults and ${ENV} passwor
   CHECK_FALSE(c->fleet.instance_id.empty());  // host name and pid
 }
 
-TEST_CASE("rediss:// is refused at load with the file, line and why") {
-  auto c = parse_config("[fleet]\nredis_url = \"rediss://redis:6380\"\n", options());
-  REQUIRE_FALSE(c.ok());
-  CHECK(c.error().message.find("proxy.toml:2") != std::string::npos);
-  CHECK(c.error().message.find("no TLS") != std::string::npos);
+TEST_CASE("rediss:// turns on TLS to Redis; its CA file and verification are read") {
+  auto c = parse_config(
+      "[fleet]\nredis_url = \"rediss://u:pw@redis.internal:6380/2\"\n"
+      "redis_tls_ca_file = \"/etc/ssl/redis-ca.pem\"\n",
+      options());
+  REQUIRE(c.ok());
+  CHECK(c->fleet.redis_tls);
+  CHECK(c->fleet.redis_tls_verify);
+  CHECK(c->fleet.redis_host == "redis.internal");
+  CHECK(c->fleet.redis_port == 6380);
+  CHECK(c->fleet.redis_db == 2);
+  CHECK(c->fleet.redis_user == "u");
+  CHECK(c->fleet.redis_tls_ca_file == "/etc/ssl/redis-ca.pem");
+  auto plain = parse_config("[fleet]\nredis_url = \"redis://r:1\"\n", options());
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->fleet.redis_tls);
+  // A CA file without TLS is a mistake, named with its line.
+  auto stray = parse_config(
+      "[fleet]\nredis_url = \"redis://r:1\"\nredis_tls_ca_file = \"/x.pem\"\n", options());
+  REQUIRE_FALSE(stray.ok());
+  CHECK(stray.error().message.find("proxy.toml:3") != std::string::npos);
+  CHECK(stray.error().message.find("not rediss://") != std::string::npos);
+  auto other = parse_config("[fleet]\nredis_url = \"http://r:1\"\n", options());
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.error().message.find("redis[s]://") != std::string::npos);
 }
 
 TEST_CASE("[fleet] interval rules") {

@@ -15,7 +15,14 @@ void Proxy::start_fleet(const config::Config& cfg) {
                      " admin=" + cfg.proxy.admin_listen_address.to_string();
   ctx_.fleet_caps = std::make_unique<tenant::FleetCaps>(ctx_.tenants.max_tenants() + 1);
   ctx_.gates.set_fleet_caps(ctx_.fleet_caps.get());
-  fleet_ = std::make_unique<fleet::FleetAgent>(cfg.fleet, ctx_.tenants, *ctx_.fleet_caps,
+  // Cancel keys carry this instance's peer number; others forward cancels to cancel_address
+  // (default: the listen address, its host made reachable: fleet/peer_info.h).
+  ctx_.cancel_keys = CancelKeyLayout(true);
+  static_assert(CancelKeyLayout::kMaxPeer == fleet::kMaxPeerNumber);
+  config::FleetConfig fleet_cfg = cfg.fleet;
+  if (fleet_cfg.cancel_address.host.empty() && fleet_cfg.cancel_address.port == 0)
+    fleet_cfg.cancel_address = cfg.proxy.listen_address;
+  fleet_ = std::make_unique<fleet::FleetAgent>(fleet_cfg, ctx_.tenants, *ctx_.fleet_caps,
                                                std::move(info));
   fleet::FleetAgent* agent = fleet_.get();
   ctx_.tenants.set_on_create([agent](tenant::TenantState& t) { agent->init_state(t); });

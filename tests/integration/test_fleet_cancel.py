@@ -32,13 +32,21 @@ def redis():
         yield r
 
 
-def two_instances(proxy_factory, redis_url, wait=True):
+def two_instances(proxy_factory, redis_url, wait=True, same_port=False):
+    """Two instances sharing a key prefix; same_port: one SO_REUSEPORT port, each with its own
+    cancel_address."""
     prefix = "c" + uuid.uuid4().hex[:8]
-    procs = []
+    procs, cancel_ports = [], []
     for i in range(2):
         f = {"redis_url": redis_url, "instance_id": f"{prefix}-{i}", "key_prefix": prefix,
              "renew_interval": "100ms", "instance_ttl": "1s", "redis_timeout": "200ms"}
-        procs.append(proxy_factory({"fleet": f, "tenant_quotas": {"enabled": True}}))
+        ov = {"fleet": f, "tenant_quotas": {"enabled": True}}
+        if same_port:
+            cancel_ports.append(free_port(avoid=cancel_ports))
+            f["cancel_address"] = f"127.0.0.1:{cancel_ports[-1]}"
+            if procs:
+                ov["proxy"] = {"listen_address": procs[0].config["proxy"]["listen_address"]}
+        procs.append(proxy_factory(ov))
     if wait:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -152,6 +160,34 @@ def test_redis_never_reached_cancels_stay_local(proxy_factory):
         assert (pid >> 22) & 0xFF == 0, "no peer number without Redis"
         state, _ = sleep_then_cancel(conn, lambda: send_cancel(a.port, pid, secret))
         assert state == "57014"
+        rows, errors = conn.simple_query("SELECT 1")
+        assert not errors and rows == [["1"]]
+    finally:
+        conn.close()
+
+
+def test_one_reuseport_port_each_instance_with_its_own_cancel_address(proxy_factory, redis):
+    a, b = two_instances(proxy_factory, redis.url, same_port=True)
+    port = a.port
+    assert b.port == port
+    addresses = {fleet_view(p)["cancel_address"] for p in (a, b)}
+    assert len(addresses) == 2 and all(x != f"127.0.0.1:{port}" for x in addresses), addresses
+
+    def total(name):
+        return sum(p.metric(name) for p in (a, b))
+
+    conn, (pid, secret) = login(a)  # lands on either instance
+    try:
+        # Each cancel to the shared port lands on either instance too: repeat until one had to
+        # be forwarded (1 in 2 per try); every one must cancel.
+        for i in range(20):
+            state, took = sleep_then_cancel(conn, lambda: send_cancel(port, pid, secret))
+            assert state == "57014" and took < 2.0, (i, state, took)
+            if total("helios_proxy_fleet_cancels_forwarded_total") >= 1:
+                break
+        assert total("helios_proxy_fleet_cancels_forwarded_total") >= 1
+        assert total("helios_proxy_fleet_cancels_received_total") == \
+            total("helios_proxy_fleet_cancels_forwarded_total")
         rows, errors = conn.simple_query("SELECT 1")
         assert not errors and rows == [["1"]]
     finally:

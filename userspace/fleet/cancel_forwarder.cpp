@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "common/log.h"
 
@@ -123,8 +125,62 @@ void CancelForwarder::begin(const Job& j, std::vector<InFlight>& flying) {
   }
 }
 
+Status CancelForwarder::listen(const config::HostPort& where,
+                               std::function<void(int32_t, int32_t)> deliver) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(where.port);
+  const char* host = where.host.empty() ? nullptr : where.host.c_str();
+  if (int rc = getaddrinfo(host, port.c_str(), &hints, &res); rc != 0)
+    return Error::invalid("cancel_address " + where.to_string() + ": " + gai_strerror(rc));
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> hold(res, freeaddrinfo);
+  UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("cancel_address socket");
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0)
+    return Error::from_errno("cancel_address " + where.to_string() + ": bind");
+  if (::listen(fd.get(), 128) != 0) return Error::from_errno("cancel_address listen");
+  listener_ = std::move(fd);
+  deliver_ = std::move(deliver);
+  return {};
+}
+
+void CancelForwarder::accept_inbound(std::vector<Inbound>& inbound) {
+  for (;;) {
+    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    if (inbound.size() >= kMaxInFlight) {  // a flood: the oldest keep their turn
+      ::close(fd);
+      continue;
+    }
+    Inbound in;
+    in.fd = UniqueFd(fd);
+    in.deadline = monotonic_now() + kTimeout;
+    inbound.push_back(std::move(in));
+  }
+}
+
+bool CancelForwarder::read_inbound(Inbound& in) {
+  ssize_t n = ::recv(in.fd.get(), in.buf + in.got, sizeof in.buf - in.got, 0);
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  if (n == 0) return false;
+  in.got += size_t(n);
+  if (in.got < sizeof in.buf) return true;
+  uint32_t v[4];
+  std::memcpy(v, in.buf, sizeof v);
+  if (ntohl(v[0]) == 16 && int32_t(ntohl(v[1])) == kCancelRequestCode && deliver_) {
+    received_.fetch_add(1, std::memory_order_relaxed);
+    deliver_(int32_t(ntohl(v[2])), int32_t(ntohl(v[3])));
+  }
+  return false;  // one request per connection, no answer (as PostgreSQL)
+}
+
 void CancelForwarder::run() {
   std::vector<InFlight> flying;
+  std::vector<Inbound> inbound;
   std::vector<pollfd> fds;
   for (;;) {
     std::vector<Job> jobs;
@@ -135,27 +191,34 @@ void CancelForwarder::run() {
     }
     for (const Job& j : jobs) begin(j, flying);
     Nanos now = monotonic_now();
-    int timeout_ms = -1;  // nothing connecting: until woken
-    for (const InFlight& f : flying) {
-      int64_t left = std::max<int64_t>(0, (f.deadline - now) / kNanosPerMilli + 1);
+    int timeout_ms = -1;  // nothing pending: until woken
+    auto bound = [&](Nanos deadline) {
+      int64_t left = std::max<int64_t>(0, (deadline - now) / kNanosPerMilli + 1);
       if (timeout_ms < 0 || left < timeout_ms) timeout_ms = int(left);
-    }
-    fds.assign(1, pollfd{wake_.get(), POLLIN, 0});
+    };
+    for (const InFlight& f : flying) bound(f.deadline);
+    for (const Inbound& in : inbound) bound(in.deadline);
+    // [0] wake, [1] listener (-1 when none: poll skips it), then flying, then inbound.
+    fds.assign({pollfd{wake_.get(), POLLIN, 0}, pollfd{listener_.get(), POLLIN, 0}});
     for (const InFlight& f : flying) fds.push_back(pollfd{f.fd.get(), POLLOUT, 0});
+    for (const Inbound& in : inbound) fds.push_back(pollfd{in.fd.get(), POLLIN, 0});
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) {
       log::warn("fleet: cancel forwarder poll: {}", std::strerror(errno));
       break;
     }
+    if (n < 0)
+      for (pollfd& p : fds) p.revents = 0;
     if (fds[0].revents & POLLIN) {
       uint64_t v;
       [[maybe_unused]] ssize_t r = ::read(wake_.get(), &v, sizeof v);
     }
     now = monotonic_now();
+    const size_t inbound_at = 2 + flying.size();
     std::vector<InFlight> still;
     for (size_t i = 0; i < flying.size(); ++i) {
       InFlight& f = flying[i];
-      short ev = n > 0 ? fds[i + 1].revents : 0;
+      short ev = fds[2 + i].revents;
       if (ev) {
         int err = 0;
         socklen_t len = sizeof err;
@@ -168,6 +231,15 @@ void CancelForwarder::run() {
       }
     }
     flying.swap(still);
+    std::vector<Inbound> reading;
+    for (size_t i = 0; i < inbound.size(); ++i) {
+      Inbound& in = inbound[i];
+      short ev = fds[inbound_at + i].revents;
+      bool keep = ev ? read_inbound(in) : true;
+      if (keep && now < in.deadline) reading.push_back(std::move(in));
+    }
+    inbound.swap(reading);
+    if (fds[1].revents & POLLIN) accept_inbound(inbound);
   }
   for (InFlight& f : flying) finish(f, false);
   std::lock_guard lock(mu_);

@@ -4,19 +4,24 @@
 // non-blocking TCP connection to that instance's published cancel address, writes the 16 bytes
 // and closes. Bounded: at most kMaxInFlight requests queued or connecting, each given up after
 // kTimeout. Unknown peers and overflow are dropped silently, as PostgreSQL drops a bad key.
+// With a cancel_address of its own (instances sharing one SO_REUSEPORT port), the same thread
+// also listens there and hands each CancelRequest it reads to the proxy (listen()).
 #pragma once
 
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/result.h"
 #include "common/unique_fd.h"
+#include "config/config.h"
 
 namespace helios::fleet {
 
@@ -46,6 +51,10 @@ class CancelForwarder {
   CancelForwarder(const CancelForwarder&) = delete;
   CancelForwarder& operator=(const CancelForwarder&) = delete;
 
+  // Before start(): listen on `where` for forwarded CancelRequests, each handed to `deliver`
+  // (on this class's thread).
+  Status listen(const config::HostPort& where,
+                std::function<void(int32_t pid, int32_t key)> deliver);
   void start();
   void stop();
 
@@ -70,16 +79,26 @@ class CancelForwarder {
     Nanos deadline;
     int32_t pid, key;
   };
+  struct Inbound {  // a connection to the cancel listener, reading its 16 bytes
+    UniqueFd fd;
+    Nanos deadline;
+    char buf[16] = {};
+    size_t got = 0;
+  };
   void run();
   void begin(const Job& j, std::vector<InFlight>& flying);
   void finish(InFlight& f, bool ok);
+  void accept_inbound(std::vector<Inbound>& inbound);
+  bool read_inbound(Inbound& in);  // false: done with it
 
   mutable std::mutex mu_;  // guards peers_, jobs_, stop_, running_
   std::vector<PeerAddress> peers_;
   std::vector<Job> jobs_;
   bool stop_ = false;
   bool running_ = false;
-  UniqueFd wake_;                   // eventfd
+  UniqueFd wake_;  // eventfd
+  UniqueFd listener_;
+  std::function<void(int32_t, int32_t)> deliver_;
   std::atomic<size_t> pending_{0};  // queued + connecting
   std::atomic<uint64_t> forwarded_{0}, received_{0}, unknown_peer_{0}, busy_{0}, unreachable_{0};
   std::thread thread_;

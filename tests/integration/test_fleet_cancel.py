@@ -2,7 +2,8 @@
 instance than the client's (what a load balancer in front of several instances does) is sent on
 to the owning instance and cancels the statement there; a random key cancels nothing anywhere;
 with Redis down each instance still cancels its own sessions (and keeps forwarding to the
-instances it last saw)."""
+instances it last saw); instances on one SO_REUSEPORT port forward through their own
+cancel_address; a cancel for a killed instance is dropped and counted."""
 
 from __future__ import annotations
 
@@ -200,3 +201,33 @@ def test_one_reuseport_port_each_instance_with_its_own_cancel_address(proxy_fact
         assert not errors and rows == [["1"]]
     finally:
         conn.close()
+
+
+def test_cancel_for_a_killed_instance_is_dropped_and_the_other_goes_on(proxy_factory, redis):
+    a, b = two_instances(proxy_factory, redis.url)
+    conn, (pid, secret) = login(a)
+    conn.close()
+    a.proc.kill()  # kill -9: B still lists it until its heartbeat expires
+    a.expect_exit = None
+    a.proc.wait(timeout=10)
+    # Its listener can outlive the process for a moment (the ring's teardown): until it refuses.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", a.port), timeout=1).close()
+            time.sleep(0.02)
+        except ConnectionRefusedError:
+            break
+    send_cancel(b.port, pid, secret)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and \
+            b.metric("helios_proxy_fleet_cancels_dropped_total", reason="unreachable") < 1:
+        time.sleep(0.05)
+    assert b.metric("helios_proxy_fleet_cancels_dropped_total", reason="unreachable") == 1
+    assert b.metric("helios_proxy_fleet_cancels_forwarded_total") == 0
+    other, _ = login(b)
+    try:
+        rows, errors = other.simple_query("SELECT 1")
+        assert not errors and rows == [["1"]]
+    finally:
+        other.close()

@@ -34,7 +34,7 @@ struct PeerAddress {
 };
 
 struct CancelCounters {
-  uint64_t forwarded = 0;     // written to the owning instance
+  uint64_t forwarded = 0;     // written to the owning instance (no answer confirms it)
   uint64_t received = 0;      // forwarded here by another instance
   uint64_t unknown_peer = 0;  // another instance's number, but no live instance has it
   uint64_t busy = 0;          // kMaxInFlight already queued or connecting

@@ -52,7 +52,7 @@ void fleet_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
   }
   auto forwarded =
       family("helios_proxy_fleet_cancels_forwarded_total",
-             "CancelRequests sent on to the instance owning the session", MetricType::Counter);
+             "CancelRequests written to the instance owning the session", MetricType::Counter);
   add_counter(forwarded, {}, double(v.cancels.forwarded));
   auto received = family("helios_proxy_fleet_cancels_received_total",
                          "CancelRequests another instance forwarded here", MetricType::Counter);

@@ -33,15 +33,20 @@ def redis():
         yield r
 
 
-def two_instances(proxy_factory, redis_url, wait=True, same_port=False):
+def two_instances(proxy_factory, redis_url, wait=True, same_port=False, named=False):
     """Two instances sharing a key prefix; same_port: one SO_REUSEPORT port, each with its own
-    cancel_address."""
+    cancel_address; named: listening on 0.0.0.0, each naming its listener 127.0.0.1 in
+    cancel_address (on the listen port: nothing more is listened on)."""
     prefix = "c" + uuid.uuid4().hex[:8]
     procs, cancel_ports = [], []
     for i in range(2):
         f = {"redis_url": redis_url, "instance_id": f"{prefix}-{i}", "key_prefix": prefix,
              "renew_interval": "100ms", "instance_ttl": "1s", "redis_timeout": "200ms"}
         ov = {"fleet": f, "tenant_quotas": {"enabled": True}}
+        if named:
+            port = free_port()
+            ov["proxy"] = {"listen_address": f"0.0.0.0:{port}"}
+            f["cancel_address"] = f"127.0.0.1:{port}"
         if same_port:
             cancel_ports.append(free_port(avoid=cancel_ports))
             f["cancel_address"] = f"127.0.0.1:{cancel_ports[-1]}"
@@ -91,7 +96,7 @@ def fleet_view(p):
 
 
 def test_cancel_sent_to_the_other_instance_cancels_the_statement(proxy_factory, redis):
-    a, b = two_instances(proxy_factory, redis.url)
+    a, b = two_instances(proxy_factory, redis.url, named=True)
     va, vb = fleet_view(a), fleet_view(b)
     assert va["peer"] != vb["peer"]
     assert vb["peers"][0]["peer"] == va["peer"]

@@ -25,9 +25,10 @@ Status Proxy::start_fleet(const config::Config& cfg) {
   fleet_ = std::make_unique<fleet::FleetAgent>(fleet_cfg, ctx_.tenants, *ctx_.fleet_caps,
                                                std::move(info));
   fleet::FleetAgent* agent = fleet_.get();
-  // A cancel_address of its own (instances sharing one SO_REUSEPORT port): the forwarder's
-  // thread listens there, and what arrives is this instance's to look up, never forwarded.
-  if (fleet_cfg.cancel_address != cfg.proxy.listen_address) {
+  // A cancel_address on another port (instances sharing one SO_REUSEPORT port): the forwarder's
+  // thread listens there, and what arrives is this instance's to look up, never forwarded. On
+  // the listen port it only names the listener (an address other instances can reach).
+  if (fleet_cfg.cancel_address.port != cfg.proxy.listen_address.port) {
     auto messenger = std::make_shared<std::unique_ptr<pool::Messenger>>();
     auto deliver = [this, messenger](int32_t pid, int32_t key) {
       CancelKeyLayout::Decoded d = ctx_.cancel_keys.decode(pid);

@@ -293,7 +293,16 @@ int run_fleet(const CtlContext& ctx) {
   for (const json& i : at(f, "instances")) std::cout << " " << str(i);
   std::cout << "\nrenewals " << str(at(f, "renewals")) << ", failures "
             << str(at(f, "renewal_failures")) << ", last renewal " << str(at(f, "last_renewal_ms"))
-            << " ms\n\n";
+            << " ms\n";
+  if (f.contains("cancels")) {
+    const json& c = at(f, "cancels");
+    std::cout << "cancels: peer " << str(at(f, "peer")) << " at " << str(at(f, "cancel_address"))
+              << "; forwarded " << str(at(c, "forwarded")) << ", received "
+              << str(at(c, "received")) << ", dropped " << str(at(c, "dropped_unknown_peer"))
+              << " unknown peer / " << str(at(c, "dropped_busy")) << " busy / "
+              << str(at(c, "dropped_unreachable")) << " unreachable\n";
+  }
+  std::cout << "\n";
   std::vector<std::vector<std::string>> rows;
   for (const json& x : at(f, "shares"))
     rows.push_back({str(at(x, "tenant")), str(at(x, "limit_name")), str(at(x, "limit")),

@@ -298,6 +298,7 @@ struct FleetConfig {
   Nanos instance_ttl = 2000 * kNanosPerMilli;    // a silent instance's slices return after it
   Nanos admission_wait = 1000 * kNanosPerMilli;  // a login over the local slice waits this long
   Nanos redis_timeout = 500 * kNanosPerMilli;    // connect and command timeout
+  HostPort cancel_address;  // where other instances forward cancels; host "" = listen_address
   bool operator==(const FleetConfig&) const = default;
 };
 

@@ -112,6 +112,7 @@ void read_fleet(const toml::table& root, Config& config, ReadContext& ctx) {
   r.read_duration("instance_ttl", f.instance_ttl);
   r.read_duration("admission_wait", f.admission_wait);
   r.read_duration("redis_timeout", f.redis_timeout);
+  r.read_host_port("cancel_address", f.cancel_address, false);
   if (f.renew_interval < 10 * kNanosPerMilli || f.renew_interval > 60 * kNanosPerSec)
     r.error("renew_interval", "must be within 10ms..60s");
   if (f.instance_ttl < 2 * f.renew_interval)

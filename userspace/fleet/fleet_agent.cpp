@@ -5,6 +5,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fleet/lease_script.h"
+#include "fleet/peer_info.h"
 #include "fleet/slice.h"
 
 namespace helios::fleet {
@@ -33,6 +34,7 @@ FleetAgent::~FleetAgent() {
 }
 
 void FleetAgent::start() {
+  cancels_.start();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -43,6 +45,7 @@ void FleetAgent::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  cancels_.stop();
 }
 
 void FleetAgent::kick() {
@@ -174,7 +177,9 @@ void FleetAgent::renew_once() {
                                 cfg_.key_prefix,
                                 cfg_.instance_id,
                                 std::to_string(cfg_.instance_ttl / kNanosPerMilli),
-                                info_,
+                                member_info(),
+                                std::to_string(peer()),
+                                std::to_string(kMaxPeerNumber),
                                 std::to_string(items.size())};
   for (const Item& it : items) {
     argv.push_back(std::string(1, it.kind) + ":" + it.tenant);  // p: a pool key
@@ -185,7 +190,7 @@ void FleetAgent::renew_once() {
   }
   Nanos started = monotonic_now();
   auto reply = redis_.command(argv);
-  bool ok = reply && reply->kind == RedisValue::Kind::kArray && reply->array.size() == 2 &&
+  bool ok = reply && reply->kind == RedisValue::Kind::kArray && reply->array.size() == 4 &&
             reply->array[1].array.size() == items.size();
   if (!ok) {
     failures_.fetch_add(1, std::memory_order_relaxed);
@@ -209,6 +214,7 @@ void FleetAgent::renew_once() {
   std::vector<std::string> ids;
   for (const auto& v : reply->array[0].array) ids.push_back(v.str);
   live_.store(std::max<uint32_t>(1, uint32_t(ids.size())), std::memory_order_relaxed);
+  apply_peers(reply->array[2], reply->array[0], reply->array[3]);
   apply(items, shares);
   renewals_.fetch_add(1, std::memory_order_relaxed);
   {
@@ -222,6 +228,57 @@ void FleetAgent::renew_once() {
   if (renewed_) renewed_();
 }
 
+std::string FleetAgent::member_info() {
+  if (cancel_address_.empty()) {
+    auto addr = resolve_cancel_address(cfg_.cancel_address);
+    if (addr) {
+      std::lock_guard lock(mu_);  // view() reads it
+      cancel_address_ = *addr;
+      log::info("fleet: other instances forward cancels for this one's sessions to {}",
+                cancel_address_);
+    } else if (!cancel_address_failed_) {
+      cancel_address_failed_ = true;
+      log::warn(
+          "fleet: cancel address {}: {}; cancels sent to other instances are not "
+          "forwarded here until it resolves",
+          cfg_.cancel_address.to_string(), addr.error().message);
+    }
+  }
+  return cancel_address_.empty() ? info_ : info_ + " cancel=" + cancel_address_;
+}
+
+void FleetAgent::apply_peers(const RedisValue& peer, const RedisValue& ids,
+                             const RedisValue& infos) {
+  uint32_t mine = uint32_t(std::strtoul(peer.str.c_str(), nullptr, 10));
+  uint32_t before = peer_.exchange(mine, std::memory_order_relaxed);
+  if (mine != before) {
+    if (mine == 0)
+      log::warn(
+          "fleet: no free peer number (all {} taken): cancels for this instance's new "
+          "sessions sent to other instances are not forwarded",
+          kMaxPeerNumber);
+    else
+      log::info("fleet: this instance is peer {} in its cancel keys", mine);
+  }
+  std::vector<PeerAddress> peers;
+  for (size_t i = 0; i < ids.array.size() && i < infos.array.size(); ++i) {
+    if (ids.array[i].str == cfg_.instance_id) continue;
+    auto p = parse_member_info(infos.array[i].str);
+    if (!p || p->peer == mine) continue;
+    if (p->address == cancel_address_ && !shared_address_warned_) {
+      shared_address_warned_ = true;
+      log::warn(
+          "fleet: instance {} publishes this instance's cancel address {} (one "
+          "SO_REUSEPORT port?): cancels cannot be forwarded between them; give each "
+          "instance its own [fleet] cancel_address",
+          ids.array[i].str, cancel_address_);
+    }
+    p->instance_id = ids.array[i].str;
+    peers.push_back(std::move(*p));
+  }
+  cancels_.set_peers(std::move(peers));
+}
+
 FleetView FleetAgent::view() const {
   FleetView v;
   v.instance_id = cfg_.instance_id;
@@ -231,10 +288,14 @@ FleetView FleetAgent::view() const {
   v.live_instances = live_instances();
   v.renewals = renewals_.load(std::memory_order_relaxed);
   v.failures = failures_.load(std::memory_order_relaxed);
+  v.peer = peer();
+  v.peers = cancels_.peers();
+  v.cancels = cancels_.counters();
   std::lock_guard lock(mu_);
   v.instances = instances_;
   v.shares = shares_;
   v.last_renewal_ms = last_renewal_ms_;
+  v.cancel_address = cancel_address_;
   return v;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "fleet/cancel_forwarder.h"
 #include "fleet/redis_conn.h"
 #include "tenant/fleet_caps.h"
 #include "tenant/tenant_registry.h"
@@ -42,7 +43,14 @@ struct FleetView {
   uint64_t failures = 0;
   double last_renewal_ms = 0;  // duration of the last successful renewal
   std::vector<ShareView> shares;
+  uint32_t peer = 0;               // this instance's number in the cancel keys (0: none yet)
+  std::string cancel_address;      // where the others forward cancels to this one
+  std::vector<PeerAddress> peers;  // the other live instances with a number and an address
+  CancelCounters cancels;
 };
+
+// Peer numbers go up to this (8 bits of the process id in the cancel key: proxy/cancel_key.h).
+constexpr uint32_t kMaxPeerNumber = 255;
 
 // A limit the agent shares without knowing what it is (a pool's max_connections): the proxy
 // reports use and demand, and applies the slice it gets back.
@@ -88,6 +96,10 @@ class FleetAgent {
   uint32_t live_instances() const { return live_.load(std::memory_order_relaxed); }
   const config::FleetConfig& config() const { return cfg_; }
   FleetView view() const;
+  // This instance's peer number (0 until the first renewal claims one); any thread.
+  uint32_t peer() const { return peer_.load(std::memory_order_relaxed); }
+  // Forwards CancelRequests to the instance owning the session (its own thread).
+  CancelForwarder& cancels() { return cancels_; }
 
  private:
   struct Item {
@@ -101,6 +113,8 @@ class FleetAgent {
   std::vector<Item> collect();
   void apply(const std::vector<Item>& items, const std::vector<double>& shares);
   uint32_t waiting(uint32_t tenant_index) const;
+  std::string member_info();
+  void apply_peers(const RedisValue& peer, const RedisValue& ids, const RedisValue& infos);
 
   const config::FleetConfig cfg_;
   tenant::TenantRegistry& tenants_;
@@ -116,6 +130,11 @@ class FleetAgent {
   std::atomic<uint32_t> live_{1};
   std::atomic<uint64_t> renewals_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint32_t> peer_{0};
+  CancelForwarder cancels_;
+  std::string cancel_address_;  // resolved once (agent thread; written under mu_); "" until then
+  bool cancel_address_failed_ = false;
+  bool shared_address_warned_ = false;
 
   mutable std::mutex mu_;  // guards the members below
   std::condition_variable cv_;

@@ -2,7 +2,9 @@
 
 namespace helios::fleet {
 
-// Keys: <p>:inst:<id>  heartbeat (info text, expires after the ttl)
+// Keys: <p>:inst:<id>  heartbeat (info text + " peer=<n>", expires after the ttl)
+//       <p>:peer:<n>   instance id holding peer number n (1..max; expires after the ttl): the
+//                      number in the cancel keys it issues (docs/fleet.md, "Cancels")
 //       <p>:members    sorted set of instance ids (score: last renewal, ms)
 //       <p>:q:<item>   hash instance id -> "slice used want since" for one limit of one tenant
 //                      (since: ms since when the instance wants and uses none; 0 = it does not)
@@ -10,23 +12,47 @@ namespace helios::fleet {
 std::string_view lease_script() {
   return R"lua(
 local p, id, ttl, info = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-redis.call('SET', p .. ':inst:' .. id, info, 'PX', ttl)
+local want_peer, max_peer = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- A peer number: the one held before if it is still free or ours, else the lowest free one.
+local function claim(k)
+  local key = p .. ':peer:' .. k
+  local who = redis.call('GET', key)
+  if who == false or who == id then
+    redis.call('SET', key, id, 'PX', ttl)
+    return true
+  end
+  return false
+end
+local peer = 0
+if want_peer > 0 and claim(want_peer) then
+  peer = want_peer
+else
+  for k = 1, max_peer do
+    if claim(k) then
+      peer = k
+      break
+    end
+  end
+end
+redis.call('SET', p .. ':inst:' .. id, info .. ' peer=' .. peer, 'PX', ttl)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', p .. ':members', now, id)
-local alive, ids = {}, {}
+local alive, ids, infos = {}, {}, {}
 for _, m in ipairs(redis.call('ZRANGE', p .. ':members', 0, -1)) do
-  if redis.call('EXISTS', p .. ':inst:' .. m) == 1 then
+  local v = redis.call('GET', p .. ':inst:' .. m)
+  if v then
     alive[m] = true
     ids[#ids + 1] = m
+    infos[#infos + 1] = v
   else
     redis.call('ZREM', p .. ':members', m)
   end
 end
 local slices = {}
-local n = tonumber(ARGV[5])
+local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
-  local b = 6 + i * 5
+  local b = 8 + i * 5
   local key = p .. ':q:' .. ARGV[b]
   local limit, used, want = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local whole = ARGV[b + 4] == '1'
@@ -88,7 +114,7 @@ for i = 0, n - 1 do
   redis.call('PEXPIRE', key, ttl * 4)
   slices[#slices + 1] = string.format('%.17g', slice)
 end
-return {ids, slices}
+return {ids, slices, tostring(peer), infos}
 )lua";
 }
 

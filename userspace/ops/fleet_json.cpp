@@ -1,4 +1,5 @@
-// GET /api/v1/fleet: this instance, the live instances and this instance's shares.
+// GET /api/v1/fleet: this instance, the live instances, this instance's shares, and cancel
+// forwarding (peer numbers, addresses, counts).
 #include "ops/admin_json.h"
 
 namespace helios::ops {
@@ -18,6 +19,15 @@ nlohmann::json fleet_json(const ProxySnapshot& s) {
                       {"share", sv.share},
                       {"used", sv.used},
                       {"want", sv.want}});
+  json peers = json::array();
+  for (const fleet::PeerAddress& p : v.peers)
+    peers.push_back(
+        {{"peer", p.peer}, {"instance_id", p.instance_id}, {"cancel_address", p.address}});
+  json cancels = {{"forwarded", v.cancels.forwarded},
+                  {"received", v.cancels.received},
+                  {"dropped_unknown_peer", v.cancels.unknown_peer},
+                  {"dropped_busy", v.cancels.busy},
+                  {"dropped_unreachable", v.cancels.unreachable}};
   return json{{"enabled", true},
               {"instance_id", v.instance_id},
               {"redis", v.redis},
@@ -27,7 +37,11 @@ nlohmann::json fleet_json(const ProxySnapshot& s) {
               {"renewals", v.renewals},
               {"renewal_failures", v.failures},
               {"last_renewal_ms", v.last_renewal_ms},
-              {"shares", shares}};
+              {"shares", shares},
+              {"peer", v.peer},
+              {"cancel_address", v.cancel_address},
+              {"peers", peers},
+              {"cancels", cancels}};
 }
 
 }  // namespace helios::ops

@@ -1,4 +1,5 @@
-// [fleet] metrics: degraded, live instances, renewals, failures, and this instance's shares.
+// [fleet] metrics: degraded, live instances, renewals, failures, this instance's shares, and
+// cancels forwarded, received and dropped.
 #include "ops/metrics_families.h"
 
 namespace helios::ops {
@@ -49,7 +50,22 @@ void fleet_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
     add_gauge(share, l, sv.share);
     add_gauge(limit, l, sv.limit);
   }
-  for (auto* f : {&degraded, &live, &renewals, &failures, &share, &limit})
+  auto forwarded =
+      family("helios_proxy_fleet_cancels_forwarded_total",
+             "CancelRequests written to the instance owning the session", MetricType::Counter);
+  add_counter(forwarded, {}, double(v.cancels.forwarded));
+  auto received = family("helios_proxy_fleet_cancels_received_total",
+                         "CancelRequests another instance forwarded here", MetricType::Counter);
+  add_counter(received, {}, double(v.cancels.received));
+  auto dropped = family("helios_proxy_fleet_cancels_dropped_total",
+                        "CancelRequests for another instance not forwarded (reason: unknown_peer, "
+                        "busy, unreachable)",
+                        MetricType::Counter);
+  add_counter(dropped, {{"reason", "unknown_peer"}}, double(v.cancels.unknown_peer));
+  add_counter(dropped, {{"reason", "busy"}}, double(v.cancels.busy));
+  add_counter(dropped, {{"reason", "unreachable"}}, double(v.cancels.unreachable));
+  for (auto* f :
+       {&degraded, &live, &renewals, &failures, &share, &limit, &forwarded, &received, &dropped})
     out.push_back(std::move(*f));
 }
 

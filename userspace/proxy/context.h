@@ -10,8 +10,8 @@
 #include <mutex>
 #include <vector>
 
-#include "bpf/xdp_guard.h"
 #include "bpf/sockmap_splice.h"
+#include "bpf/xdp_guard.h"
 #include "config/config.h"
 #include "fleet/fleet_agent.h"
 #include "io/tls.h"
@@ -21,6 +21,7 @@
 #include "pool/host_table.h"
 #include "pool/pool_manager.h"
 #include "proxy/auth_service.h"
+#include "proxy/cancel_key.h"
 #include "proxy/fleet_admission.h"
 #include "proxy/metrics_counters.h"
 #include "proxy/preauth_sources.h"
@@ -47,6 +48,7 @@ struct SharedContext {
   std::vector<Worker*> workers;
   std::atomic<int64_t> client_connections{0};
   std::atomic<uint64_t> cancel_requests{0};
+  CancelKeyLayout cancel_keys{false};  // with [fleet]: a peer number in every key (set at start)
   // A messenger for threads that are not workers (connector, control thread).
   std::function<std::unique_ptr<pool::Messenger>()> make_messenger;
   tenant::TenantRegistry tenants;

@@ -165,7 +165,7 @@ Status Proxy::start() {
     return s;
   ctx_.quotas_enabled.store(cfg->tenant_quotas.enabled);
   ctx_.tenants.protect(cfg->tenant_quotas.default_tenant);
-  start_fleet(*cfg);
+  if (auto s = start_fleet(*cfg); !s) return s;
 
   raise_fd_limit(*cfg);
   int n = cfg->proxy.workers > 0 ? cfg->proxy.workers : usable_cpus();

@@ -70,7 +70,7 @@ class Proxy {
   Status start_health_checker(const config::Config& cfg);
   void upkeep(Nanos now);
   // [fleet] (proxy_fleet.cpp): the agent, wired to the tenant registry, gates and workers.
-  void start_fleet(const config::Config& cfg);
+  Status start_fleet(const config::Config& cfg);
   void stop_fleet();
 
   std::string config_path_;

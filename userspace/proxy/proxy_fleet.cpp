@@ -7,17 +7,39 @@
 
 namespace helios::proxy {
 
-void Proxy::start_fleet(const config::Config& cfg) {
-  if (!cfg.fleet.enabled) return;
+Status Proxy::start_fleet(const config::Config& cfg) {
+  if (!cfg.fleet.enabled) return {};
   if (!cfg.tenant_quotas.enabled)
     log::warn("[fleet] is set but [tenant_quotas] is off: there is nothing to share");
   std::string info = "listen=" + cfg.proxy.listen_address.to_string() +
                      " admin=" + cfg.proxy.admin_listen_address.to_string();
   ctx_.fleet_caps = std::make_unique<tenant::FleetCaps>(ctx_.tenants.max_tenants() + 1);
   ctx_.gates.set_fleet_caps(ctx_.fleet_caps.get());
-  fleet_ = std::make_unique<fleet::FleetAgent>(cfg.fleet, ctx_.tenants, *ctx_.fleet_caps,
+  // Cancel keys carry this instance's peer number; others forward cancels to cancel_address
+  // (default: the listen address, its host made reachable: fleet/peer_info.h).
+  ctx_.cancel_keys = CancelKeyLayout(true);
+  static_assert(CancelKeyLayout::kMaxPeer == fleet::kMaxPeerNumber);
+  config::FleetConfig fleet_cfg = cfg.fleet;
+  if (fleet_cfg.cancel_address.host.empty() && fleet_cfg.cancel_address.port == 0)
+    fleet_cfg.cancel_address = cfg.proxy.listen_address;
+  fleet_ = std::make_unique<fleet::FleetAgent>(fleet_cfg, ctx_.tenants, *ctx_.fleet_caps,
                                                std::move(info));
   fleet::FleetAgent* agent = fleet_.get();
+  // A cancel_address on another port (instances sharing one SO_REUSEPORT port): the forwarder's
+  // thread listens there, and what arrives is this instance's to look up, never forwarded. On
+  // the listen port it only names the listener (an address other instances can reach).
+  if (fleet_cfg.cancel_address.port != cfg.proxy.listen_address.port) {
+    auto messenger = std::make_shared<std::unique_ptr<pool::Messenger>>();
+    auto deliver = [this, messenger](int32_t pid, int32_t key) {
+      CancelKeyLayout::Decoded d = ctx_.cancel_keys.decode(pid);
+      if (!d.ours || d.worker >= ctx_.workers.size()) return;
+      if (!*messenger) *messenger = ctx_.make_messenger();  // made and used on that thread only
+      uint32_t slot = d.slot, k = uint32_t(key);
+      ctx_.workers[d.worker]->post([slot, k](Worker& w) { w.on_cancel(slot, k); }, **messenger);
+    };
+    if (auto s = agent->cancels().listen(fleet_cfg.cancel_address, std::move(deliver)); !s)
+      return s;
+  }
   ctx_.tenants.set_on_create([agent](tenant::TenantState& t) { agent->init_state(t); });
   ctx_.tenants.for_each([agent](tenant::TenantState& t) { agent->init_state(t); });
   agent->on_active_grew([this](tenant::TenantState* t) {
@@ -72,6 +94,7 @@ void Proxy::start_fleet(const config::Config& cfg) {
   log::info("fleet: instance {} shares quotas through redis://{}:{}/{} (renewal every {} ms)",
             cfg.fleet.instance_id, cfg.fleet.redis_host, cfg.fleet.redis_port, cfg.fleet.redis_db,
             cfg.fleet.renew_interval / kNanosPerMilli);
+  return {};
 }
 
 pool::Messenger& Proxy::fleet_messenger() {

@@ -76,6 +76,10 @@ class Worker final : public pool::Messenger {
   // Mail handlers (run on this thread).
   void on_config(std::shared_ptr<const RuntimeConfig> cfg);
   void on_cancel(uint32_t slot, uint32_t key);
+  // A CancelRequest: to the owning worker here, or on to the owning fleet instance
+  // (worker_cancel.cpp).
+  void route_cancel(int32_t pid, uint32_t key);
+  static uint32_t cancel_secret();  // 32 random bits from a CSPRNG
   void on_gate_open(uint32_t slot, uint32_t gen, tenant::TenantState* t);
   void on_fleet_admission(uint32_t slot, uint32_t gen, tenant::TenantState* t, bool admitted);
   void begin_drain(Nanos deadline);
@@ -299,7 +303,6 @@ class Worker final : public pool::Messenger {
   std::vector<std::function<void(Worker&)>> mail_;
   std::atomic<bool> mail_flagged_{false};
 
-  std::mt19937 rng_{std::random_device{}()};  // cancel keys
   Nanos next_tick_ = 0;
   Nanos now_ = 0;
   std::string tenant_parameter_;  // lower-case startup parameter naming the tenant  // clock read

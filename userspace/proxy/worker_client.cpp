@@ -28,7 +28,7 @@ Client* Worker::new_client(int fd) {
     slot = free_slots_.back();
     free_slots_.pop_back();
   } else {
-    if (slots_used_ >= (1u << 24)) return nullptr;
+    if (slots_used_ >= ctx_.cancel_keys.max_slots()) return nullptr;  // cancel_key.h
     if (slots_used_ % kClientChunkSize == 0)
       client_chunks_.push_back(std::make_unique<Client[]>(kClientChunkSize));
     slot = slots_used_++;

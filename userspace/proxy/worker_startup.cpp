@@ -209,13 +209,8 @@ void Worker::on_startup_packet(Client* c, std::string_view packet) {
       queue_to_client(c, "N");
       return;
     case pg::StartupKind::CancelRequest: {
-      int32_t pid = parsed->cancel_process_id;
-      uint32_t key = uint32_t(parsed->cancel_secret_key);
       ctx_.cancel_requests.fetch_add(1, std::memory_order_relaxed);
-      uint32_t worker = (uint32_t(pid) >> 24) & 0x3f;
-      uint32_t slot = uint32_t(pid) & 0xffffff;
-      if ((pid >> 30) == 1 && worker < ctx_.workers.size())
-        ctx_.workers[worker]->post([slot, key](Worker& w) { w.on_cancel(slot, key); }, *this);
+      route_cancel(parsed->cancel_process_id, uint32_t(parsed->cancel_secret_key));
       abort_client(c);  // the protocol gives no answer to a CancelRequest
       return;
     }
@@ -463,7 +458,7 @@ void Worker::finish_login(Client* c, pool::LoginSecret login) {
   c->track_statements =
       c->mode != config::PoolMode::kSession &&
       cfg_->connection_pool.prepared_statement_mode == config::PreparedStatementMode::kTrack;
-  c->cancel_key = uint32_t(rng_());
+  c->cancel_key = cancel_secret();
   std::string out;
   pg::write_auth_ok(out);
   queue_to_client(c, out);
@@ -494,7 +489,7 @@ void Worker::send_welcome(Client* c) {
       reported = session::lower(reported);
     pg::write_parameter_status(out, name, reported);
   }
-  int32_t pid = int32_t((1u << 30) | (uint32_t(id_) << 24) | c->slot);
+  int32_t pid = ctx_.cancel_keys.encode(ctx_.fleet ? ctx_.fleet->peer() : 0, id_, c->slot);
   pg::write_backend_key_data(out, pid, int32_t(c->cancel_key));
   pg::write_ready_for_query(out, 'I');
   queue_to_client(c, out);

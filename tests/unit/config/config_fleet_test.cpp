@@ -96,3 +96,19 @@ TEST_CASE("[fleet] interval rules") {
   REQUIRE_FALSE(none.ok());
   CHECK(none.error().message.find("redis_url is required") != std::string::npos);
 }
+
+TEST_CASE("[fleet] cancel_address: unset by default (the listen address), host:port when set") {
+  auto d = parse_config("[fleet]\nredis_url = \"redis://r\"\n", options());
+  REQUIRE(d.ok());
+  CHECK(d->fleet.cancel_address.host.empty());
+  CHECK(d->fleet.cancel_address.port == 0);
+  auto c = parse_config("[fleet]\nredis_url = \"redis://r\"\ncancel_address = \"10.0.0.5:6433\"\n",
+                        options());
+  REQUIRE(c.ok());
+  CHECK(c->fleet.cancel_address.host == "10.0.0.5");
+  CHECK(c->fleet.cancel_address.port == 6433);
+  auto bad =
+      parse_config("[fleet]\nredis_url = \"redis://r\"\ncancel_address = \"nohost\"\n", options());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("cancel_address") != std::string::npos);
+}

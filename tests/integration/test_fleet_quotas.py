@@ -217,17 +217,18 @@ def test_max_active_holds_across_instances_and_rotates(proxy_factory, redis, pg)
 
 
 def test_backends_of_three_instances_stay_within_the_pool_maximum(proxy_factory, redis, pg):
-    """A pool of max_connections = 6 on each of three instances under 60 clients: PostgreSQL,
+    """A pool of max_connections = 6 on each of three instances under 600 clients: PostgreSQL,
     sampled every 50 ms, never sees more than 6 of its backends (without [fleet]: 18)."""
     procs = fleet(proxy_factory, redis, [{"tenant_pattern": "other", "max_connections": 1}],
                   pool_size=6)
     with BackendSampler(pg, interval=0.05) as sampler:
-        runs = [pgbench(p.conninfo(BENCH_USER, "bench", application_name="app"), clients=20,
-                        jobs=1, seconds=4, script="SELECT pg_sleep(0.02);\n", background=True)
+        runs = [pgbench(p.conninfo(BENCH_USER, "bench", application_name="app"), clients=200,
+                        jobs=2, seconds=4, script="SELECT pg_sleep(0.02);\n", background=True,
+                        timeout=90)
                 for p in procs]
         results = [r.result() for r in runs]
     peak = sampler.max_by_user["bench"]
-    print(f"\npool max 6 over 3 instances, 60 clients: peak backends {peak}, "
+    print(f"\npool max 6 over 3 instances, 600 clients: peak backends {peak}, "
           f"tps {[round(r.tps) for r in results]}")
     assert all(r.failed == 0 and r.processed > 0 for r in results), [r.errors for r in results]
     assert 0 < peak <= 6, peak

@@ -100,6 +100,19 @@ def data_path(request):
 
 
 @pytest.fixture
+def redis():
+    """A throwaway redis-server on a free port (Debian's), for [fleet] tests; skips the test
+    where redis-server is not installed."""
+    from harness import RedisServer, redis_available
+
+    why = redis_available()
+    if why:
+        pytest.skip(why)
+    with RedisServer() as r:
+        yield r
+
+
+@pytest.fixture
 def role(pg):
     """role(password="pw-1", options="LOGIN") makes a fresh role with a SCRAM password, usable in
     database app; every role made is dropped afterwards (with what it owns, its sessions ended)."""

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from harness import BENCH_USER, ROLES, RedisServer, redis_available
+from harness import BENCH_USER, ROLES
 from harness.util import free_port
 from harness.wire import RawConn, query_message
 
@@ -22,14 +22,6 @@ pytestmark = [pytest.mark.needs("tenant_quotas"), pytest.mark.timeout(60)]
 
 CANCEL_CODE = 80877102
 
-
-@pytest.fixture
-def redis():
-    why = redis_available()
-    if why:
-        pytest.skip(why)
-    with RedisServer() as r:
-        yield r
 
 
 def two_instances(proxy_factory, redis_url, wait=True, same_port=False, named=False):

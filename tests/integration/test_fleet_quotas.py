@@ -16,8 +16,7 @@ import uuid
 import psycopg
 import pytest
 
-from harness import (BENCH_USER, ROLES, BackendSampler, RedisServer, helios_binary, pgbench,
-                     redis_available)
+from harness import BENCH_USER, ROLES, BackendSampler, helios_binary, pgbench
 from harness.tls_terminator import TlsTerminator
 from harness.wire import LoginError, RawConn
 
@@ -27,14 +26,6 @@ RENEW_S = 0.1
 TTL_S = 1.0
 OUTAGE_S = 10.0  # Redis down under load (issue 16)
 
-
-@pytest.fixture(scope="module")
-def redis():
-    why = redis_available()
-    if why:
-        pytest.skip(why)
-    with RedisServer() as r:
-        yield r
 
 
 def fleet(proxy_factory, redis, rules, n=3, same_port=False, pool_size=None, sections=None,

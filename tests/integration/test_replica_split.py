@@ -15,8 +15,9 @@ import time
 import psycopg
 import pytest
 
-from harness import ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
+from harness import APP_USER, ROLES, ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
 from harness.util import as_postgres_argv, pg_bin, run
+from harness.wire import RawConn
 
 pytestmark = [pytest.mark.needs("admin_api")]
 
@@ -181,6 +182,40 @@ def test_replica_killed_mid_read_errors_then_is_banned_and_returns(rs, split_pro
     wait_until(lambda: victim.in_recovery(), timeout=30)
     wait_until(lambda: not hosts_by_port(proxy)[victim.port]["banned"]
                and hosts_by_port(proxy)[victim.port]["role"] == "replica", timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_write_hidden_in_a_view_runs_again_on_the_primary(rs, split_proxy):
+    # The classifier proves "SELECT ... FROM logged_port" read-only (a view is a name, not a
+    # function call), but the view calls a function that writes: a replica refuses it (25006).
+    rs.primary.query("CREATE OR REPLACE FUNCTION log_read() RETURNS int LANGUAGE plpgsql AS "
+                     "$$ BEGIN INSERT INTO rw (v) VALUES (-7); RETURN inet_server_port(); END $$",
+                     dbname="app")
+    rs.primary.query("CREATE OR REPLACE VIEW logged_port AS SELECT log_read() AS port",
+                     dbname="app")
+    rs.primary.query("GRANT SELECT ON logged_port TO PUBLIC", dbname="app")
+    rs.wait_caught_up()
+    proxy = split_proxy()
+    replica_ports = {r.port for r in rs.replicas}
+    assert set(ports_of_reads(proxy, 5)) <= replica_ports
+    retries = "helios_proxy_replica_write_retries_total"
+    assert proxy.metric(retries) == 0
+    # Nothing of the replica's refusal reached the client: the statement ran on the primary,
+    # with the extended protocol (psycopg) and a simple Query.
+    with proxy.connect(dbname="app") as c:
+        assert c.execute("SELECT port FROM logged_port").fetchone()[0] == rs.primary.port
+    with RawConn(proxy.host, proxy.port) as raw:
+        raw.login(APP_USER, ROLES[APP_USER].password, "app")
+        rows, errors = raw.simple_query("SELECT port FROM logged_port")
+        assert errors == [] and rows == [[str(rs.primary.port)]]
+    assert proxy.metric(retries) == 2
+    # Inside a read-only transaction the refusal is the client's own: 25006 reaches it.
+    with proxy.connect(dbname="app") as c:
+        c.execute("BEGIN READ ONLY")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("SELECT port FROM logged_port")
+        c.execute("ROLLBACK")
+    assert proxy.metric(retries) == 2
 
 
 def insert_then_select(proxy, n: int, base: int, replica_ports: set) -> tuple[int, int]:

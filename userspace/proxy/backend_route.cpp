@@ -47,7 +47,8 @@ pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c
   c->wait_pool = c->pool;
   if (!ctx.hosts) return c->pool;
   pool::HostTable& hosts = *ctx.hosts;
-  if (may_split(cfg, c) && classify_queued(c) != session::ReadClass::kPrimary) {
+  if (may_split(cfg, c) && !c->force_primary &&
+      classify_queued(c) != session::ReadClass::kPrimary) {
     c->lease_read_only = true;
     // Read-your-writes: the position the client's last primary lease covers, once a health
     // check that started after it has measured the primary (until then: the primary).
@@ -97,9 +98,18 @@ void note_lease_end(const SharedContext& ctx, const config::Config& cfg, Client*
   c->ryw_lsn = 0;
 }
 
-bool lease_host_ok(const SharedContext& ctx, const Client* c, const pool::Backend* b) {
+bool lease_host_ok(SharedContext& ctx, const Client* c, const pool::Backend* b) {
   if (!ctx.hosts || c->on_replica) return true;
-  return int(b->pool->key().host) == ctx.hosts->primary();
+  const uint16_t host = b->pool->key().host;
+  // PostgreSQL 14+ reports in_hot_standby at login (and its change at promotion): a backend in
+  // recovery is never a primary connection, whatever the last health check said. The host
+  // loses the role now, not at its next check.
+  for (const auto& [name, value] : b->params)
+    if (name == "in_hot_standby" && value == "on") {
+      ctx.hosts->drop_primary(host, "has a connection that reports in_hot_standby = on");
+      return c->state == ClientState::kWelcome;  // only the server's parameters are needed
+    }
+  return c->state == ClientState::kWelcome || int(host) == ctx.hosts->primary();
 }
 
 std::string no_primary_message(const SharedContext& ctx) {

@@ -309,5 +309,6 @@ def test_failover_waits_for_the_promoted_replica_without_restart(rs, split_proxy
               f"pg_ctl promote returned (a write already waiting for a primary)")
         assert hosts_by_port(proxy)[new_primary.port]["role"] == "primary"
         assert proxy.admin_get("/ready").status_code == 200
-        # Not built yet: the client whose transaction's backend died is closed by the relay
-        # after its error (issue 17 asks that it stay connected); see docs/architecture.md.
+        # The client whose transaction died with the primary kept its connection
+        # (test_replica_failover.py covers every client state).
+        assert in_tx.execute("SELECT 1").fetchone() == (1,)

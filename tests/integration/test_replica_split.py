@@ -41,7 +41,8 @@ def rs():
 def split_proxy(rs, data_path):
     started = []
 
-    def factory(split: bool = True, routing: dict | None = None, **backend):
+    def factory(split: bool = True, routing: dict | None = None, extra: dict | None = None,
+                **backend):
         # The primary is listed between the replicas: its role is discovered, not assumed.
         hosts = [rs.replicas[0], rs.primary, rs.replicas[1]]
         ov = {
@@ -51,6 +52,7 @@ def split_proxy(rs, data_path):
                         "ban_time": "2s", "max_replica_lag": "1s",
                         "connection_timeout": "2s", **backend},
             "routing": {"read_write_split": split, **(routing or {})},
+            **(extra or {}),
         }
         p = start_proxy(rs.primary, ov, data_path=data_path)
         started.append(p)
@@ -216,6 +218,30 @@ def test_write_hidden_in_a_view_runs_again_on_the_primary(rs, split_proxy):
             c.execute("SELECT port FROM logged_port")
         c.execute("ROLLBACK")
     assert proxy.metric(retries) == 2
+
+
+def tenant_rule(pattern: str, split: bool) -> dict:
+    return {"tenant_quotas": {"enabled": True, "identifier": "application_name",
+                              "limits": [{"tenant_pattern": pattern, "read_write_split": split}]}}
+
+
+@pytest.mark.timeout(60)
+def test_read_write_split_per_tenant_rule(rs, split_proxy):
+    replica_ports = {r.port for r in rs.replicas}
+
+    def ports(proxy, tenant: str) -> set:
+        with proxy.connect(dbname="app", application_name=tenant) as c:
+            return {c.execute("SELECT inet_server_port()").fetchone()[0] for _ in range(10)}
+
+    # Off globally, on for one tenant's rule.
+    proxy = split_proxy(split=False, extra=tenant_rule("reports_*", True))
+    assert ports(proxy, "reports_daily") <= replica_ports
+    assert ports(proxy, "web") == {rs.primary.port}
+    proxy.stop()
+    # On globally, off for one tenant's rule (its reads must see its writes at once, say).
+    proxy = split_proxy(split=True, extra=tenant_rule("ledger", False))
+    assert ports(proxy, "ledger") == {rs.primary.port}
+    assert ports(proxy, "web") <= replica_ports
 
 
 def insert_then_select(proxy, n: int, base: int, replica_ports: set) -> tuple[int, int]:

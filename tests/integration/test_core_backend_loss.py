@@ -151,3 +151,43 @@ def test_only_clients_inside_a_transaction_see_the_termination(pg, proxy_factory
     for e in txn_errors:
         assert "terminat" in e or "closed" in e or "connection" in e, e
     assert load.done["transaction"] > 20, load.done
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["transaction", "session"])
+def test_terminated_inside_a_transaction_transaction_mode_keeps_the_client(pg, proxy_factory,
+                                                                           mode, data_path):
+    """pg_terminate_backend on the backend of a client inside a transaction: the server sends
+    FATAL 57P01 on its own. Transaction mode: the client keeps its connection, idle in the
+    transaction (told at its next statement) or waiting for a statement (told at once), with
+    08006 and ReadyForQuery 'I'. Session mode: its server session is gone, so it is closed."""
+    p = proxy_factory(mode=mode, pool_size=POOL)
+    with p.connect() as c:
+        c.execute("BEGIN")
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        assert pg.terminate(pid)
+        time.sleep(0.3)
+        with pytest.raises(psycopg.OperationalError) as e:
+            c.execute("SELECT 1")
+        if mode == "session":
+            assert c.closed
+            return
+        # On the kernel path the server's FATAL may already be on its way to the client in the
+        # kernel (the lease's replies are spliced); the proxy's 08006 and ReadyForQuery follow.
+        lost = ("08006", "57P01") if data_path == "kernel" else ("08006",)
+        assert e.value.sqlstate in lost, e.value
+        assert not c.closed
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # Waiting for a statement inside a transaction when the FATAL comes.
+        c.execute("BEGIN")
+        pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+        killer = threading.Timer(0.5, lambda: pg.terminate(pid))
+        killer.start()
+        with pytest.raises(psycopg.OperationalError) as e:
+            c.execute("SELECT pg_sleep(10)")
+        killer.join()
+        assert e.value.sqlstate in lost, e.value
+        assert "terminating connection due to administrator command" in str(e.value)
+        assert not c.closed
+        assert c.execute("SELECT 2").fetchone() == (2,)
+    assert p.metric("helios_proxy_backend_losses_survived_total") == 2

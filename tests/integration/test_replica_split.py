@@ -15,8 +15,9 @@ import time
 import psycopg
 import pytest
 
-from harness import ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
+from harness import APP_USER, ROLES, ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
 from harness.util import as_postgres_argv, pg_bin, run
+from harness.wire import RawConn
 
 pytestmark = [pytest.mark.needs("admin_api")]
 
@@ -40,7 +41,8 @@ def rs():
 def split_proxy(rs, data_path):
     started = []
 
-    def factory(split: bool = True, routing: dict | None = None, **backend):
+    def factory(split: bool = True, routing: dict | None = None, extra: dict | None = None,
+                **backend):
         # The primary is listed between the replicas: its role is discovered, not assumed.
         hosts = [rs.replicas[0], rs.primary, rs.replicas[1]]
         ov = {
@@ -50,6 +52,7 @@ def split_proxy(rs, data_path):
                         "ban_time": "2s", "max_replica_lag": "1s",
                         "connection_timeout": "2s", **backend},
             "routing": {"read_write_split": split, **(routing or {})},
+            **(extra or {}),
         }
         p = start_proxy(rs.primary, ov, data_path=data_path)
         started.append(p)
@@ -183,6 +186,64 @@ def test_replica_killed_mid_read_errors_then_is_banned_and_returns(rs, split_pro
                and hosts_by_port(proxy)[victim.port]["role"] == "replica", timeout=10)
 
 
+@pytest.mark.timeout(60)
+def test_write_hidden_in_a_view_runs_again_on_the_primary(rs, split_proxy):
+    # The classifier proves "SELECT ... FROM logged_port" read-only (a view is a name, not a
+    # function call), but the view calls a function that writes: a replica refuses it (25006).
+    rs.primary.query("CREATE OR REPLACE FUNCTION log_read() RETURNS int LANGUAGE plpgsql AS "
+                     "$$ BEGIN INSERT INTO rw (v) VALUES (-7); RETURN inet_server_port(); END $$",
+                     dbname="app")
+    rs.primary.query("CREATE OR REPLACE VIEW logged_port AS SELECT log_read() AS port",
+                     dbname="app")
+    rs.primary.query("GRANT SELECT ON logged_port TO PUBLIC", dbname="app")
+    rs.wait_caught_up()
+    proxy = split_proxy()
+    replica_ports = {r.port for r in rs.replicas}
+    assert set(ports_of_reads(proxy, 5)) <= replica_ports
+    retries = "helios_proxy_replica_write_retries_total"
+    assert proxy.metric(retries) == 0
+    # Nothing of the replica's refusal reached the client: the statement ran on the primary,
+    # with the extended protocol (psycopg) and a simple Query.
+    with proxy.connect(dbname="app") as c:
+        assert c.execute("SELECT port FROM logged_port").fetchone()[0] == rs.primary.port
+    with RawConn(proxy.host, proxy.port) as raw:
+        raw.login(APP_USER, ROLES[APP_USER].password, "app")
+        rows, errors = raw.simple_query("SELECT port FROM logged_port")
+        assert errors == [] and rows == [[str(rs.primary.port)]]
+    assert proxy.metric(retries) == 2
+    # Inside a read-only transaction the refusal is the client's own: 25006 reaches it.
+    with proxy.connect(dbname="app") as c:
+        c.execute("BEGIN READ ONLY")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("SELECT port FROM logged_port")
+        c.execute("ROLLBACK")
+    assert proxy.metric(retries) == 2
+
+
+def tenant_rule(pattern: str, split: bool) -> dict:
+    return {"tenant_quotas": {"enabled": True, "identifier": "application_name",
+                              "limits": [{"tenant_pattern": pattern, "read_write_split": split}]}}
+
+
+@pytest.mark.timeout(60)
+def test_read_write_split_per_tenant_rule(rs, split_proxy):
+    replica_ports = {r.port for r in rs.replicas}
+
+    def ports(proxy, tenant: str) -> set:
+        with proxy.connect(dbname="app", application_name=tenant) as c:
+            return {c.execute("SELECT inet_server_port()").fetchone()[0] for _ in range(10)}
+
+    # Off globally, on for one tenant's rule.
+    proxy = split_proxy(split=False, extra=tenant_rule("reports_*", True))
+    assert ports(proxy, "reports_daily") <= replica_ports
+    assert ports(proxy, "web") == {rs.primary.port}
+    proxy.stop()
+    # On globally, off for one tenant's rule (its reads must see its writes at once, say).
+    proxy = split_proxy(split=True, extra=tenant_rule("ledger", False))
+    assert ports(proxy, "ledger") == {rs.primary.port}
+    assert ports(proxy, "web") <= replica_ports
+
+
 def insert_then_select(proxy, n: int, base: int, replica_ports: set) -> tuple[int, int]:
     """n times: insert a row, then at once read it back through the split. (misses, replica reads)"""
     misses = on_replica = 0
@@ -274,5 +335,6 @@ def test_failover_waits_for_the_promoted_replica_without_restart(rs, split_proxy
               f"pg_ctl promote returned (a write already waiting for a primary)")
         assert hosts_by_port(proxy)[new_primary.port]["role"] == "primary"
         assert proxy.admin_get("/ready").status_code == 200
-        # Not built yet: the client whose transaction's backend died is closed by the relay
-        # after its error (issue 17 asks that it stay connected); see docs/architecture.md.
+        # The client whose transaction died with the primary kept its connection
+        # (test_replica_failover.py covers every client state).
+        assert in_tx.execute("SELECT 1").fetchone() == (1,)

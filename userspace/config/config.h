@@ -211,6 +211,7 @@ struct TenantLimits {
   std::string tier;                                   // "" = the default pool
   int64_t weight = 1;                                 // resolved: tier's weight, else 1
   DataPathMode data_path = DataPathMode::kUserspace;  // resolved: [proxy] data_path
+  bool read_write_split = false;                      // resolved: [routing] read_write_split
   std::vector<Cidr> edge_cidrs;
   int64_t edge_syn_rate = 0;   // SYN/s for the XDP guard; 0 = no per-tenant bucket
   int64_t edge_syn_burst = 0;  // resolved: edge_syn_rate when not set

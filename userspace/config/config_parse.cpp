@@ -440,6 +440,7 @@ struct RawLimits {
   bool has_query_timeout = false;
   bool has_pool_mode = false;
   bool has_data_path = false;
+  bool has_read_write_split = false;
 };
 
 RawLimits read_limits(SectionReader& r) {
@@ -457,6 +458,7 @@ RawLimits read_limits(SectionReader& r) {
   l.weight = 0;
   r.read_int("weight", l.weight, 0, kMaxWeight);
   raw.has_data_path = read_data_path(r, "data_path", l.data_path);
+  raw.has_read_write_split = r.read_bool("read_write_split", l.read_write_split);
   std::vector<std::string> cidrs;
   if (r.read_string_array("edge_cidrs", cidrs)) {
     for (const std::string& text : cidrs) {
@@ -475,7 +477,8 @@ RawLimits read_limits(SectionReader& r) {
 }
 
 // Fills inherited values: tier's pool_mode and weight, [tenant_quotas] qps_max_wait,
-// [connection_pool] query_timeout, [proxy] mode and data_path; bursts default to their rates.
+// [connection_pool] query_timeout, [proxy] mode and data_path, [routing] read_write_split; bursts
+// default to their rates.
 TenantLimits resolve_limits(RawLimits raw, SectionReader& r, const Config& config) {
   TenantLimits l = std::move(raw.limits);
   const TierConfig* tier = nullptr;
@@ -498,6 +501,7 @@ TenantLimits resolve_limits(RawLimits raw, SectionReader& r, const Config& confi
   if (!raw.has_qps_max_wait) l.qps_max_wait = config.tenant_quotas.qps_max_wait;
   if (!raw.has_data_path) l.data_path = config.proxy.data_path;
   if (!raw.has_query_timeout) l.query_timeout = config.connection_pool.query_timeout;
+  if (!raw.has_read_write_split) l.read_write_split = config.routing.read_write_split;
   if (l.qps_burst == 0) l.qps_burst = l.max_qps;
   if (l.edge_syn_burst == 0) l.edge_syn_burst = l.edge_syn_rate;
   return l;

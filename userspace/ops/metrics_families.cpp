@@ -430,6 +430,20 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
                         MetricType::Counter);
   add_counter(retries, {}, double(s.counters.lease_retries));
   out.push_back(std::move(retries));
+  auto replica_writes = family("helios_proxy_replica_write_retries_total",
+                               "Statements routed to a replica that refused them as a write "
+                               "(25006) before anything reached the client, run again on the "
+                               "primary",
+                               MetricType::Counter);
+  add_counter(replica_writes, {}, double(s.counters.replica_write_retries));
+  out.push_back(std::move(replica_writes));
+  auto survived = family("helios_proxy_backend_losses_survived_total",
+                         "Server connections lost during a lease (server stopped, crashed, "
+                         "terminated) whose client kept its connection (transaction mode): it "
+                         "got 08006 for what was in flight",
+                         MetricType::Counter);
+  add_counter(survived, {}, double(s.counters.backend_losses_survived));
+  out.push_back(std::move(survived));
   auto query_timeouts = family("helios_proxy_query_timeouts_total",
                                "Statements the proxy cancelled because they ran longer than "
                                "query_timeout (the client gets PostgreSQL's 57014)",

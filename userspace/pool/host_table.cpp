@@ -52,12 +52,13 @@ bool HostTable::replayed(size_t i, uint64_t lsn) const {
   return state_[i].wal_lsn.load(std::memory_order_acquire) >= lsn;
 }
 
-void HostTable::demote(size_t i) {
-  state_[i].role.store(HostRole::kUnknown, std::memory_order_relaxed);
+void HostTable::drop_primary(size_t i, std::string_view why) {
   int expected = int(i);
-  if (primary_.compare_exchange_strong(expected, -1, std::memory_order_acq_rel))
-    log::warn("host {}:{} is in recovery: it is no longer taken for the primary", hosts_[i].host,
-              hosts_[i].port);
+  if (primary_.compare_exchange_strong(expected, -1, std::memory_order_acq_rel)) {
+    state_[i].role.store(HostRole::kUnknown, std::memory_order_relaxed);
+    log::warn("host {}:{} {}: it is no longer taken for the primary", hosts_[i].host,
+              hosts_[i].port, why);
+  }
 }
 
 uint64_t HostTable::primary_lsn_after(Nanos t) const {

@@ -72,9 +72,10 @@ class HostTable {
   // started after `t` (so it covers every commit acknowledged before t); 0 if none yet.
   uint64_t primary_lsn_after(Nanos t) const;
   void count_routed(size_t i) { state_[i].routed.fetch_add(1, std::memory_order_relaxed); }
-  // A new backend of host i reported in_hot_standby=on while i was taken for the primary: the
-  // host lost (or never had) the role. It stays without a role until its next check.
-  void demote(size_t i);
+  // Host i is not the primary any more, found between checks: a new backend of it reported
+  // in_hot_standby=on, or it refuses connections. It stays without a role until its next check
+  // (which elects it again if it still claims the role and no other host took it).
+  void drop_primary(size_t i, std::string_view why);
 
   // ---- health checker side
   bool banned(size_t i, Nanos now) const;

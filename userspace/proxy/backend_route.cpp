@@ -5,6 +5,7 @@
 #include "proxy/client.h"
 #include "proxy/context.h"
 #include "session/read_only.h"
+#include "tenant/tenant_state.h"
 
 namespace helios::proxy {
 namespace {
@@ -34,9 +35,21 @@ session::ReadClass classify_queued(const Client* c) {
   return session::classify_batch(batch, lookup);
 }
 
-bool may_split(const config::Config& cfg, const Client* c) {
-  return cfg.routing.read_write_split && c->mode != config::PoolMode::kSession && !c->pinned &&
-         c->state != ClientState::kWelcome;
+// [routing] read_write_split, or the client's tenant rule's (rules inherit [routing]'s). Read
+// from the worker's config by the tenant's rule index, as query_timeout is.
+bool split_enabled(const SharedContext& ctx, const config::Config& cfg, const Client* c) {
+  const tenant::TenantState* t = c->tenant;
+  if (!t || !ctx.quotas_enabled.load(std::memory_order_relaxed))
+    return cfg.routing.read_write_split;
+  const int16_t rule = t->rule();
+  const auto& rules = cfg.tenant_quotas.limits;
+  if (rule >= 0 && size_t(rule) < rules.size()) return rules[size_t(rule)].limits.read_write_split;
+  return cfg.tenant_quotas.default_limits.read_write_split;
+}
+
+bool may_split(const SharedContext& ctx, const config::Config& cfg, const Client* c) {
+  return c->mode != config::PoolMode::kSession && !c->pinned && c->state != ClientState::kWelcome &&
+         split_enabled(ctx, cfg, c);
 }
 
 }  // namespace
@@ -47,7 +60,8 @@ pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c
   c->wait_pool = c->pool;
   if (!ctx.hosts) return c->pool;
   pool::HostTable& hosts = *ctx.hosts;
-  if (may_split(cfg, c) && classify_queued(c) != session::ReadClass::kPrimary) {
+  if (may_split(ctx, cfg, c) && !c->force_primary &&
+      classify_queued(c) != session::ReadClass::kPrimary) {
     c->lease_read_only = true;
     // Read-your-writes: the position the client's last primary lease covers, once a health
     // check that started after it has measured the primary (until then: the primary).
@@ -90,16 +104,25 @@ pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c
 
 void note_lease_end(const SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now) {
   // A lease proven read-only wrote nothing, wherever it ran.
-  if (!ctx.hosts || c->on_replica || c->lease_read_only || !cfg.routing.read_write_split ||
+  if (!ctx.hosts || c->on_replica || c->lease_read_only || !split_enabled(ctx, cfg, c) ||
       !cfg.routing.read_your_writes)
     return;
   c->ryw_since = now;
   c->ryw_lsn = 0;
 }
 
-bool lease_host_ok(const SharedContext& ctx, const Client* c, const pool::Backend* b) {
+bool lease_host_ok(SharedContext& ctx, const Client* c, const pool::Backend* b) {
   if (!ctx.hosts || c->on_replica) return true;
-  return int(b->pool->key().host) == ctx.hosts->primary();
+  const uint16_t host = b->pool->key().host;
+  // PostgreSQL 14+ reports in_hot_standby at login (and its change at promotion): a backend in
+  // recovery is never a primary connection, whatever the last health check said. The host
+  // loses the role now, not at its next check.
+  for (const auto& [name, value] : b->params)
+    if (name == "in_hot_standby" && value == "on") {
+      ctx.hosts->drop_primary(host, "has a connection that reports in_hot_standby = on");
+      return c->state == ClientState::kWelcome;  // only the server's parameters are needed
+    }
+  return c->state == ClientState::kWelcome || int(host) == ctx.hosts->primary();
 }
 
 std::string no_primary_message(const SharedContext& ctx) {

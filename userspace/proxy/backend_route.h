@@ -25,8 +25,9 @@ pool::Pool* route_lease(SharedContext& ctx, const config::Config& cfg, Client* c
 // A lease ends: one on the primary starts read-your-writes tracking for the client.
 void note_lease_end(const SharedContext& ctx, const config::Config& cfg, Client* c, Nanos now);
 
-// A granted backend is still right for the lease: a primary lease's host still holds the role.
-bool lease_host_ok(const SharedContext& ctx, const Client* c, const pool::Backend* b);
+// A granted backend is still right for the lease: a primary lease's host still holds the role
+// and the backend is not in recovery (in_hot_standby; if it is, its host loses the role now).
+bool lease_host_ok(SharedContext& ctx, const Client* c, const pool::Backend* b);
 
 // The client-facing reason when no primary is known (SQLSTATE 08006).
 std::string no_primary_message(const SharedContext& ctx);

@@ -81,11 +81,16 @@ struct Client {
   pool::Pool* wait_pool = nullptr;  // the pool of the lease it waits for (backend_route.h)
   bool on_replica = false;          // that lease goes to a replica (read/write split)
   bool awaiting_primary = false;    // queued until a primary is known (failover_timeout)
-  Nanos primary_deadline = 0;
-  bool lease_read_only = false;      // its lease's statements were proven read-only
-  Nanos ryw_since = 0;               // end of its last lease on the primary (read-your-writes)
-  uint64_t ryw_lsn = 0;              // primary WAL position its reads must see (0: not known yet)
-  pool::Backend* backend = nullptr;  // while kActive
+  Nanos primary_deadline = 0;       // of that wait (0: none started for this lease)
+  // Its backend died while it was idle inside a transaction: the next statement gets 08006
+  // (proxy/worker_backend_loss.cpp).
+  bool txn_lost = false;
+  bool loss_deferred = false;    // its backend died while a send to it was in flight
+  bool lease_read_only = false;  // its lease's statements were proven read-only
+  bool force_primary = false;  // a replica refused this lease's batch (25006): the primary runs it
+  Nanos ryw_since = 0;         // end of its last lease on the primary (read-your-writes)
+  uint64_t ryw_lsn = 0;        // primary WAL position its reads must see (0: not known yet)
+  pool::Backend* backend = nullptr;     // while kActive
   pool::Backend* sending_to = nullptr;  // backend of the send in flight from to_backend
   tenant::TenantState* tenant = nullptr;
   session::ParamSetPtr params;  // session parameters the client wants (lower-case names)

@@ -270,6 +270,11 @@ uint32_t KernelPath::resume_backend(pool::Backend* b, Client* c, int32_t bid, co
   return raw;
 }
 
+bool KernelPath::reply_cut(const pool::Backend* b) const {
+  const auto* bk = static_cast<const BackendKernel*>(b->path.get());
+  return bk && !bk->resume.done();
+}
+
 bool KernelPath::fence_open(Client* c) {
   ClientKernel& k = *c->kernel;
   if (!k.fence) return true;

@@ -50,6 +50,7 @@ class KernelPath final : public LeasePath {
   void backend_read(pool::Backend* b, int res) override;
   uint32_t resume_backend(pool::Backend* b, Client* c, int32_t bid, const uint8_t* data,
                           uint32_t len, bool* ready) override;
+  bool reply_cut(const pool::Backend* b) const override;
 
  private:
   static BackendKernel* kernel_of(pool::Backend* b) {

@@ -51,6 +51,8 @@ class LeasePath {
   // returns how many. *ready: they ended with a ReadyForQuery of the client's.
   virtual uint32_t resume_backend(pool::Backend* b, Client* c, int32_t bid, const uint8_t* data,
                                   uint32_t len, bool* ready) = 0;
+  // The path forwarded part of a reply message it did not finish (its server went away).
+  virtual bool reply_cut(const pool::Backend* b) const = 0;
 };
 
 class UserspacePath final : public LeasePath {
@@ -74,6 +76,7 @@ class UserspacePath final : public LeasePath {
                           bool*) override {
     return 0;
   }
+  bool reply_cut(const pool::Backend*) const override { return false; }
 };
 
 }  // namespace helios::proxy

@@ -21,6 +21,9 @@ enum class FirstReply : uint8_t {
   kAnswer,    // the backend is answering: no retry from here on
   kShutdown,  // a FATAL 57P0x before any reply reporting work: nothing ran to completion
   kPartial,   // not known yet: held until more arrives
+  // A replica refused the batch as a write (25006) before any reply reporting work: it may run
+  // on the primary instead (read/write split, worker_retry.cpp retry_on_primary).
+  kReadOnly,
 };
 // The longest first ErrorResponse held whole before deciding (PostgreSQL's are ~100 bytes).
 constexpr size_t kFirstReplyMaxBytes = 4096;

@@ -151,6 +151,8 @@ MetricsCounters::Snapshot MetricsCounters::snapshot() const {
     s.refused_transitions[i] = refused_transitions_[i].load(std::memory_order_relaxed);
   s.protocol_violations = protocol_violations_.load(std::memory_order_relaxed);
   s.lease_retries = lease_retries_.load(std::memory_order_relaxed);
+  s.replica_write_retries = replica_write_retries_.load(std::memory_order_relaxed);
+  s.backend_losses_survived = backend_losses_survived_.load(std::memory_order_relaxed);
   s.query_timeouts = query_timeouts_.load(std::memory_order_relaxed);
   return s;
 }

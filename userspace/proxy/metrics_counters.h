@@ -75,6 +75,13 @@ class MetricsCounters {
   void count_protocol_violation() { protocol_violations_.fetch_add(1, std::memory_order_relaxed); }
   // A transaction sent to another backend because its first one ended before answering.
   void count_lease_retry() { lease_retries_.fetch_add(1, std::memory_order_relaxed); }
+  void count_replica_write_retry() {
+    replica_write_retries_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // A lease's server went away and its client kept its connection (worker_backend_loss.cpp).
+  void count_backend_loss_survived() {
+    backend_losses_survived_.fetch_add(1, std::memory_order_relaxed);
+  }
   // A statement the proxy cancelled because it ran past query_timeout.
   void count_query_timeout() { query_timeouts_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -95,6 +102,8 @@ class MetricsCounters {
     std::array<uint64_t, size_t(Machine::kCount)> refused_transitions{};
     uint64_t protocol_violations = 0;
     uint64_t lease_retries = 0;
+    uint64_t replica_write_retries = 0;
+    uint64_t backend_losses_survived = 0;
     uint64_t query_timeouts = 0;
   };
   Snapshot snapshot() const;
@@ -115,6 +124,8 @@ class MetricsCounters {
   std::array<std::atomic<uint64_t>, size_t(Machine::kCount)> refused_transitions_{};
   std::atomic<uint64_t> protocol_violations_{0};
   std::atomic<uint64_t> lease_retries_{0};
+  std::atomic<uint64_t> replica_write_retries_{0};
+  std::atomic<uint64_t> backend_losses_survived_{0};
   std::atomic<uint64_t> query_timeouts_{0};
 };
 

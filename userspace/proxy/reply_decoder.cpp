@@ -134,8 +134,24 @@ void ReplyDecoder::on_message(const pg::FramedMessage& m) {
         forward = false;
         return;
       }
+      if (sink_.survives_loss()) {  // idle in a transaction: it is told at its next statement
+        result_.lost = true;
+        result_.lost_message = f->message;
+        forward = false;
+        return;
+      }
       forward = true;
       forward_prefix(m);
+      return;
+    }
+  }
+  // A FATAL in place of a reply: the session is over, but not the client's (transaction mode).
+  if (m.type == pg::be::kErrorResponse && !probe_reply()) {
+    if (auto f = pg::parse_error_response(body); f && f->is_fatal() && sink_.survives_loss()) {
+      b_.broken = true;
+      result_.lost = true;
+      result_.lost_message = f->message;
+      forward = false;
       return;
     }
   }

@@ -32,6 +32,9 @@ class ReplySink {
   // The client is between transactions on this backend: nothing owed either way, nothing
   // pinned, no probe or restore in progress.
   virtual bool between_transactions() const = 0;
+  // A FATAL from the server would not cost the client its connection: it gets 08006 in place
+  // of the replies owed (transaction mode, unpinned; worker_backend_loss.cpp).
+  virtual bool survives_loss() const = 0;
 
   // ---- bytes for the client, in order
   virtual void forward(const uint8_t* p, uint32_t n, bool in_input) = 0;
@@ -58,6 +61,10 @@ struct ReplyResult {
   // The server ended the session after the lease's transaction was answered in full: the client
   // owes and is owed nothing, so it just loses this backend (not its connection).
   bool died_between = false;
+  // The server said FATAL while the client was inside a transaction or owed replies, and the
+  // sink said the client survives it: not forwarded; its message is here.
+  bool lost = false;
+  std::string lost_message;
 };
 
 class ReplyDecoder {

@@ -256,12 +256,35 @@ class Worker final : public pool::Messenger {
   // b ended before its first reply: the transaction goes to another backend. False when it
   // may not (then the client gets the error as before).
   bool retry_lease(Client* c, pool::Backend* b);
+  // A replica answered the lease's batch with 25006 before anything reached the client
+  // (`replies`: everything it sent so far): the batch runs on the primary instead. False when
+  // it may not (then the client gets the error).
+  bool retry_on_primary(Client* c, pool::Backend* b, std::string_view replies);
+  // Back to the moment the lease began: the client's messages queued again, the backend's
+  // injections undone (shared by both retries).
+  void rewind_lease(Client* c);
   // data starts with a complete FATAL ErrorResponse of class 57P0 (shutdown, termination).
   static bool is_shutdown_report(const uint8_t* data, uint32_t len);
   // Bytes of the lease's first replies while its retry is armed, held in
   // LeaseRetry::first_reply until they tell (lease_retry.h). When bytes were held, *whole gets
   // everything received so far (to relay instead of `data`) unless the answer is kPartial.
   FirstReply take_first_reply(Client* c, const uint8_t* data, uint32_t len, std::string* whole);
+  // ---- a lease's server went away (proxy/worker_backend_loss.cpp)
+  // The server of c's lease b ended (EOF, reset, or a FATAL it sent on its own). Transaction and
+  // statement mode, unpinned client, no reply message cut: what the client was owed becomes
+  // ErrorResponse 08006 + ReadyForQuery 'I' per request (its transaction is gone) and it keeps
+  // its connection. False when it cannot (the caller closes the client as before).
+  bool survive_backend_loss(Client* c, pool::Backend* b, std::string_view why);
+  // Whether a lost backend leaves c connected (the mode and session conditions above).
+  bool may_survive_loss(const Client* c) const;
+  // The client's statements queued after its transaction was lost while it sat idle in it.
+  void answer_lost_transaction(Client* c);
+  // A lease for the primary could not connect (network error): the host loses the role at once
+  // and the client waits for a primary (failover_timeout). False when that does not apply.
+  bool await_primary_after_failure(Client* c);
+  // A queued client whose lease needs a primary waits for one (poll_primary_wait), until
+  // failover_timeout from its first wait for this lease. False: no such wait (fail it).
+  bool await_primary(Client* c);
   // Fails the statements a queued client is waiting to run (or the client, if it can't).
   void fail_pending(Client* c, std::string_view sqlstate, std::string_view message);
 

@@ -126,6 +126,10 @@ config::PoolMode Worker::lease_mode(const Client* c) const {
 }
 
 void Worker::need_backend(Client* c) {
+  if (c->txn_lost) {  // its transaction died with its server: these statements are told so
+    answer_lost_transaction(c);  // proxy/worker_backend_loss.cpp
+    return;
+  }
   Nanos now = monotonic_now();
   if (c->state == ClientState::kIdle || c->state == ClientState::kThrottled) {
     set_state(c, ClientState::kQueued, now);
@@ -152,7 +156,7 @@ void Worker::need_backend(Client* c) {
     if (c->state == ClientState::kQueued && cfg_->backend.failover_timeout > 0) {
       // No primary right now: polled from the tick (on_acquire_timeout) until one is found.
       c->awaiting_primary = true;
-      c->primary_deadline = now + cfg_->backend.failover_timeout;
+      if (!c->primary_deadline) c->primary_deadline = now + cfg_->backend.failover_timeout;
       c->deadline = now;
       return;
     }
@@ -175,6 +179,8 @@ void Worker::on_grant(uint32_t slot, uint32_t gen, uint32_t backend_index) {
 
 void Worker::fail_pending(Client* c, std::string_view sqlstate, std::string_view message) {
   release_active(c);
+  c->primary_deadline = 0;
+  c->force_primary = false;
   bool clean = c->framer.at_boundary() && !c->wire.unsynced && c->outstanding > 0;
   if (!clean || c->state == ClientState::kWelcome) {
     send_error(c, true, sqlstate, message);
@@ -206,6 +212,9 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
   // to the client as PostgreSQL said it; a network failure is reported as 08006.
   std::string sqlstate = waiting_pool(c)->last_connect_sqlstate();
   std::string error = waiting_pool(c)->last_connect_error();
+  // The primary does not answer (stopped, crashed): wait for one (failover_timeout) rather
+  // than fail a client that may not be in a transaction at all.
+  if (sqlstate.empty() && await_primary_after_failure(c)) return;
   if (!sqlstate.empty())
     fail_pending(c, sqlstate, error);
   else
@@ -281,6 +290,7 @@ void Worker::on_acquire_timeout(Client* c) {
 void Worker::start_lease(Client* c, pool::Backend* b) {
   if (!lease_host_ok(ctx_, c, b)) {  // the primary moved while it waited: never write there
     b->pool->release(b, *this, monotonic_now());
+    if (await_primary(c)) return;  // for the next primary, up to failover_timeout
     fail_pending(c, pg::sqlstate::kConnectionFailure, no_primary_message(ctx_));
     return;
   }
@@ -306,6 +316,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
     return;
   }
   c->backend = b;
+  c->primary_deadline = 0;
   c->ran_transaction = true;
   set_state(c, ClientState::kActive, now);
   arm_lease_retry(c, b);
@@ -360,6 +371,7 @@ void Worker::end_lease(Client* c) {
   pool::Backend* b = c->backend;
   c->backend = nullptr;
   c->retry.disarm();
+  c->force_primary = false;
   c->framer.release_scratch();
   ctx_.on_lease_end(c);
   note_lease_end(ctx_, *cfg_, c, monotonic_now());  // read-your-writes (backend_route.cpp)

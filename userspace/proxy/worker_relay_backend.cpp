@@ -23,6 +23,7 @@ class WorkerReplySink final : public ReplySink {
   bool attached() const override { return c_ != nullptr; }
   session::ResponseTracker& tracker() override { return c_->tracker; }
   session::ClientSession* session_if() override { return c_->session.get(); }
+  bool survives_loss() const override { return w_.may_survive_loss(c_); }
   bool between_transactions() const override {
     const Client* c = c_;
     if (c->mode == config::PoolMode::kSession || c->pinned || c->outstanding > 0 ||
@@ -127,6 +128,14 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     return;
   }
   b->broken = true;
+  // Transaction mode: the client keeps its connection; what it was owed fails with 08006
+  // (worker_backend_loss.cpp). Not when part of a reply message already reached it.
+  if (c && b->framer.at_boundary() && !path_->reply_cut(b) &&
+      survive_backend_loss(
+          c, b,
+          res == 0 ? "the server closed the connection" : "the connection to the server failed")) {
+    return;
+  }
   if (c) {
     c->backend = nullptr;
     ctx_.on_lease_end(c);
@@ -161,6 +170,12 @@ void Worker::on_backend_data(pool::Backend* b, Client* c, uint16_t bid, uint32_t
             b->finish = pool::Backend::Finish::kDiscard;
             finish_backend(b);
           }
+          return;
+        }
+        break;
+      case FirstReply::kReadOnly:
+        if (retry_on_primary(c, b, first)) {
+          bufs_->unref(bid);
           return;
         }
         break;
@@ -214,6 +229,11 @@ void Worker::after_replies(Client* c, pool::Backend* b, const ReplyResult& h) {
   }
   if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
   update_client_input(c);
+  if (h.lost && !h.desync) {
+    // The server said FATAL (shutdown, terminated) while the client was in a transaction or
+    // waiting: it keeps its connection and gets 08006 (worker_backend_loss.cpp).
+    if (survive_backend_loss(c, b, h.lost_message)) return;
+  }
   if (h.died_between && !h.desync && c->tracker.empty() && c->outstanding == 0) {
     log::info("worker {}: backend pid {} of pool {} ended between transactions; replacing it", id_,
               b->process_id, c->pool->name());
@@ -229,6 +249,9 @@ void Worker::after_replies(Client* c, pool::Backend* b, const ReplyResult& h) {
     if (h.desync && !c->fatal_sent)
       send_error(c, true, pg::sqlstate::kProtocolViolation,
                  "the proxy lost track of the server's replies; closing the session");
+    else if (h.lost && !c->fatal_sent)  // its FATAL was not forwarded: say it here
+      send_error(c, true, pg::sqlstate::kConnectionFailure,
+                 "the connection to the database server was lost: " + h.lost_message);
     c->fatal_sent = true;
     close_client(c);
     b->finish = pool::Backend::Finish::kDiscard;

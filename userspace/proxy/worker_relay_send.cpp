@@ -105,7 +105,17 @@ void Worker::on_backend_send(Client* c, int res) {
   --b->sends_inflight;
   io::SendQueue& q = b->tls ? b->tls->out() : c->to_backend;
   complete_send(q, res);
-  if (c->backend == b && c->retry.deferred) {
+  if (c->backend == b && c->loss_deferred) {
+    // Its server went away while this send was in flight (worker_backend_loss.cpp).
+    c->loss_deferred = false;
+    if (!survive_backend_loss(c, b, "the server closed the connection")) {
+      c->backend = nullptr;
+      ctx_.on_lease_end(c);
+      send_error(c, true, pg::sqlstate::kConnectionFailure,
+                 "server closed the connection unexpectedly");
+      b->finish = pool::Backend::Finish::kDiscard;
+    }
+  } else if (c->backend == b && c->retry.deferred) {
     // Its server ended before answering while this send was in flight: now the transaction
     // can go to another backend.
     if (!retry_lease(c, b)) {

@@ -48,6 +48,29 @@ bool Worker::is_shutdown_report(const uint8_t* data, uint32_t len) {
 
 namespace {
 
+// An ErrorResponse (type byte, length, fields: `mlen` as in its header) with SQLSTATE 25006
+// read_only_sql_transaction: a hot standby refused a write.
+bool is_read_only_refusal(const uint8_t* data, uint32_t mlen) {
+  auto f =
+      pg::parse_error_response(std::string_view(reinterpret_cast<const char*>(data) + 5, mlen - 4));
+  return f && !f->is_fatal() && f->sqlstate == "25006";
+}
+
+// After the first ErrorResponse in `replies`: its ReadyForQuery 'I' arrived too (the backend is
+// idle and may serve another lease).
+bool ends_idle(std::string_view replies) {
+  size_t pos = 0;
+  while (pos + 5 <= replies.size()) {
+    const auto* p = reinterpret_cast<const uint8_t*>(replies.data()) + pos;
+    uint32_t mlen =
+        (uint32_t(p[1]) << 24) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 8) | uint32_t(p[4]);
+    if (mlen < 4 || pos + 1 + size_t(mlen) > replies.size()) return false;
+    if (p[0] == 'Z') return mlen == 5 && p[5] == 'I' && pos + 6 == replies.size();
+    pos += 1 + size_t(mlen);
+  }
+  return false;
+}
+
 // Replies that report no completed work: the server parsed, bound or described, or told a
 // parameter. A FATAL after only these means nothing the client asked for ran to completion.
 bool reports_no_work(char type) {
@@ -85,7 +108,9 @@ FirstReply Worker::take_first_reply(Client* c, const uint8_t* data, uint32_t len
     char type = char(p[pos]);
     if (type == 'E')
       verdict = is_shutdown_report(p + pos, uint32_t(n - pos)) ? FirstReply::kShutdown
-                                                               : FirstReply::kAnswer;
+                : c->on_replica && c->retry.synced && is_read_only_refusal(p + pos, mlen)
+                    ? FirstReply::kReadOnly
+                    : FirstReply::kAnswer;
     else if (!c->retry.synced || !reports_no_work(type))
       verdict = FirstReply::kAnswer;
     pos += 1 + size_t(mlen);
@@ -116,8 +141,16 @@ bool Worker::retry_lease(Client* c, pool::Backend* b) {
       "to another backend (attempt {})",
       id_, b->process_id, c->pool->name(), r.attempts);
   ctx_.metrics.count_lease_retry();
-  // Back to the moment the lease began: the dead backend's injected messages go, the client's
-  // own messages are queued again, and the next backend gets its own injections.
+  b->broken = true;
+  rewind_lease(c);
+  need_backend(c);
+  return true;
+}
+
+void Worker::rewind_lease(Client* c) {
+  LeaseRetry& r = c->retry;
+  // The backend's injected messages go, the client's own messages are queued again, and the
+  // next backend gets its own injections.
   if (c->tracker.size() > r.tracker_size)
     c->tracker.drop_front(track_pool_, c->tracker.size() - r.tracker_size);
   c->to_backend.clear(*chunks_);
@@ -128,10 +161,29 @@ bool Worker::retry_lease(Client* c, pool::Backend* b) {
   }
   r.disarm();
   r.again = true;
-  b->broken = true;
   c->backend = nullptr;
   ctx_.on_lease_end(c);
   set_state(c, ClientState::kIdle, monotonic_now());
+}
+
+bool Worker::retry_on_primary(Client* c, pool::Backend* b, std::string_view replies) {
+  LeaseRetry& r = c->retry;
+  if (!r.armed || !c->on_replica || c->backend != b || stopping_ || c->to_backend.in_flight() ||
+      c->state != ClientState::kActive || path_->holds(c))
+    return false;
+  log::info(
+      "worker {}: replica backend pid {} of pool {} refused a write (25006); the batch runs "
+      "on the primary",
+      id_, b->process_id, b->pool->name());
+  ctx_.metrics.count_replica_write_retry();
+  // The replica answered in full (error, then ReadyForQuery 'I'): it can serve again.
+  const bool idle = ends_idle(replies);
+  if (idle) b->tx_status = 'I';
+  b->broken = b->broken || !idle;
+  rewind_lease(c);
+  c->force_primary = true;
+  b->finish = idle ? pool::Backend::Finish::kRelease : pool::Backend::Finish::kDiscard;
+  finish_backend(b);
   need_backend(c);
   return true;
 }

@@ -124,6 +124,17 @@ class ResponseTracker {
   }
   // True if every pending reply is one the proxy makes up (no server involved).
   bool only_synthetic() const;
+  // The server answered an extended-protocol message with an error and skips to a Sync the
+  // client has not sent yet.
+  bool skipping() const { return skipping_; }
+  // Calls fn(entry) for every pending entry, in order.
+  template <typename F>
+  void for_each(F&& fn) const {
+    every_entry([&](const TrackEntry& e) {
+      fn(e);
+      return true;
+    });
+  }
   // True if every pending reply answers the session-state probe, ending with its Sync (and the
   // server is not skipping to a Sync for something else).
   bool only_probe() const;

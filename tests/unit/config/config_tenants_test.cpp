@@ -126,6 +126,26 @@ TEST_CASE("query_timeout: [connection_pool]'s unless a rule sets its own") {
   CHECK(c->tenant_quotas.default_limits.query_timeout == 30 * kNanosPerSec);
 }
 
+TEST_CASE("read_write_split: [routing]'s unless a rule sets its own") {
+  Result<Config> c = parse_config(
+      "[routing]\nread_write_split = true\n"
+      "[tenant_quotas]\nenabled = true\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"ledger\"\nread_write_split = false\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"x_*\"\nmax_qps = 1\n",
+      options());
+  REQUIRE(c.ok());
+  CHECK(c->tenant_quotas.limits[0].limits.read_write_split == false);  // explicitly off
+  CHECK(c->tenant_quotas.limits[1].limits.read_write_split == true);   // inherited
+  CHECK(c->tenant_quotas.default_limits.read_write_split == true);
+  c = parse_config(
+      "[tenant_quotas]\nenabled = true\n"
+      "[[tenant_quotas.limits]]\ntenant_pattern = \"reports_*\"\nread_write_split = true\n",
+      options());
+  REQUIRE(c.ok());
+  CHECK(c->tenant_quotas.limits[0].limits.read_write_split == true);
+  CHECK(c->tenant_quotas.default_limits.read_write_split == false);
+}
+
 TEST_CASE("rules inherit from their tier, [tenant_quotas] and [proxy]") {
   Result<Config> c = parse_config(
       "[proxy]\nmode = \"session\"\ndata_path = \"auto\"\n"

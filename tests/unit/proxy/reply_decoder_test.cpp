@@ -24,6 +24,7 @@ class RecordingReplySink final : public ReplySink {
 
   bool attached_ = true;
   bool between = false;
+  bool survives = false;
   bool duration_cancelled = false;
   std::string to_client;
   std::vector<char> ready;  // client_ready() calls: the transaction status of each
@@ -34,6 +35,7 @@ class RecordingReplySink final : public ReplySink {
   bool attached() const override { return attached_; }
   session::ClientSession* session_if() override { return sess.get(); }
   bool between_transactions() const override { return between; }
+  bool survives_loss() const override { return survives; }
   void forward(const uint8_t* p, uint32_t n, bool) override {
     to_client.append(reinterpret_cast<const char*>(p), n);
   }
@@ -187,6 +189,35 @@ TEST_CASE("reply decoder: a FATAL between transactions loses the backend, not th
     CHECK(b.broken);
     CHECK(r.died_between == between);
     CHECK(sink.to_client.empty() == between);
+  }
+}
+
+TEST_CASE("reply decoder: a FATAL the client survives is not forwarded, idle or answering") {
+  for (bool answering : {false, true}) {
+    for (bool survives : {false, true}) {
+      CAPTURE(answering);
+      CAPTURE(survives);
+      session::TrackBlockPool pool;
+      RecordingReplySink sink(pool);
+      sink.survives = survives;
+      if (answering) sink.expect(Expect::kQuery);  // a statement in flight
+      pool::Backend b;
+      std::string reply;
+      if (answering) pg::write_command_complete(reply, "INSERT 0 1");  // part of its answer
+      pg::write_error_response(reply, "FATAL", "57P01",
+                               "terminating connection due to administrator command");
+      auto r = feed(b, pool, sink, reply, false);
+      CHECK(b.broken);
+      CHECK(!r.died_between);
+      CHECK(r.lost == survives);
+      if (survives) {
+        CHECK(r.lost_message == "terminating connection due to administrator command");
+        CHECK(types(sink.to_client) == (answering ? "C" : ""));
+        CHECK(sink.tracker().size() == (answering ? 1u : 0u));  // still owed: the worker fails it
+      } else {
+        CHECK(types(sink.to_client) == (answering ? "CE" : "E"));
+      }
+    }
   }
 }
 

@@ -190,4 +190,27 @@ def test_terminated_inside_a_transaction_transaction_mode_keeps_the_client(pg, p
         assert "terminating connection due to administrator command" in str(e.value)
         assert not c.closed
         assert c.execute("SELECT 2").fetchone() == (2,)
-    assert p.metric("helios_proxy_backend_losses_survived_total") == 2
+        # Idle in a transaction that is lost, the client rolls back: that is all it could want
+        # of it, so the ROLLBACK succeeds; anything else in the same Query is told of the loss.
+        for rollback, survives in (("ROLLBACK", True), ("rollback work;", True),
+                                   ("/* bye */ ABORT TRANSACTION", True),
+                                   ("ROLLBACK; SELECT 1", False), ("COMMIT", False)):
+            c.execute("BEGIN")
+            pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+            assert pg.terminate(pid)
+            time.sleep(0.3)
+            if survives and data_path != "kernel":
+                c.execute(rollback)  # no error
+            elif survives:
+                # The server's FATAL may have reached the client through the kernel first.
+                try:
+                    c.execute(rollback)
+                except psycopg.OperationalError as e:
+                    assert e.sqlstate == "57P01", (rollback, e)
+            else:
+                with pytest.raises(psycopg.OperationalError) as e:
+                    c.execute(rollback)
+                assert e.value.sqlstate in lost, (rollback, e.value)
+            assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE, rollback
+            assert c.execute("SELECT 3").fetchone() == (3,)
+    assert p.metric("helios_proxy_backend_losses_survived_total") == 7

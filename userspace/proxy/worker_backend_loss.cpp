@@ -12,14 +12,14 @@
 // LISTEN, untracked settings) died with the backend, so they are closed with FATAL 08006 as
 // before. Nor when the client already got part of a reply message, or the backend died in the
 // middle of the proxy's own session-state probe or restore: the stream cannot be continued.
-#include <cctype>
-
 #include "common/log.h"
 #include "pg/protocol.h"
+#include "pg/reader.h"
 #include "pg/sqlstate.h"
 #include "pg/writer.h"
 #include "proxy/backend_route.h"
 #include "proxy/worker.h"
+#include "session/sql_lexer.h"
 
 namespace helios::proxy {
 namespace {
@@ -34,24 +34,37 @@ std::string lost_message(std::string_view why) {
   return m;
 }
 
-// The whole queued batch is one simple Query "ROLLBACK" (or ABORT): what the client wants of
-// a transaction that is gone anyway.
+// The whole queued batch is one simple Query whose only statement is ROLLBACK (or ABORT, with
+// TRANSACTION or WORK): what the client wants of a transaction that is gone anyway.
 bool is_lone_rollback(const Client* c) {
   if (c->outstanding != 1 || c->wire.unsynced || c->tracker.size() != 1) return false;
   std::string batch;
   c->to_backend.for_each([&](const uint8_t* d, uint32_t n) {
-    if (batch.size() < 64) batch.append(reinterpret_cast<const char*>(d), n);
+    if (batch.size() <= 256) batch.append(reinterpret_cast<const char*>(d), n);
   });
-  if (batch.size() < 6 || batch[0] != pg::fe::kQuery) return false;
-  uint32_t len = (uint32_t(uint8_t(batch[1])) << 24) | (uint32_t(uint8_t(batch[2])) << 16) |
-                 (uint32_t(uint8_t(batch[3])) << 8) | uint32_t(uint8_t(batch[4]));
-  if (len + 1 != batch.size()) return false;
-  std::string text;
-  for (char ch : std::string_view(batch).substr(5, len - 5))
-    if (ch != '\0' && ch != ';' && !std::isspace(static_cast<unsigned char>(ch)))
-      text += char(std::tolower(static_cast<unsigned char>(ch)));
-  return text == "rollback" || text == "abort" || text == "rollbacktransaction" ||
-         text == "rollbackwork";
+  if (batch.size() < 5 || batch.size() > 256 || batch[0] != pg::fe::kQuery) return false;
+  pg::MessageReader header(std::string_view(batch).substr(1, 4));
+  if (uint32_t(header.get_i32()) + 1 != batch.size()) return false;  // one message, whole
+  pg::MessageReader body(std::string_view(batch).substr(5));
+  std::string_view sql = body.get_cstring();
+  if (!body.ok()) return false;
+  session::SqlLexer lexer(sql);
+  std::vector<session::SqlToken> tokens;
+  size_t end = 0;
+  int statements = 0;
+  bool rollback = false;
+  while (lexer.next_statement(&tokens, &end)) {
+    if (tokens.empty()) continue;  // ";;" or a trailing ';'
+    ++statements;
+    auto word = [&](size_t k, std::string_view w) {
+      return k < tokens.size() && tokens[k].kind == session::SqlToken::Kind::kWord &&
+             tokens[k].text == w;
+    };
+    rollback =
+        (word(0, "rollback") || word(0, "abort")) &&
+        (tokens.size() == 1 || (tokens.size() == 2 && (word(1, "transaction") || word(1, "work"))));
+  }
+  return statements == 1 && rollback;
 }
 
 }  // namespace

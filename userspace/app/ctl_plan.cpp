@@ -21,6 +21,8 @@ struct PlanArgs {
   CLI::Option* db_max_opt = nullptr;
   CLI::Option* instances_opt = nullptr;
   CLI::Option* fleet_opt = nullptr;
+  uint32_t hosts = 1;
+  CLI::Option* hosts_opt = nullptr;
   CLI::Option* reserved_opt = nullptr;
   CLI::Option* default_pool_opt = nullptr;
 };
@@ -54,6 +56,11 @@ void register_plan_command(CLI::App& app, CtlContext& ctx) {
   args->fleet_opt = cmd->add_flag("--fleet", args->fleet,
                                   "the instances share pool maxima through [fleet] (Redis): "
                                   "the pools count once");
+  args->hosts_opt = cmd->add_option("--hosts", args->hosts,
+                                    "[backend] hosts (a primary and replicas): the budget is per "
+                                    "host, each host gets the pools and one health-check "
+                                    "connection per instance")
+                        ->check(CLI::Range(1u, 16u));
   cmd->add_option("-o,--output", ctx.output, "output format")
       ->check(CLI::IsMember({"table", "json"}));
   cmd->callback([args, &ctx] {
@@ -65,6 +72,7 @@ void register_plan_command(CLI::App& app, CtlContext& ctx) {
     if (args->default_pool_opt->count()) req.default_pool = args->default_pool;
     if (args->instances_opt->count()) req.instances = args->instances;
     if (args->fleet_opt->count()) req.fleet = args->fleet;
+    if (args->hosts_opt->count()) req.hosts = args->hosts;
     req.json = ctx.output == "json";
     ctx.exit_code = tenant::run_plan(req, std::cout, std::cerr);
   });

@@ -132,9 +132,11 @@ bool read_database(FileReader& r, const toml::table& db, PlanInput& plan) {
       if (!r.read_count(node, what, 0, plan.reserved)) return false;
     } else if (key == "default_pool") {
       if (!r.read_count(node, what, 0, plan.default_pool)) return false;
+    } else if (key == "hosts") {
+      if (!r.read_count(node, what, 1, plan.hosts)) return false;
     } else {
-      return r.fail(node,
-                    "unknown key " + what + " (expected max_connections, reserved, default_pool)");
+      return r.fail(node, "unknown key " + what +
+                              " (expected max_connections, reserved, default_pool, hosts)");
     }
   }
   return true;
@@ -274,6 +276,9 @@ Result<Plan> make_plan(const PlanInput& in) {
   if (in.instances < 1) return Error::invalid("instances must be at least 1");
   plan.instances = in.instances;
   plan.fleet = in.fleet;
+  if (in.hosts < 1) return Error::invalid("hosts must be at least 1");
+  plan.hosts = in.hosts;
+  plan.health_checks = in.hosts > 1 ? in.instances : 0;
   uint64_t per_instance = in.default_pool;
   for (size_t i = 0; i < in.tiers.size(); ++i) {
     const TierInput& t = in.tiers[i];
@@ -292,7 +297,7 @@ Result<Plan> make_plan(const PlanInput& in) {
     plan.tiers.push_back(std::move(tp));
   }
   plan.per_instance = per_instance;
-  const uint64_t total = per_instance * plan_copies(plan) + in.reserved;
+  const uint64_t total = per_instance * plan_copies(plan) + plan.health_checks + in.reserved;
   plan.total = total;
   plan.fits = total <= in.db_max_connections;
   plan.over_by = plan.fits ? 0 : total - in.db_max_connections;
@@ -401,24 +406,27 @@ Result<PlanInput> load_plan_file(const std::string& path) {
 
 std::string plan_verdict(const Plan& p) {
   const uint32_t copies = plan_copies(p);
-  std::string pools = fmt::format("{} in pools", p.total - p.reserved);
+  const uint64_t in_pools = p.total - p.reserved - p.health_checks;
+  std::string pools = fmt::format("{} in pools", in_pools);
   if (copies > 1)
-    pools = fmt::format("{} in pools ({} per instance x {} instances)", p.total - p.reserved,
-                        p.per_instance, copies);
+    pools = fmt::format("{} in pools ({} per instance x {} instances)", in_pools, p.per_instance,
+                        copies);
   else if (p.instances > 1)
     pools += fmt::format(" (shared by {} instances through [fleet])", p.instances);
+  if (p.health_checks > 0) pools += fmt::format(" + {} health check", p.health_checks);
+  const std::string where = p.hosts > 1 ? fmt::format(" on each of the {} hosts", p.hosts) : "";
   if (p.fits)
-    return fmt::format("fits: {} + {} reserved = {} of {} connections, {} spare", pools, p.reserved,
-                       p.total, p.db_max_connections, p.spare);
+    return fmt::format("fits{}: {} + {} reserved = {} of {} connections, {} spare", where, pools,
+                       p.reserved, p.total, p.db_max_connections, p.spare);
   std::string out =
-      fmt::format("over budget by {}: {} + {} reserved = {} connections, the database allows {}",
-                  p.over_by, pools, p.reserved, p.total, p.db_max_connections);
+      fmt::format("over budget{} by {}: {} + {} reserved = {} connections, the database allows {}",
+                  where, p.over_by, pools, p.reserved, p.total, p.db_max_connections);
   std::vector<std::string> remedies;
   remedies.push_back(fmt::format("raise max_connections to {}", p.total));
-  if (copies > 1 && p.per_instance + p.reserved <= p.db_max_connections)
+  if (copies > 1 && p.per_instance + p.health_checks + p.reserved <= p.db_max_connections)
     remedies.push_back(
         fmt::format("share the pools across the instances with [fleet] (then {} of {})",
-                    p.per_instance + p.reserved, p.db_max_connections));
+                    p.per_instance + p.health_checks + p.reserved, p.db_max_connections));
   for (const TierPlan& t : p.tiers) {
     if (t.input.mode != TierMode::kDedicated) continue;
     // Connections of everything else, across the instances; this tier's pools count `copies`
@@ -455,7 +463,10 @@ std::string format_plan_table(const Plan& p) {
                     std::to_string(p.default_pool)});
   if (plan_copies(p) > 1)
     rows.push_back({fmt::format("x {} instances", p.instances), "", "", "", "", "", "", "",
-                    std::to_string(p.total - p.reserved)});
+                    std::to_string(p.total - p.reserved - p.health_checks)});
+  if (p.health_checks > 0)
+    rows.push_back({fmt::format("health check ({} hosts)", p.hosts), "", "", "", "", "", "1",
+                    std::to_string(p.instances), std::to_string(p.health_checks)});
   rows.push_back({"Reserved", "", "", "", "", "", "", "", std::to_string(p.reserved)});
   rows.push_back(
       {"Total", "", "", "", "", "", "", "", fmt::format("{} / {}", p.total, p.db_max_connections)});
@@ -527,6 +538,8 @@ std::string format_plan_json(const Plan& p) {
                              {"instances", p.instances},
                              {"fleet", p.fleet},
                              {"per_instance", p.per_instance},
+                             {"hosts", p.hosts},
+                             {"health_checks", p.health_checks},
                              {"total", p.total},
                              {"db_max_connections", p.db_max_connections},
                              {"fits", p.fits},
@@ -560,6 +573,7 @@ int run_plan(const PlanRequest& request, std::ostream& out, std::ostream& err) {
   if (request.default_pool) input.default_pool = *request.default_pool;
   if (request.instances) input.instances = *request.instances;
   if (request.fleet) input.fleet = *request.fleet;
+  if (request.hosts) input.hosts = *request.hosts;
   auto plan = make_plan(input);
   if (!plan) {
     err << "heliosctl plan: " << plan.error().message << "\n";

@@ -43,6 +43,8 @@ struct PlanInput {
   uint32_t default_pool = 0;        // the proxy's default pool ([backend] max_connections), if any
   uint32_t instances = 1;           // proxy instances in front of the database
   bool fleet = false;  // the instances share pool maxima through [fleet]: the pools count once
+  uint32_t hosts = 1;  // [backend] hosts (a primary and replicas): each gets the pools, and one
+                       // health-check connection per instance; max_connections is per host
 };
 
 struct TierPlan {
@@ -60,8 +62,11 @@ struct Plan {
   uint32_t default_pool = 0;
   uint32_t instances = 1;
   bool fleet = false;
-  uint64_t per_instance = 0;  // tiers + default pool: what one instance's pools may open
-  uint64_t total = 0;         // per_instance x (fleet ? 1 : instances) + reserved
+  uint32_t hosts = 1;
+  uint64_t per_instance = 0;   // tiers + default pool: what one instance's pools may open
+  uint64_t health_checks = 0;  // with several hosts: one connection per instance on each host
+  uint64_t total = 0;          // per_instance x (fleet ? 1 : instances) + health_checks + reserved,
+                               // on each host
   bool fits = false;
   uint64_t over_by = 0;  // total - db_max_connections when it does not fit
   uint64_t spare = 0;    // db_max_connections - total when it fits
@@ -82,7 +87,8 @@ Result<Plan> make_plan(const PlanInput& input);
 
 // "name:mode:peak_qps:mean_service_s:burst[:x]:tenants[:weight[:pool_mode]]".
 Result<TierInput> parse_tier_spec(std::string_view spec);
-// A plan file: [database] max_connections, reserved, default_pool; [proxy] instances, fleet;
+// A plan file: [database] max_connections, reserved, default_pool, hosts; [proxy] instances,
+// fleet;
 // [tiers.<name>] mode,
 // peak_qps, mean_service_s, burst_factor, expected_tenants (or tenants), weight, pool_mode.
 // Errors read "path:line: message". Tiers keep their order in the file.
@@ -106,7 +112,7 @@ constexpr int kPlanBadInput = 2;
 struct PlanRequest {
   std::string file;                     // plan TOML, or empty
   std::vector<std::string> tier_specs;  // --tier values, appended after the file's tiers
-  std::optional<uint32_t> db_max_connections, reserved, default_pool, instances;
+  std::optional<uint32_t> db_max_connections, reserved, default_pool, instances, hosts;
   std::optional<bool> fleet;
   bool json = false;
 };

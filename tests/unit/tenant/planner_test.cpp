@@ -346,3 +346,29 @@ TEST_CASE("plan files: [proxy] instances and fleet") {
   CHECK(zero.err.find(bad + ":2: [proxy] instances must be at least 1") != std::string::npos);
   std::remove(bad.c_str());
 }
+
+TEST_CASE("heliosctl plan --hosts: the budget is per host, with a health check per instance") {
+  PlanRequest r = seed003_request();
+  r.tier_specs[0] = "premium:dedicated:120:0.025:2.0:20";  // 154 in pools
+  r.hosts = 3;
+  Run one = run(r);
+  CHECK(one.code == kPlanFits);
+  CHECK(one.out.find("health check (3 hosts)") != std::string::npos);
+  CHECK(one.out.find("fits on each of the 3 hosts: 154 in pools + 1 health check + 20 reserved = "
+                     "175 of 200 connections, 25 spare") != std::string::npos);
+  // Two instances sharing the pools through [fleet]: the pools once, a health check each.
+  r.instances = 2;
+  r.fleet = true;
+  Run shared = run(r);
+  CHECK(shared.code == kPlanFits);
+  CHECK(shared.out.find("+ 2 health check + 20 reserved = 176 of 200") != std::string::npos);
+  r.json = true;
+  auto j = nlohmann::json::parse(run(r).out);
+  CHECK(j["hosts"] == 3);
+  CHECK(j["health_checks"] == 2);
+  CHECK(j["total"] == 176);
+  // One host (no [backend] hosts list): no health-check connection counted.
+  PlanRequest single = seed003_request();
+  single.tier_specs[0] = "premium:dedicated:120:0.025:2.0:20";
+  CHECK(run(single).out.find("health check") == std::string::npos);
+}

@@ -212,9 +212,13 @@ void Worker::on_wait_failed(uint32_t slot, uint32_t gen, pool::WaitFailure why) 
   // to the client as PostgreSQL said it; a network failure is reported as 08006.
   std::string sqlstate = waiting_pool(c)->last_connect_sqlstate();
   std::string error = waiting_pool(c)->last_connect_error();
-  // The primary does not answer (stopped, crashed): wait for one (failover_timeout) rather
-  // than fail a client that may not be in a transaction at all.
-  if (sqlstate.empty() && await_primary_after_failure(c)) return;
+  // The primary does not answer (stopped, crashed), or answers that it is going away or not
+  // up yet (57P01-57P03: shutting down, starting up, in recovery): wait for one
+  // (failover_timeout) rather than fail a client that may not be in a transaction at all.
+  const bool going_away = sqlstate == pg::sqlstate::kAdminShutdown ||
+                          sqlstate == pg::sqlstate::kCrashShutdown ||
+                          sqlstate == pg::sqlstate::kCannotConnectNow;
+  if ((sqlstate.empty() || going_away) && await_primary_after_failure(c)) return;
   if (!sqlstate.empty())
     fail_pending(c, sqlstate, error);
   else

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
@@ -78,6 +77,15 @@ def start_fleet(pg, redis, n: int, backends: int, clients: int) -> list:
     return procs
 
 
+def tally(replies: list[dict], since: float) -> dict:
+    """The openers' answers to one command, summed: ok, errors, seconds since `since`, and the
+    error samples of the openers that had errors."""
+    return {"ok": sum(r.get("ok", 0) for r in replies),
+            "errors": sum(r.get("errors", 0) for r in replies),
+            "seconds": round(time.monotonic() - since, 1),
+            "error_samples": [r.get("error_samples") for r in replies if r.get("errors")]}
+
+
 def instance_clients(p) -> int:
     try:
         return int(p.admin_get("/api/v1/pool/stats", timeout=5).json().get("client_connections",
@@ -116,13 +124,8 @@ def main() -> int:
             t_open = time.monotonic()
             for n in per:
                 openers.append(IdleOpener(Target(ci), n, srcs, a.timeout))
-            opened = [o.read(a.timeout + 120) for o in openers]
-            ok = sum(o.get("ok", 0) for o in opened)
-            failed = sum(o.get("errors", 0) for o in opened)
-            out["opened"] = {"ok": ok, "errors": failed,
-                             "seconds": round(time.monotonic() - t_open, 1),
-                             "error_samples": [o.get("error_samples") for o in opened
-                                               if o.get("errors")]}
+            out["opened"] = tally([o.read(a.timeout + 120) for o in openers], t_open)
+            ok, failed = out["opened"]["ok"], out["opened"]["errors"]
             print(f"opened {ok:,} of {a.clients:,} logins in "
                   f"{out['opened']['seconds']:.0f} s, {failed} failed "
                   f"{out['opened']['error_samples'] or ''}", flush=True)
@@ -176,12 +179,8 @@ def main() -> int:
                 t.start()
             for t in threads:
                 t.join()
-            c_ok = sum(x.get("ok", 0) for x in results)
-            c_err = sum(x.get("errors", 0) for x in results)
-            out["select_1"] = {"ok": c_ok, "errors": c_err,
-                               "seconds": round(time.monotonic() - t_check, 1),
-                               "error_samples": [x.get("error_samples") for x in results
-                                                 if x.get("errors")]}
+            out["select_1"] = tally(results, t_check)
+            c_ok, c_err = out["select_1"]["ok"], out["select_1"]["errors"]
             print(f"SELECT 1 on every client: {c_ok:,} ok, {c_err} failed in "
                   f"{out['select_1']['seconds']:.0f} s {out['select_1']['error_samples'] or ''}",
                   flush=True)

@@ -17,6 +17,7 @@ cleaned up by the reaper like PgCluster.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -172,3 +173,18 @@ def _conf(v) -> str:
     if isinstance(v, (int, float)):
         return str(v)
     return "'" + str(v).replace("'", "''") + "'"
+
+
+@contextmanager
+def replica_set_with_table(replicas_count: int, table: str, **kwargs):
+    """A started ReplicaSet whose primary has table `table` (id bigserial, v int) in database
+    app, writable by everyone and replayed on every replica; stopped on exit."""
+    s = ReplicaSet(replicas_count=replicas_count, **kwargs)
+    s.start()
+    try:
+        s.primary.query(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, v int)", dbname="app")
+        s.primary.query(f"GRANT ALL ON {table}, {table}_id_seq TO PUBLIC", dbname="app")
+        s.wait_caught_up()
+        yield s
+    finally:
+        s.stop()

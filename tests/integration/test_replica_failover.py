@@ -19,7 +19,8 @@ import time
 import psycopg
 import pytest
 
-from harness import APP_USER, ROLES, ReplicaSet, start_proxy, wait_until
+from harness import APP_USER, ROLES, start_proxy, wait_until
+from harness.replicaset import replica_set_with_table
 from harness.util import as_postgres_argv, chown_postgres, pg_bin, run
 from harness.wire import RawConn, message
 
@@ -32,15 +33,8 @@ LOAD_CLIENTS = 50  # the issue's figure: a 50-client load across the failover
 
 @pytest.fixture(scope="module")
 def rs():
-    s = ReplicaSet(replicas_count=1)
-    s.start()
-    s.primary.query("CREATE TABLE fo (id bigserial PRIMARY KEY, v int)", dbname="app")
-    s.primary.query("GRANT ALL ON fo, fo_id_seq TO PUBLIC", dbname="app")
-    s.wait_caught_up()
-    try:
+    with replica_set_with_table(1, "fo") as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

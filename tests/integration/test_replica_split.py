@@ -15,7 +15,8 @@ import time
 import psycopg
 import pytest
 
-from harness import APP_USER, ROLES, ReplicaSet, helios_binary, pgbench, start_proxy, wait_until
+from harness import APP_USER, ROLES, helios_binary, pgbench, start_proxy, wait_until
+from harness.replicaset import replica_set_with_table
 from harness.util import as_postgres_argv, pg_bin, run
 from harness.wire import RawConn
 
@@ -26,15 +27,8 @@ INTERVAL_S = 0.2  # health_check_interval of these tests
 
 @pytest.fixture(scope="module")
 def rs():
-    s = ReplicaSet(replicas_count=2, pgbench_scale=1)
-    s.start()
-    s.primary.query("CREATE TABLE rw (id bigserial PRIMARY KEY, v int)", dbname="app")
-    s.primary.query("GRANT ALL ON rw, rw_id_seq TO PUBLIC", dbname="app")
-    s.wait_caught_up()
-    try:
+    with replica_set_with_table(2, "rw", pgbench_scale=1) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ namespace helios::config {
 enum class PoolMode : uint8_t { kSession, kTransaction, kStatement };
 enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 enum class DataPathMode : uint8_t { kUserspace, kKernel, kAuto };
+enum class WorkerScaling : uint8_t { kLoad, kFixed };
 enum class SslMode : uint8_t { kDisable, kPrefer, kRequire, kVerifyFull };
 enum class AuthType : uint8_t { kScramSha256, kMd5, kTrust };
 enum class ClientTlsMode : uint8_t { kDisable, kAllow, kRequire };
@@ -39,6 +40,7 @@ enum class TenantIdentifierKind : uint8_t { kApplicationName, kUser, kDatabase, 
 std::string_view to_string(PoolMode v);
 std::string_view to_string(LogLevel v);
 std::string_view to_string(DataPathMode v);
+std::string_view to_string(WorkerScaling v);
 std::string_view to_string(SslMode v);
 std::string_view to_string(AuthType v);
 std::string_view to_string(ClientTlsMode v);
@@ -69,7 +71,11 @@ struct ProxyConfig {
   HostPort admin_listen_address{"127.0.0.1", 9090};
   PoolMode mode = PoolMode::kTransaction;
   LogLevel log_level = LogLevel::kInfo;
-  int workers = 0;                   // 0 = one per core
+  int workers = 0;  // 0 = one per core
+  // "load": `workers` is a ceiling and only as many are awake as the load needs (clients move
+  // between workers between transactions); "fixed": all of them, always.
+  WorkerScaling worker_scaling = WorkerScaling::kLoad;
+  double worker_busy_target = 0.7;  // "load": wake another worker when the awake ones are this busy
   std::string instance = "default";  // BPF pins live in /sys/fs/bpf/helios/<instance>
   DataPathMode data_path = DataPathMode::kUserspace;
   Nanos startup_timeout = 10 * kNanosPerSec;  // startup + auth must finish within it

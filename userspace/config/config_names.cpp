@@ -33,6 +33,10 @@ std::string_view to_string(LogLevel v) {
   return "?";
 }
 
+std::string_view to_string(WorkerScaling v) {
+  return v == WorkerScaling::kFixed ? "fixed" : "load";
+}
+
 std::string_view to_string(DataPathMode v) {
   switch (v) {
     case DataPathMode::kUserspace:

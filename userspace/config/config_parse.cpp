@@ -73,6 +73,9 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
                  {"off", LogLevel::kOff}});
   int64_t workers = p.workers;
   if (r.read_int("workers", workers, 0, 1024)) p.workers = static_cast<int>(workers);
+  r.read_choice("worker_scaling", p.worker_scaling,
+                {{"load", WorkerScaling::kLoad}, {"fixed", WorkerScaling::kFixed}});
+  r.read_double("worker_busy_target", p.worker_busy_target, 0.01, 1.0);
   std::string instance;
   if (r.read_string("instance", instance)) {
     if (valid_name(instance)) {

@@ -301,6 +301,24 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
       add_gauge(worker_buffers, {{"worker", std::to_string(i)}},
                 double(s.workers[i].recv_buffers_free));
   out.push_back(std::move(worker_buffers));
+  auto awake = family("helios_proxy_worker_awake",
+                      "1 for each worker serving clients, 0 for one parked because the load does "
+                      "not need it ([proxy] worker_scaling = \"load\")",
+                      MetricType::Gauge);
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    add_gauge(awake, {{"worker", std::to_string(i)}}, s.workers[i].awake ? 1.0 : 0.0);
+  out.push_back(std::move(awake));
+  auto moves = family("helios_proxy_worker_client_moves_total",
+                      "Clients handed between workers between transactions, by worker and "
+                      "direction (in: to this worker)",
+                      MetricType::Counter);
+  for (size_t i = 0; i < s.workers.size(); ++i) {
+    add_counter(moves, {{"worker", std::to_string(i)}, {"direction", "in"}},
+                double(s.workers[i].moved_in));
+    add_counter(moves, {{"worker", std::to_string(i)}, {"direction", "out"}},
+                double(s.workers[i].moved_out));
+  }
+  out.push_back(std::move(moves));
   auto cancels = family("helios_proxy_cancel_requests_total", "CancelRequest packets received",
                         MetricType::Counter);
   add_counter(cancels, {}, double(s.cancel_requests));

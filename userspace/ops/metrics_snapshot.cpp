@@ -37,12 +37,15 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
     s.kernel_features.emplace_back(kFeatureNames[f], ctx.kernel_features[f].load());
   if (ctx.edge_guard)
     if (auto counters = ctx.edge_guard->counters()) s.edge = std::move(*counters);
+  uint32_t awake = ctx.active_workers.load(std::memory_order_relaxed);
   for (const auto& w : server.workers()) {
     const auto& st = w->stats();
     s.workers.push_back({st.clients.load(std::memory_order_relaxed),
                          st.bytes_from_clients.load(std::memory_order_relaxed),
                          st.bytes_from_backends.load(std::memory_order_relaxed),
-                         st.recv_buffers_free.load(std::memory_order_relaxed)});
+                         st.recv_buffers_free.load(std::memory_order_relaxed),
+                         st.moved_in.load(std::memory_order_relaxed),
+                         st.moved_out.load(std::memory_order_relaxed), w->id() < awake});
   }
 
   if (ctx.hosts) s.hosts = ctx.hosts->snapshot(s.taken_at);

@@ -58,7 +58,10 @@ struct Client {
   bool track_statements = false;    // rewrite named statements (prepared_statement_mode track)
   bool pinned = false;              // session state binds it to its backend (see ClientSession)
   bool ran_transaction = false;     // has had a lease (drain: a fresh client may run one)
+  bool moving = false;              // its recv is being cancelled to hand it to another worker
+  bool moved = false;               // lives on another worker than its key names (MovedClients)
   config::PoolMode mode = config::PoolMode::kTransaction;  // of the current / next lease
+  uint16_t move_to = 0;                                    // the worker a moving client goes to
   uint16_t pending_queries = 0;  // statements received, not yet admitted by the QPS bucket
   uint16_t inflight = 0;         // io_uring ops outstanding that reference this slot
   uint32_t outstanding = 0;      // ReadyForQuery messages the client still expects
@@ -66,6 +69,7 @@ struct Client {
   // of them have been answered.
   uint32_t rfq_sent = 0;
   uint32_t cancel_key = 0;  // secret half of the BackendKeyData the proxy issued
+  int32_t issued_pid = 0;   // process id half of it (names the worker and slot of its login)
 
   Nanos state_since = 0;
   Nanos throttle_since = 0;      // when the held statements started waiting for QPS tokens

@@ -24,6 +24,7 @@
 #include "proxy/cancel_key.h"
 #include "proxy/fleet_admission.h"
 #include "proxy/metrics_counters.h"
+#include "proxy/moved_clients.h"
 #include "proxy/preauth_sources.h"
 #include "session/params.h"
 #include "session/prepared_registry.h"
@@ -48,6 +49,10 @@ struct SharedContext {
   std::vector<Worker*> workers;
   std::atomic<int64_t> client_connections{0};
   std::atomic<uint64_t> cancel_requests{0};
+  // Workers that follow the load ([proxy] worker_scaling, proxy/load_governor.h): workers
+  // 0..active_workers-1 are awake; the others hand their clients over and only accept and log in.
+  std::atomic<uint32_t> active_workers{1};
+  MovedClients moved;                  // clients that changed worker since login, for their cancels
   CancelKeyLayout cancel_keys{false};  // with [fleet]: a peer number in every key (set at start)
   // A messenger for threads that are not workers (connector, control thread).
   std::function<std::unique_ptr<pool::Messenger>()> make_messenger;

@@ -331,6 +331,14 @@ void KernelPath::client_freed(Client* c) {
   c->kernel.reset();
 }
 
+// A client whose socket joined the splice engine stays on its worker. Taking its socket out of
+// the sockmap at rest would not be safe: bytes the client sends meanwhile (its next statement)
+// that the verdict already passed sit in the psock's ingress queue, which the kernel purges with
+// the psock; the statement would be lost. (Measured: a client moved that way under load hung.)
+bool KernelPath::release_for_move(Client* c) {
+  return !c->kernel;
+}
+
 void KernelPath::backend_read(pool::Backend* b, int res) {
   BackendKernel* bk = kernel_of(b);
   if (!bk || !bk->ep.joined || res == -EAGAIN || res == -ENOBUFS || res == -ECANCELED) return;

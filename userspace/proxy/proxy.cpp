@@ -211,9 +211,13 @@ Status Proxy::start() {
     return failed;
   }
   if (fleet_) fleet_->start();  // after the workers exist: it posts to them
+  start_following_load(*cfg);
   ready_.store(true, std::memory_order_release);
-  log::info("heliosproxy {} listening on {} ({} worker{}, {} mode, {} data path)", HELIOS_VERSION,
+  log::info("heliosproxy {} listening on {} ({} worker{}{}, {} mode, {} data path)", HELIOS_VERSION,
             cfg->proxy.listen_address.to_string(), n, n == 1 ? "" : "s",
+            n > 1 && cfg->proxy.worker_scaling == config::WorkerScaling::kLoad
+                ? " following the load"
+                : "",
             config::to_string(cfg->proxy.mode), config::to_string(cfg->proxy.data_path));
   return {};
 }
@@ -317,6 +321,7 @@ void Proxy::apply(std::shared_ptr<const config::Config> cfg) {
     cfg_ = cfg;
   }
   for (auto& w : workers_) w->post([cfg](Worker& wk) { wk.on_config(cfg); }, *control_messenger_);
+  if (!threads_.empty()) reconfigure_load(*cfg);
 }
 
 ReloadOutcome Proxy::reload() {
@@ -432,6 +437,7 @@ int Proxy::run() {
         drain();
     }
     Nanos now = monotonic_now();
+    follow_load(now);
     if (now >= next_upkeep) {
       upkeep(now);
       next_upkeep = now + kNanosPerSec;

@@ -11,14 +11,15 @@
 #include <vector>
 
 #include "bpf/sockops_bypass.h"
-#include "bpf/xdp_guard.h"
 #include "bpf/vip_lookup.h"
+#include "bpf/xdp_guard.h"
 #include "common/result.h"
 #include "config/config.h"
 #include "datapath/kernel_accounting.h"
 #include "proxy/bpf_specs.h"
 #include "proxy/context.h"
 #include "proxy/heap_trim.h"
+#include "proxy/load_governor.h"
 #include "proxy/worker.h"
 
 namespace helios::proxy {
@@ -69,6 +70,11 @@ class Proxy {
   // [backend] hosts: the host table and its health checker (proxy/host_health.cpp).
   Status start_health_checker(const config::Config& cfg);
   void upkeep(Nanos now);
+  // Workers that follow the load (proxy_load.cpp): the governor, fed each worker thread's CPU.
+  void start_following_load(const config::Config& cfg);
+  void follow_load(Nanos now);
+  void reconfigure_load(const config::Config& cfg);
+  void publish_active_workers(const config::Config& cfg);
   // [fleet] (proxy_fleet.cpp): the agent, wired to the tenant registry, gates and workers.
   Status start_fleet(const config::Config& cfg);
   void stop_fleet();
@@ -100,6 +106,11 @@ class Proxy {
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> reload_requested_{false};
   HeapTrim heap_trim_;  // control thread only (upkeep)
+  // Control thread only: workers that follow the load.
+  LoadGovernor governor_{{}};
+  std::vector<clockid_t> worker_clocks_;  // each worker thread's CPU clock
+  std::vector<Nanos> worker_cpu_;         // its CPU time at the last check
+  Nanos last_load_check_ = 0;
 };
 
 }  // namespace helios::proxy

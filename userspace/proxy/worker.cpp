@@ -259,6 +259,7 @@ void Worker::on_accept(int res, uint32_t flags) {
 
 void Worker::on_tick(Nanos now) {
   path_->on_tick();
+  follow_load(now);
   if (auto free = bufs_->available())
     stats_.recv_buffers_free.store(*free, std::memory_order_relaxed);
   // Startup and auth must finish within startup_timeout.

@@ -82,6 +82,8 @@ class Worker final : public pool::Messenger {
   static uint32_t cancel_secret();  // 32 random bits from a CSPRNG
   void on_gate_open(uint32_t slot, uint32_t gen, tenant::TenantState* t);
   void on_fleet_admission(uint32_t slot, uint32_t gen, tenant::TenantState* t, bool admitted);
+  // A client another worker handed over between two of its transactions (worker_move.cpp).
+  void adopt(std::shared_ptr<Client> moved);
   void begin_drain(Nanos deadline);
   void drain_if_idle(Client* c);
   void drain_deadline_passed();
@@ -96,6 +98,9 @@ class Worker final : public pool::Messenger {
     std::atomic<uint64_t> bytes_from_clients{0};
     std::atomic<uint64_t> bytes_from_backends{0};
     std::atomic<int64_t> recv_buffers_free{-1};  // BufferRing::available(); -1: unknown
+    std::atomic<uint64_t> leases{0};             // leases started (the load the workers balance)
+    std::atomic<uint64_t> moved_in{0};           // clients handed over by other workers
+    std::atomic<uint64_t> moved_out{0};          // ... and to them
   };
   const Stats& stats() const { return stats_; }
 
@@ -117,6 +122,7 @@ class Worker final : public pool::Messenger {
   void arm_accept();
   void on_accept(int res, uint32_t flags);
   Client* client_at(uint32_t slot, uint32_t gen);
+  Client* take_slot();  // a fresh slot (next generation), or null when the key layout is full
   Client* new_client(int fd);
   // The one place a client changes state (client_state.h); false if the transition was refused.
   bool set_state(Client* c, ClientState s, Nanos now);
@@ -124,6 +130,19 @@ class Worker final : public pool::Messenger {
   void abort_client(Client* c);  // drop everything now
   void maybe_free(Client* c);    // frees once no I/O references the slot
   void detach_backend_on_close(Client* c);
+
+  // ---- workers that follow the load (proxy/worker_move.cpp)
+  // From the tick: a parked worker (id >= ctx_.active_workers) hands every client at rest to the
+  // awake ones; an awake worker with clearly more leases than the others hands some over.
+  void follow_load(Nanos now);
+  bool at_rest(const Client* c) const;  // between transactions, nothing in flight but its recv
+  void begin_move(Client* c, uint16_t to);
+  // The recv of a moving client ended cancelled: hand it over if it is still at rest (true).
+  bool finish_move(Client* c);
+  // Moves up to `budget` clients at rest for which want(c) holds, scanning from move_cursor_;
+  // to(c) picks each one's worker.
+  template <class Want, class To>
+  uint32_t move_some(uint32_t budget, Want&& want, To&& to);
 
   // ---- client I/O
   void arm_client_recv(Client* c);
@@ -318,6 +337,13 @@ class Worker final : public pool::Messenger {
   };
   TimerList startup_list_, queued_list_, active_list_, throttled_list_, closing_list_;
   TimerList* list_for(ClientState s);
+
+  // Workers that follow the load (worker_move.cpp).
+  uint32_t move_cursor_ = 0;           // next slot the hand-over scan looks at
+  uint32_t move_rr_ = 0;               // round robin over the awake workers
+  Nanos next_follow_ = 0;              // next follow_load()
+  Nanos next_balance_ = 0;             // next comparison of the awake workers' leases
+  std::vector<uint64_t> seen_leases_;  // each worker's Stats::leases at that comparison
 
   std::vector<Client*> starved_;  // multishot recv ended with ENOBUFS
   std::vector<std::pair<pool::Waiter, pool::Backend*>> deferred_grants_;

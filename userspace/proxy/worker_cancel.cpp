@@ -1,5 +1,6 @@
 // CancelRequests (the process id layout: cancel_key.h). A key of this instance goes to the worker
-// owning the client (on_cancel, worker_lease.cpp); with [fleet], a key carrying another live
+// owning the client (on_cancel, worker_lease.cpp): the one its key names, or the one it moved to
+// (MovedClients); with [fleet], a key carrying another live
 // instance's peer number goes on to that instance (fleet/cancel_forwarder.h), once: the
 // forwarded request is marked, and a marked one is only ever looked up here.
 #include <openssl/rand.h>
@@ -31,6 +32,11 @@ void Worker::route_cancel(int32_t pid, uint32_t key) {
       case fleet::CancelForwarder::Outcome::kUnknownPeer:
         break;  // perhaps a number this instance held before: its key check decides
     }
+  }
+  if (auto at = ctx_.moved.find(pid, key)) {  // the client moved to another worker since login
+    uint32_t slot = at->slot;
+    ctx_.workers[at->worker]->post([slot, key](Worker& w) { w.on_cancel(slot, key); }, *this);
+    return;
   }
   if (d.worker >= ctx_.workers.size()) return;
   uint32_t slot = d.slot;

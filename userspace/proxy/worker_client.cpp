@@ -22,7 +22,7 @@ Client* Worker::client_at(uint32_t slot, uint32_t gen) {
   return c->gen == gen && c->state != ClientState::kFree ? c : nullptr;
 }
 
-Client* Worker::new_client(int fd) {
+Client* Worker::take_slot() {
   uint32_t slot;
   if (!free_slots_.empty()) {
     slot = free_slots_.back();
@@ -38,6 +38,12 @@ Client* Worker::new_client(int fd) {
   *c = Client{};
   c->slot = slot;
   c->gen = gen;
+  return c;
+}
+
+Client* Worker::new_client(int fd) {
+  Client* c = take_slot();
+  if (!c) return nullptr;
   c->fd = fd;
   c->startup = std::make_unique<StartupState>();
   stats_.clients.fetch_add(1, std::memory_order_relaxed);
@@ -131,6 +137,10 @@ void Worker::on_client_recv(Client* c, int res, uint32_t flags) {
   if (!(flags & IORING_CQE_F_MORE)) {
     c->recv_armed = false;
     --c->inflight;
+    if (c->moving) {  // worker_move.cpp: the recv was cancelled to hand the client over
+      c->moving = false;
+      if (res == -ECANCELED && finish_move(c)) return;
+    }
   }
   if (res > 0) {
     uint16_t bid = uint16_t(flags >> IORING_CQE_BUFFER_SHIFT);
@@ -341,6 +351,7 @@ void Worker::maybe_free(Client* c) {
   c->retry.disarm();
   c->retry.again = false;
   path_->client_freed(c);
+  if (c->moved) ctx_.moved.forget(c->issued_pid, c->cancel_key);
   ::close(c->fd);
   c->fd = -1;
   c->params.reset();

@@ -322,6 +322,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   c->backend = b;
   c->primary_deadline = 0;
   c->ran_transaction = true;
+  stats_.leases.fetch_add(1, std::memory_order_relaxed);
   set_state(c, ClientState::kActive, now);
   arm_lease_retry(c, b);
   prepare_pending(c, b);

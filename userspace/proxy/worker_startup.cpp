@@ -491,6 +491,7 @@ void Worker::send_welcome(Client* c) {
   }
   int32_t pid = ctx_.cancel_keys.encode(ctx_.fleet ? ctx_.fleet->peer() : 0, id_, c->slot);
   pg::write_backend_key_data(out, pid, int32_t(c->cancel_key));
+  c->issued_pid = pid;
   pg::write_ready_for_query(out, 'I');
   queue_to_client(c, out);
   c->startup.reset();

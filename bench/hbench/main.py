@@ -27,7 +27,7 @@ from harness import DataPathUnavailable, PgCluster, helios_binary
 from . import docs, idle, machine, noisy, plots, report, scenarios
 from .plan import full_plan, quick_plan
 from .runner import Bench
-from .systems import FULL_SYSTEMS, QUICK_SYSTEMS, SPECS, ProxySettings, System
+from .systems import FULL_SYSTEMS, PG_LISTEN, QUICK_SYSTEMS, SPECS, ProxySettings, System
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -138,8 +138,8 @@ def run_bench(a) -> int:
     out = Path(a.out) if a.out else RESULTS / (stamp + ("-quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
-    with PgCluster(max_connections=plan.max_connections,
-                   shared_buffers=plan.shared_buffers) as pg:
+    with PgCluster(max_connections=plan.max_connections, shared_buffers=plan.shared_buffers,
+                   settings={"listen_addresses": PG_LISTEN}) as pg:
         systems = {n: System(SPECS[n], pg) for n in names}
         b = Bench(plan, pg, systems, out)
         b.extra["stamp"] = stamp

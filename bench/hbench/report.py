@@ -404,7 +404,7 @@ def setup_lines(data: dict) -> list[str]:
         f"- PostgreSQL 15: fsync off, shared_buffers {p['shared_buffers']}, max_connections "
         f"{p['max_connections']}, `pgbench -i -s {p['scale']}`; TCP: heliosproxy connects to "
         "127.0.0.1, direct and PgBouncer to 127.0.0.2, which heliosproxy's same-host bypass "
-        "(on by default where safe) does not take.",
+        "(when attached) does not take.",
         f"- PgBouncer and heliosproxy: transaction mode, pool of {p['pool_size']} backends per "
         "(database, user), SCRAM-SHA-256 for clients with the secret fetched by auth_query, "
         "TCP to PostgreSQL, logging off (heliosproxy log_level error; PgBouncer "

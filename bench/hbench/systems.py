@@ -20,11 +20,11 @@ from harness.util import drop_to_postgres, raise_nofile, set_pdeathsig
 BENCH_DB = "bench"
 
 # PostgreSQL listens on a second loopback address for direct connections and for PgBouncer.
-# heliosproxy's same-host bypass (same_host_bypass = "auto", its default) takes every local
-# connection to or from the database address:port it uses, whoever makes it, for as long as a
-# heliosproxy runs (docs/datapath.md, "When auto attaches it"); the bench keeps every system
-# running, so direct and PgBouncer reach the same server through an address the bypass does not
-# list, and are measured as they run without heliosproxy on the host.
+# heliosproxy's same-host bypass, when attached (true; "auto" leaves it off on current kernels),
+# takes every local connection to or from the database address:port it uses, whoever makes it,
+# for as long as a heliosproxy runs (docs/datapath.md, "When auto attaches it"); the bench keeps
+# every system running, so direct and PgBouncer reach the same server through an address the
+# bypass does not list, and are measured as they run without heliosproxy on the host.
 PG_LISTEN = "127.0.0.1,127.0.0.2"
 OTHERS_PG_HOST = "127.0.0.2"
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "bpf/feature_probe.h"
+#include "bpf/sockops_bypass.h"
 #include "common/unique_fd.h"
 
 namespace helios::proxy {
@@ -76,7 +77,6 @@ BypassDecision decide_bypass(const BypassFacts& f) {
     return {O::kSkip,
             "data_path \"kernel\" or \"auto\" is configured, and a spliced lease's socket must not "
             "be in the bypass map"};
-  if (!f.kernel_refusal.empty()) return {O::kKernelRefused, f.kernel_refusal};
   if (f.database_unix_socket)
     return {O::kSkip, "[backend] host is a unix socket: no TCP hop to PostgreSQL to shortcut"};
   if (!f.database_resolve_error.empty())
@@ -89,6 +89,12 @@ BypassDecision decide_bypass(const BypassFacts& f) {
                             " is neither loopback nor an address of this host)"};
     local += (local.empty() ? "" : ", ") + bpf::format_ip(a.addr);
   }
+  if (!f.kernel_refusal.empty()) return {O::kKernelRefused, f.kernel_refusal};
+  if (!f.redirect_flow_control)
+    return {O::kSkip,
+            "this kernel's sk_msg redirect has no flow control (a socket that stops reading does "
+            "not hold back its local sender), so the proxy's backpressure would not bound memory; "
+            "same_host_bypass = true attaches it anyway"};
   return {O::kAttach, "PostgreSQL is on this host (" + local + ")"};
 }
 
@@ -98,12 +104,12 @@ BypassFacts gather_bypass_facts(const config::Config& cfg) {
   if (f.setting != config::BypassSetting::kAuto) return f;
   f.splicing_configured = splicing_configured(cfg);
   if (f.splicing_configured) return f;
-  if (auto s = bpf::require_bypass(bpf::probe_kernel_features()); !s)
-    f.kernel_refusal = s.error().message;
-  if (!f.kernel_refusal.empty()) return f;
   f.database_unix_socket = cfg.backend.unix_socket();
   if (f.database_unix_socket) return f;
   f.database_resolve_error = resolve_hosts(cfg.backend, f.database_addresses);
+  if (auto s = bpf::require_bypass(bpf::probe_kernel_features()); !s)
+    f.kernel_refusal = s.error().message;
+  f.redirect_flow_control = bpf::kRedirectHasFlowControl;
   return f;
 }
 

@@ -1,15 +1,20 @@
 // [proxy] same_host_bypass = "auto": is attaching the same-host bypass safe here? A pure decision
 // over facts gathered once at start-up (docs/datapath.md, "When `auto` attaches it").
 //
-// "Safe" means: no connection it touches can behave differently, and nobody loses something they
-// asked for. With "auto" it attaches only when
+// "Safe" means: every connection it takes behaves as over TCP (same bytes, same order, and a
+// sender held back when its receiver stops reading), and nobody loses something they configured.
+// With "auto" it attaches only when
 //   1. no lease can be spliced: data_path is "userspace" in [proxy] and every tenant rule (with
 //      "kernel" or "auto" anywhere the splice engine is loaded, and a reload could splice; a
 //      socket whose peer redirects into it with sk_msg never reaches a splice verdict);
-//   2. the kernel and this process support it (require_bypass over the probe);
-//   3. PostgreSQL is reached over TCP (not a unix socket) and every address [backend] host and
+//   2. PostgreSQL is reached over TCP (not a unix socket) and every address [backend] host and
 //      hosts resolve to is on this host (loopback, or an address this host's network namespace
-//      owns: bind() to it works), the deployment the measurements cover.
+//      owns: bind() to it works), the deployment the measurements cover;
+//   3. the kernel and this process support it (require_bypass over the probe);
+//   4. the kernel's redirect keeps TCP's flow control (bpf::kRedirectHasFlowControl). No kernel
+//      we know of does: a receiver that stops reading does not stop its sender, so the proxy's
+//      backpressure (a slow client pauses its backend; a flooding client is not read) would no
+//      longer bound memory. So today "auto" says why and leaves the bypass off.
 // true attaches without asking (a refusal is logged and counted as before), false never does.
 #pragma once
 
@@ -28,8 +33,9 @@ struct DatabaseAddress {
 
 struct BypassFacts {
   config::BypassSetting setting = config::BypassSetting::kAuto;
-  bool splicing_configured = false;  // data_path "kernel" or "auto" in [proxy] or a tenant rule
-  std::string kernel_refusal;        // why the kernel or this process cannot; "" = it can
+  bool splicing_configured = false;    // data_path "kernel" or "auto" in [proxy] or a tenant rule
+  std::string kernel_refusal;          // why the kernel or this process cannot; "" = it can
+  bool redirect_flow_control = false;  // a full receiver holds the sender back, as over TCP
   bool database_unix_socket = false;
   std::string database_resolve_error;               // a [backend] host did not resolve
   std::vector<DatabaseAddress> database_addresses;  // every address the backend hosts resolve to

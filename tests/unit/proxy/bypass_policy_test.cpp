@@ -1,6 +1,7 @@
 // same_host_bypass = "auto": the pure decision over start-up facts (proxy/bypass_policy.h).
 #include <doctest/doctest.h>
 
+#include "bpf/sockops_bypass.h"
 #include "proxy/bypass_policy.h"
 
 using namespace helios;
@@ -21,10 +22,12 @@ DatabaseAddress elsewhere(const char* s) {
   return {ip(s), false};
 }
 
-// PostgreSQL on loopback, a kernel that supports the bypass, user-space data path.
+// PostgreSQL on loopback, a kernel that supports the bypass with flow control (no kernel we know
+// of has it: bpf::kRedirectHasFlowControl), user-space data path.
 BypassFacts safe() {
   BypassFacts f;
   f.database_addresses = {on_host("127.0.0.1"), on_host("::1")};
+  f.redirect_flow_control = true;
   return f;
 }
 
@@ -73,6 +76,18 @@ TEST_CASE("auto does not attach when leases may be spliced, before asking the ke
   BypassDecision d = decide_bypass(f);
   CHECK(d.outcome == BypassOutcome::kSkip);
   CHECK(d.why.find("data_path") != std::string::npos);
+}
+
+TEST_CASE(
+    "auto does not attach where the kernel's redirect has no flow control (today's kernels)") {
+  BypassFacts f = safe();
+  f.redirect_flow_control = bpf::kRedirectHasFlowControl;
+  BypassDecision d = decide_bypass(f);
+  CHECK(d.outcome == BypassOutcome::kSkip);
+  CHECK(d.why.find("no flow control") != std::string::npos);
+  // What the deployment says comes first: a remote database is named as the reason.
+  f.database_addresses = {elsewhere("192.0.2.1")};
+  CHECK(decide_bypass(f).why.find("192.0.2.1") != std::string::npos);
 }
 
 TEST_CASE("auto reports a kernel refusal as such (metric -1), not as a choice") {

@@ -89,12 +89,12 @@ BypassDecision decide_bypass(const BypassFacts& f) {
                             " is neither loopback nor an address of this host)"};
     local += (local.empty() ? "" : ", ") + bpf::format_ip(a.addr);
   }
-  if (!f.kernel_refusal.empty()) return {O::kKernelRefused, f.kernel_refusal};
   if (!f.redirect_flow_control)
     return {O::kSkip,
             "this kernel's sk_msg redirect has no flow control (a socket that stops reading does "
             "not hold back its local sender), so the proxy's backpressure would not bound memory; "
             "same_host_bypass = true attaches it anyway"};
+  if (!f.kernel_refusal.empty()) return {O::kKernelRefused, f.kernel_refusal};
   return {O::kAttach, "PostgreSQL is on this host (" + local + ")"};
 }
 
@@ -107,9 +107,10 @@ BypassFacts gather_bypass_facts(const config::Config& cfg) {
   f.database_unix_socket = cfg.backend.unix_socket();
   if (f.database_unix_socket) return f;
   f.database_resolve_error = resolve_hosts(cfg.backend, f.database_addresses);
+  f.redirect_flow_control = bpf::kRedirectHasFlowControl;
+  if (!f.redirect_flow_control) return f;  // no probe for a bypass that cannot be attached
   if (auto s = bpf::require_bypass(bpf::probe_kernel_features()); !s)
     f.kernel_refusal = s.error().message;
-  f.redirect_flow_control = bpf::kRedirectHasFlowControl;
   return f;
 }
 

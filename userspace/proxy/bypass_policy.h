@@ -10,11 +10,11 @@
 //   2. PostgreSQL is reached over TCP (not a unix socket) and every address [backend] host and
 //      hosts resolve to is on this host (loopback, or an address this host's network namespace
 //      owns: bind() to it works), the deployment the measurements cover;
-//   3. the kernel and this process support it (require_bypass over the probe);
-//   4. the kernel's redirect keeps TCP's flow control (bpf::kRedirectHasFlowControl). No kernel
+//   3. the kernel's redirect keeps TCP's flow control (bpf::kRedirectHasFlowControl). No kernel
 //      we know of does: a receiver that stops reading does not stop its sender, so the proxy's
 //      backpressure (a slow client pauses its backend; a flooding client is not read) would no
-//      longer bound memory. So today "auto" says why and leaves the bypass off.
+//      longer bound memory. So today "auto" says why and leaves the bypass off;
+//   4. the kernel and this process support it (require_bypass over the probe).
 // true attaches without asking (a refusal is logged and counted as before), false never does.
 #pragma once
 

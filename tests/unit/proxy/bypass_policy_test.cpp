@@ -85,6 +85,9 @@ TEST_CASE(
   BypassDecision d = decide_bypass(f);
   CHECK(d.outcome == BypassOutcome::kSkip);
   CHECK(d.why.find("no flow control") != std::string::npos);
+  // Not a kernel refusal (metric 0, not -1): the kernel need not even be probed.
+  f.kernel_refusal = "missing privilege: CAP_BPF";
+  CHECK(decide_bypass(f).outcome == BypassOutcome::kSkip);
   // What the deployment says comes first: a remote database is named as the reason.
   f.database_addresses = {elsewhere("192.0.2.1")};
   CHECK(decide_bypass(f).why.find("192.0.2.1") != std::string::npos);

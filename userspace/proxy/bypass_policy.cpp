@@ -1,6 +1,7 @@
 #include "proxy/bypass_policy.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstring>

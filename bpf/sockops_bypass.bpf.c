@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Same-host bypass for the proxy's own connections.
+/* Same-host bypass for local hops to and from the proxy (its listen address, the database).
  *
- * bypass_sockops (sockops, on a cgroup v2): when a TCP connection becomes established, if its
- * local or remote endpoint is one of bypass_endpoints (the proxy's listen address, the
- * database address) and the peer is on this host, the socket goes into bypass_socks keyed by its
- * 4-tuple. Both ends of such a connection are established inside the cgroup, so both end up in
- * the map. Every other socket is left alone.
+ * bypass_sockops (sockops, on a cgroup v2): when a TCP connection becomes established in the
+ * network namespace the bypass was attached from (netns_cookie), if its local or remote endpoint
+ * is one of bypass_endpoints (the proxy's listen address, the database address) and the peer is
+ * on this host, the socket goes into bypass_socks keyed by its 4-tuple. The namespace check keeps
+ * the map's 4-tuples unique: another namespace (a container) has its own 127.0.0.1 and ports, so
+ * its connections could otherwise share a key with ours and be redirected into them. Both ends of
+ * such a connection are established inside the cgroup, so both end up in the map. Every other
+ * socket is left alone.
  *
  * bypass_msg (sk_msg, on bypass_socks): runs on sendmsg of a socket in the map. It looks up the
  * peer socket (the same 4-tuple reversed) and delivers the data straight into the peer's receive
@@ -19,6 +22,9 @@
 #include "lib/pg_sock.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* The attaching process's network namespace (SO_NETNS_COOKIE), set before load; 0 = any. */
+const volatile __u64 netns_cookie = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -63,6 +69,7 @@ int bypass_sockops(struct bpf_sock_ops* skops) {
     return 1;
   __u32 family = skops->family;
   if (family != AF_INET_ && family != AF_INET6_) return 1;
+  if (netns_cookie && bpf_get_netns_cookie(skops) != netns_cookie) return 1;
   struct sock_bypass_stats* st = stats();
   if (!st) return 1;
   st->established++;

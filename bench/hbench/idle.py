@@ -220,7 +220,7 @@ def run_idle(b: Bench) -> None:
         b.log(f"idle: {why}")
     normal = ProxySettings(pool_size=p.pool_size, max_clients=count + 1000,
                            nofile=count + FD_MARGIN)
-    systems = list(b.systems.values())
+    systems = [s for s in b.systems.values() if s.spec.runs("idle")]
     b.log(f"idle_{p.idle_clients}: {p.idle_clients} idle clients per proxy "
           f"({p.direct_idle_clients} for PostgreSQL), {p.reps} reps")
     recs = []
@@ -252,7 +252,7 @@ def run_huge(b: Bench) -> None:
     b.log(f"idle_huge: {count} idle clients on {p.huge_pool_size} backends, "
           f"once per proxy (bounded: {p.huge_timeout_s:.0f}s to open, as long to check)")
     for s in b.systems.values():
-        if not s.is_proxy:
+        if not s.is_proxy or not s.spec.runs("idle_huge"):
             continue
         try:
             r = measure_idle(b, s, count, rep=0, label="idle_huge", settings=settings,

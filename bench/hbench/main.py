@@ -27,7 +27,7 @@ from harness import DataPathUnavailable, PgCluster, helios_binary
 from . import docs, idle, machine, noisy, plots, report, scenarios
 from .plan import full_plan, quick_plan
 from .runner import Bench
-from .systems import SPECS, ProxySettings, System
+from .systems import FULL_SYSTEMS, PG_LISTEN, QUICK_SYSTEMS, SPECS, ProxySettings, System
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "bench" / "results"
@@ -40,8 +40,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--quick", action="store_true", help="one short run of the main scenarios")
-    p.add_argument("--systems", default="direct,pgbouncer,helios",
-                   help="comma list of " + ", ".join(SPECS) + " (default: %(default)s)")
+    p.add_argument("--systems",
+                   help="comma list of " + ", ".join(SPECS) + f" (default: {FULL_SYSTEMS}; "
+                   f"with --quick {QUICK_SYSTEMS})")
     p.add_argument("--scenarios", default="",
                    help="comma list of " + ", ".join(ALL_SCENARIOS) + " (default: all of the "
                    "plan)")
@@ -126,7 +127,8 @@ def wanted(plan, name: str) -> bool:
 
 def run_bench(a) -> int:
     plan = make_plan(a)
-    names = [s for s in a.systems.split(",") if s]
+    names = [s for s in (a.systems or (QUICK_SYSTEMS if a.quick else FULL_SYSTEMS)).split(",")
+             if s]
     problems = preflight(names)
     if problems:
         for pr in problems:
@@ -136,8 +138,8 @@ def run_bench(a) -> int:
     out = Path(a.out) if a.out else RESULTS / (stamp + ("-quick" if a.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.monotonic()
-    with PgCluster(max_connections=plan.max_connections,
-                   shared_buffers=plan.shared_buffers) as pg:
+    with PgCluster(max_connections=plan.max_connections, shared_buffers=plan.shared_buffers,
+                   settings={"listen_addresses": PG_LISTEN}) as pg:
         systems = {n: System(SPECS[n], pg) for n in names}
         b = Bench(plan, pg, systems, out)
         b.extra["stamp"] = stamp

@@ -100,7 +100,7 @@ def measure(b: Bench, s: System, rep: int) -> dict:
 
 def run_noisy(b: Bench) -> None:
     p = b.plan
-    systems = [s for s in b.systems.values() if s.is_proxy]
+    systems = [s for s in b.systems.values() if s.is_proxy and s.spec.runs("noisy_neighbour")]
     if not systems:
         return
     b.log(f"noisy_neighbour: tenant A {A_CLIENTS} clients on a shared pool of {FREE_POOL}, "

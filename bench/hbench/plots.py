@@ -12,7 +12,7 @@ from .report import SCENARIO_TITLES, field_agg, idle_recs, label, proxy_cost_key
 from .stats import agg
 
 COLORS = {"direct": "#4d4d4d", "pgbouncer": "#1f77b4", "helios": "#d62728",
-          "helios-kernel": "#ff7f0e"}
+          "helios-w1": "#e377c2", "helios-w2": "#9467bd", "helios-kernel": "#ff7f0e"}
 HEAD = 'set terminal pngcairo size 1000,560 font "sans,10" noenhanced\nset output "{png}"\n'
 
 

@@ -10,7 +10,9 @@ from typing import Optional
 
 from .stats import Agg, agg, fmt, fmt_agg, fmt_bytes, fmt_ratio, ratio
 
-SYSTEM_ORDER = ["direct", "pgbouncer", "helios", "helios-kernel"]
+SYSTEM_ORDER = ["direct", "pgbouncer", "helios", "helios-w1", "helios-w2", "helios-baseline",
+                "helios-kernel"]
+WORKER_SYSTEMS = ["helios", "helios-w1", "helios-w2"]  # the default and the fixed counts
 
 SCENARIO_TITLES = {
     "select_simple": "pgbench -S, simple protocol, c16 (saturation)",
@@ -22,14 +24,21 @@ SCENARIO_TITLES = {
     "pinned": "pgbench -S c16, PostgreSQL + pgbench pinned to CPU0, proxy to CPU1",
 }
 
-# The project's targets (issue 8), with PgBouncer 1.18's baseline on this machine kind.
+# The project's targets (issues 8 and 18), with the baseline each issue measured on this machine
+# kind: PgBouncer 1.18's (issue 8), heliosproxy's own against PgBouncer in the same run (issue 18).
 TARGETS = [
-    ("cpu", "proxy CPU per transaction at saturation", "≤ 5 µs", "~17 µs"),
-    ("tps", "pgbench -S c16 tps through the proxy", "≥ 0.85× direct", "0.63×"),
-    ("lat", "added latency at 10k tps", "≤ +0.08 ms", "+0.24 ms"),
-    ("mem", "memory per idle client", "≤ 600 B", "823 B"),
+    ("cpu", "proxy CPU per transaction at saturation", "≤ 5 µs", "PgBouncer ~17 µs"),
+    ("tps", "pgbench -S c16 tps through the proxy", "≥ 0.85× direct", "PgBouncer 0.63×"),
+    ("lat", "added latency at 10k tps", "≤ +0.08 ms", "PgBouncer +0.24 ms"),
+    ("mem", "memory per idle client", "≤ 600 B", "PgBouncer 823 B"),
     ("huge", "100k clients on 100 backends", "0 errors", "–"),
+    ("cpu_pgb_sat", "CPU per transaction ≤ 0.8× PgBouncer (saturation)", "≤ 0.80× PgBouncer",
+     "1.4× (14.8–18.4 vs 10.4–11.1 µs)"),
+    ("cpu_pgb_10k", "CPU per transaction ≤ 0.8× PgBouncer (10k tps)", "≤ 0.80× PgBouncer",
+     "1.2× (26.1–27.4 vs 20.5–22.6 µs)"),
+    ("p99_sat", "p99 at saturation ≤ PgBouncer", "≤ 1.00× PgBouncer", "2.07 vs 1.45 ms"),
 ]
+PGB_CPU_RATIO = 0.8
 
 
 @dataclass
@@ -136,6 +145,31 @@ def evaluate_targets(data: dict) -> list[TargetResult]:
         note = f"not measured at 100k: {limited}"
     out.append(TargetResult("huge", *TARGETS[4][1:], _huge_cell(hh), _huge_cell(ph),
                             "– (max_connections)", met, note))
+    # 6-8. against PgBouncer in the same run (issue 18): the default configuration
+    for i, (key, scenario) in enumerate((("cpu_pgb_sat", "select_simple"),
+                                         ("cpu_pgb_10k", "rate_10k")), start=5):
+        hc = field_agg(data, scenario, h, "proxy_us_per_txn")
+        pc = field_agg(data, scenario, pb, "proxy_us_per_txn")
+        r = ratio(hc, pc)
+        out.append(TargetResult(
+            key, *TARGETS[i][1:],
+            "–" if hc is None else f"{fmt_ratio(r)} ({fmt_agg(hc, 1)} µs)" if r is not None
+            else f"{fmt_agg(hc, 1)} µs",
+            f"{fmt_agg(pc, 1)} µs" if pc else "–", "0 (no proxy)",
+            None if r is None else r <= PGB_CPU_RATIO,
+            f"median proxy CPU µs/txn over the {scenario} runs / PgBouncer's median, same run; "
+            "heliosproxy's default configuration", _noisy(data, scenario, h, pb)))
+    hp, pp, dp = (lat_agg(data, "select_simple", s, "p99") for s in (h, pb, d))
+    r = ratio(hp, pp)
+    out.append(TargetResult(
+        "p99_sat", *TARGETS[7][1:],
+        "–" if hp is None else f"{fmt_ratio(r)} ({fmt_agg(hp, 3)} ms)" if r is not None
+        else f"{fmt_agg(hp, 3)} ms",
+        f"{fmt_agg(pp, 3)} ms" if pp else "–", f"{fmt_agg(dp, 3)} ms" if dp else "–",
+        None if r is None else r <= 1.0,
+        "median over the select_simple runs of each run's p99 (pgbench's sampled per-transaction "
+        "log) / PgBouncer's median, same run; heliosproxy's default configuration",
+        _noisy(data, "select_simple", h, pb)))
     return out
 
 
@@ -166,7 +200,7 @@ def _verdict(t: TargetResult) -> str:
 
 def targets_table(data: dict) -> list[str]:
     lines = ["| target | goal | heliosproxy | met? | PgBouncer (this run) | direct | "
-             "PgBouncer baseline (issue 8) | how |",
+             "baseline (issue 8 / 18) | how |",
              "|---|---|---|---|---|---|---|---|"]
     for t in evaluate_targets(data):
         lines.append(f"| {t.name} | {t.goal} | {t.helios} | {_verdict(t)} | {t.pgbouncer} | "
@@ -212,6 +246,31 @@ def scenario_table(data: dict, scenario: str) -> list[str]:
     na = data["extra"].get("not_applicable", {}).get(scenario, {})
     for s, why in na.items():
         lines.append(f"| {label(data, s)} | not run: {why} | | | | | | | | |")
+    return lines
+
+
+def workers_table(data: dict) -> list[str]:
+    """heliosproxy's default worker setting against fixed counts, beside PgBouncer (issue 18)."""
+    systems = [s for s in WORKER_SYSTEMS + ["pgbouncer"]
+               if runs_of(data, "select_simple", s) or runs_of(data, "rate_10k", s)]
+    if not any(s != "helios" and s != "pgbouncer" for s in systems):
+        return []
+    d_tps = field_agg(data, "select_simple", "direct", "tps")
+    cpu = {sc: field_agg(data, sc, "pgbouncer", "proxy_us_per_txn")
+           for sc in ("select_simple", "rate_10k")}
+    lines = ["| system | CPU µs/txn at saturation | × PgBouncer | CPU µs/txn at 10k tps | "
+             "× PgBouncer | tps at saturation | × direct | p99 ms at saturation |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in systems:
+        sat = field_agg(data, "select_simple", s, "proxy_us_per_txn")
+        fix = field_agg(data, "rate_10k", s, "proxy_us_per_txn")
+        tps = field_agg(data, "select_simple", s, "tps")
+        lines.append(
+            f"| {label(data, s)} | {fmt_agg(sat, 1)} | "
+            f"{fmt_ratio(ratio(sat, cpu['select_simple']))} | {fmt_agg(fix, 1)} | "
+            f"{fmt_ratio(ratio(fix, cpu['rate_10k']))} | {fmt_agg(tps)} | "
+            f"{fmt_ratio(ratio(tps, d_tps))} | "
+            f"{fmt_agg(lat_agg(data, 'select_simple', s, 'p99'), 3)} |")
     return lines
 
 
@@ -343,12 +402,15 @@ def setup_lines(data: dict) -> list[str]:
     p = data["plan"]
     return [
         f"- PostgreSQL 15: fsync off, shared_buffers {p['shared_buffers']}, max_connections "
-        f"{p['max_connections']}, `pgbench -i -s {p['scale']}`; TCP on 127.0.0.1.",
+        f"{p['max_connections']}, `pgbench -i -s {p['scale']}`; TCP: heliosproxy connects to "
+        "127.0.0.1, direct and PgBouncer to 127.0.0.2, which heliosproxy's same-host bypass "
+        "(when attached) does not take.",
         f"- PgBouncer and heliosproxy: transaction mode, pool of {p['pool_size']} backends per "
         "(database, user), SCRAM-SHA-256 for clients with the secret fetched by auth_query, "
         "TCP to PostgreSQL, logging off (heliosproxy log_level error; PgBouncer "
-        "log_connections/log_disconnections/log_stats 0). heliosproxy runs a worker per core; "
-        "PgBouncer is single-threaded.",
+        "log_connections/log_disconnections/log_stats 0). heliosproxy runs with its default "
+        "worker setting (no `workers` in its config), and, where listed, with `workers = 1` "
+        "and `workers = 2` (select_simple and rate_10k only); PgBouncer is single-threaded.",
         f"- pgbench runs as the `bench` role (1-iteration SCRAM verifier), -c {p['clients']} "
         f"-j {p['jobs']}, {p['seconds']} s per run, {p['reps']} run(s) per system with the "
         "order of systems rotating; median (min–max).",
@@ -364,14 +426,20 @@ def render_summary(data: dict) -> str:
     errors = data.get("errors", [])
     out = [f"# HeliosProxy benchmark {stamp} ({plan})", ""]
     out.append(f"**{len(errors)} error(s).**" if errors else "No run errored.")
-    out += ["", "## Targets (issue 8)", ""] + targets_table(data)
+    out += ["", "## Targets (issues 8 and 18)", ""] + targets_table(data)
     out += ["", "Ratios and medians are over the runs listed below. A target is **met** when "
-            "heliosproxy's median satisfies the goal. \"(noisy runs)\": some run behind the "
-            "figure saw other load over the interference limit even after its repeats; re-run "
-            "on a quiet machine before quoting it.", ""]
+            "heliosproxy's median (default configuration) satisfies the goal; a ratio to "
+            "PgBouncer is a ratio of the two medians of this run. \"(noisy runs)\": some run "
+            "behind the figure saw other load over the interference limit even after its "
+            "repeats; re-run on a quiet machine before quoting it.", ""]
     out += ["## Noise", ""] + noise_lines(data)
     out += ["", "## Machine and versions", ""] + machine_lines(data)
     out += ["", "## Set-up", ""] + setup_lines(data)
+    wt = workers_table(data)
+    if wt:
+        out += ["", "## Workers: the default against fixed counts (issue 18)", "",
+                "Medians over the select_simple (saturation) and rate_10k (10k tps) runs; "
+                "ratios are of medians, against PgBouncer and direct in this run.", ""] + wt
     for sc, title in SCENARIO_TITLES.items():
         t = scenario_table(data, sc)
         if t:

@@ -90,6 +90,8 @@ def run_scenario(b: Bench, sc: Scenario) -> None:
     pin = sc.pinning(b)
     systems = []
     for s in b.systems.values():
+        if not s.spec.runs(sc.name):
+            continue
         why = sc.applies(b, s)
         if why:
             b.extra.setdefault("not_applicable", {}).setdefault(sc.name, {})[s.name] = why

@@ -3,7 +3,8 @@
 Both proxies come from the test harness (tests/harness/proxy.py) with one config dict in
 HeliosProxy's schema, so they share pool size, auth (SCRAM with the secret fetched by auth_query
 as the helios_auth user), TCP to the database and timeouts. The bench only adds what a benchmark
-needs: logging off, a worker per core, a higher client limit and file-descriptor limit.
+needs: logging off, the proxy's default worker setting (no `workers` key) or a fixed count for
+the helios-w1/-w2 systems, a higher client limit and file-descriptor limit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from harness.proxy import HeliosProxy, PgBouncerProxy, Proxy
 from harness.util import drop_to_postgres, raise_nofile, set_pdeathsig
 
 BENCH_DB = "bench"
+
+# PostgreSQL listens on a second loopback address for direct connections and for PgBouncer.
+# heliosproxy's same-host bypass, when attached (true; "auto" leaves it off on current kernels),
+# takes every local connection to or from the database address:port it uses, whoever makes it,
+# for as long as a heliosproxy runs (docs/datapath.md, "When auto attaches it"); the bench keeps
+# every system running, so direct and PgBouncer reach the same server through an address the
+# bypass does not list, and are measured as they run without heliosproxy on the host.
+PG_LISTEN = "127.0.0.1,127.0.0.2"
+OTHERS_PG_HOST = "127.0.0.2"
 
 
 class BenchHelios(HeliosProxy):
@@ -51,11 +61,21 @@ class BenchPgBouncer(PgBouncerProxy):
 
 @dataclass
 class SystemSpec:
-    name: str  # "direct", "pgbouncer", "helios", "helios-kernel"
+    name: str  # "direct", "pgbouncer", "helios", "helios-w1", "helios-kernel", ...
     label: str
     kind: str  # "direct" | "pgbouncer" | "helios"
     data_path: str = "userspace"
     binary_env: str = ""  # helios: the environment variable naming another heliosproxy binary
+    workers: Optional[int] = None  # helios: [proxy] workers; None = not set (the proxy's default)
+    only: Optional[frozenset] = None  # the scenarios it runs in; None = all
+
+    def runs(self, scenario: str) -> bool:
+        return self.only is None or scenario in self.only
+
+
+# The fixed worker counts beside the default (issue 18): CPU per transaction at saturation and
+# at a fixed rate, so only the scenarios that measure those.
+WORKER_SCENARIOS = frozenset({"select_simple", "rate_10k"})
 
 
 SPECS = {
@@ -68,7 +88,15 @@ SPECS = {
                                   binary_env="HELIOS_BASELINE_BIN"),
     "helios-kernel": SystemSpec("helios-kernel", "heliosproxy (kernel path)", "helios",
                                 data_path="kernel"),
+    "helios-w1": SystemSpec("helios-w1", "heliosproxy, workers = 1", "helios", workers=1,
+                            only=WORKER_SCENARIOS),
+    "helios-w2": SystemSpec("helios-w2", "heliosproxy, workers = 2", "helios", workers=2,
+                            only=WORKER_SCENARIOS),
 }
+
+# What a full run compares; --quick keeps the default configuration only.
+FULL_SYSTEMS = "direct,pgbouncer,helios,helios-w1,helios-w2"
+QUICK_SYSTEMS = "direct,pgbouncer,helios"
 
 
 @dataclass
@@ -76,7 +104,7 @@ class ProxySettings:
     pool_size: int = 20
     max_clients: int = 10_000
     nofile: int = 65536
-    workers: int = 0  # 0 = one per core (the proxy's default)
+    workers: Optional[int] = None  # None = the system's own (SystemSpec.workers)
     acquire_timeout: str = "10s"
     overrides: dict = field(default_factory=dict)  # merged into the config last (tenants, ...)
 
@@ -115,7 +143,7 @@ class System:
     def conninfo(self, user: str = BENCH_USER, dbname: str = BENCH_DB, **extra) -> ConnInfo:
         if not self.is_proxy:
             c = self.cluster
-            return ConnInfo(c.host, c.port, user, ROLES[user].password, dbname,
+            return ConnInfo(OTHERS_PG_HOST, c.port, user, ROLES[user].password, dbname,
                             {"connect_timeout": 10, **extra})
         return self.proxy.conninfo(user, dbname, **extra)
 
@@ -127,12 +155,18 @@ class System:
         base = default_config(self.cluster, listen_port=lp, admin_port=ap, metrics_port=mp,
                               data_path=self.spec.data_path)
         cfg = deep_merge(base, {
-            "proxy": {"workers": s.workers, "log_level": "error" if self.spec.data_path ==
+            "proxy": {"log_level": "error" if self.spec.data_path ==
                       "userspace" else "warn", "drain_timeout": "5s"},
-            "backend": {"max_connections": s.pool_size, "min_connections": 0},
+            "backend": {"max_connections": s.pool_size, "min_connections": 0,
+                        **({"host": OTHERS_PG_HOST} if self.spec.kind == "pgbouncer" else {})},
             "connection_pool": {"max_client_connections": s.max_clients,
                                 "acquire_timeout": s.acquire_timeout},
         })
+        workers = s.workers if s.workers is not None else self.spec.workers
+        if workers is None:
+            cfg["proxy"].pop("workers", None)  # the proxy's default, whatever it is
+        else:
+            cfg["proxy"]["workers"] = workers
         return deep_merge(cfg, s.overrides)
 
     def start(self, settings: Optional[ProxySettings] = None) -> "System":

@@ -62,16 +62,22 @@ def _run(scenario, system, **kw):
     return r
 
 
-def _data(helios_cpu=4.0, helios_tps=90.0, helios_lat=0.30, helios_mem=500.0, huge=None):
+def _data(helios_cpu=4.0, helios_tps=90.0, helios_lat=0.30, helios_mem=500.0, huge=None,
+          helios_cpu_10k=20.0, helios_p99=1.2, pgb_cpu=17.0, pgb_cpu_10k=26.0, pgb_p99=1.45,
+          extra_runs=()):
     runs = []
     for rep in range(3):
-        runs += [_run("select_simple", "direct", tps=100.0 + rep),
-                 _run("select_simple", "pgbouncer", tps=63.0, proxy_us_per_txn=17.0),
+        runs += [_run("select_simple", "direct", tps=100.0 + rep, latency={"p99": 0.8}),
+                 _run("select_simple", "pgbouncer", tps=63.0, proxy_us_per_txn=pgb_cpu,
+                      latency={"p99": pgb_p99}),
                  _run("select_simple", "helios", tps=helios_tps + rep,
-                      proxy_us_per_txn=helios_cpu),
+                      proxy_us_per_txn=helios_cpu, latency={"p99": helios_p99}),
                  _run("rate_10k", "direct", tps=10000.0, latency_avg_ms=0.25),
-                 _run("rate_10k", "pgbouncer", tps=10000.0, latency_avg_ms=0.49),
-                 _run("rate_10k", "helios", tps=10000.0, latency_avg_ms=helios_lat)]
+                 _run("rate_10k", "pgbouncer", tps=10000.0, latency_avg_ms=0.49,
+                      proxy_us_per_txn=pgb_cpu_10k),
+                 _run("rate_10k", "helios", tps=10000.0, latency_avg_ms=helios_lat,
+                      proxy_us_per_txn=helios_cpu_10k)]
+    runs += list(extra_runs)
     idle = [{"system": "helios", "clients": 10000, "bytes_per_client": helios_mem},
             {"system": "pgbouncer", "clients": 10000, "bytes_per_client": 823.0}]
     extra = {"idle": idle}
@@ -84,20 +90,75 @@ def _verdicts(data):
     return {t.key: t.met for t in report.evaluate_targets(data)}
 
 
+ALL_TARGETS = {"cpu", "tps", "lat", "mem", "huge", "cpu_pgb_sat", "cpu_pgb_10k", "p99_sat"}
+
+
 def test_targets_met():
     huge = {"system": "helios", "ok": True, "clients": 100000,
             "opened": {"ok": 100000, "errors": 0}, "check": {"ok": 100000, "errors": 0},
             "status_after_pgbench": {"lost": 0}, "pgbench": {"ok": True}}
     v = _verdicts(_data(huge=huge))
-    assert v == {"cpu": True, "tps": True, "lat": True, "mem": True, "huge": True}
+    assert v == {k: True for k in ALL_TARGETS}
 
 
 def test_targets_missed():
     huge = {"system": "helios", "ok": False, "clients": 100000,
             "opened": {"ok": 99990, "errors": 10}, "check": {"ok": 99990, "errors": 0}}
     v = _verdicts(_data(helios_cpu=5.1, helios_tps=80.0, helios_lat=0.40, helios_mem=601.0,
-                        huge=huge))
-    assert v == {"cpu": False, "tps": False, "lat": False, "mem": False, "huge": False}
+                        huge=huge, pgb_cpu=6.0, helios_cpu_10k=22.0, helios_p99=1.46))
+    assert v == {k: False for k in ALL_TARGETS}
+
+
+def test_pgbouncer_relative_targets_are_ratios_of_medians_at_the_boundary():
+    # 0.8x exactly is met, just over is missed; p99 equal to PgBouncer's is met.
+    t = {t.key: t for t in report.evaluate_targets(
+        _data(helios_cpu=8.0, pgb_cpu=10.0, helios_cpu_10k=16.0, pgb_cpu_10k=20.0,
+              helios_p99=1.45, pgb_p99=1.45))}
+    assert (t["cpu_pgb_sat"].met, t["cpu_pgb_10k"].met, t["p99_sat"].met) == (True, True, True)
+    assert t["cpu_pgb_sat"].helios.startswith("0.80×") and t["cpu_pgb_sat"].pgbouncer == "10.0 µs"
+    v = _verdicts(_data(helios_cpu=8.1, pgb_cpu=10.0, helios_cpu_10k=16.2, pgb_cpu_10k=20.0,
+                        helios_p99=1.451, pgb_p99=1.45))
+    assert (v["cpu_pgb_sat"], v["cpu_pgb_10k"], v["p99_sat"]) == (False, False, False)
+    # The median is what counts: one outlier run of PgBouncer does not move it.
+    data = _data(helios_cpu=8.0, pgb_cpu=10.0)
+    next(r for r in data["runs"] if r["system"] == "pgbouncer")["proxy_us_per_txn"] = 100.0
+    assert _verdicts(data)["cpu_pgb_sat"] is True
+
+
+def test_pgbouncer_relative_targets_need_pgbouncer_in_the_run():
+    data = _data()
+    data["runs"] = [r for r in data["runs"] if r["system"] != "pgbouncer"]
+    v = _verdicts(data)
+    assert (v["cpu_pgb_sat"], v["cpu_pgb_10k"], v["p99_sat"]) == (None, None, None)
+
+
+def test_targets_judge_the_default_configuration_not_a_fixed_worker_count():
+    # workers = 1 beats PgBouncer here, the default does not: the target is missed.
+    w1 = [_run("select_simple", "helios-w1", tps=95.0, proxy_us_per_txn=5.0,
+               latency={"p99": 1.0}) for _ in range(3)]
+    data = _data(helios_cpu=15.0, pgb_cpu=17.0, helios_p99=2.0, extra_runs=w1)
+    v = _verdicts(data)
+    assert v["cpu_pgb_sat"] is False and v["p99_sat"] is False
+    data["extra"]["systems"] = {"helios-w1": "heliosproxy, workers = 1"}
+    text = report.render_summary(data)
+    assert "## Workers: the default against fixed counts" in text
+    row = next(l for l in text.splitlines() if l.startswith("| heliosproxy, workers = 1 |"))
+    assert "| 5.0 | 0.29× |" in row  # 5.0 µs/txn against PgBouncer's 17.0
+    # Without a fixed-count system the table is left out.
+    assert "## Workers" not in report.render_summary(_data())
+
+
+def test_worker_systems_config_sets_workers_only_when_fixed():
+    from types import SimpleNamespace
+
+    from hbench.systems import SPECS, ProxySettings, System
+    pg = SimpleNamespace(host="127.0.0.1", port=5432)
+    cfg = {n: System(SPECS[n], pg).config(ProxySettings())["proxy"]
+           for n in ("helios", "helios-w1", "helios-w2")}
+    assert "workers" not in cfg["helios"]  # the proxy's own default, whatever it is
+    assert cfg["helios-w1"]["workers"] == 1 and cfg["helios-w2"]["workers"] == 2
+    assert SPECS["helios-w1"].runs("rate_10k") and not SPECS["helios-w1"].runs("idle")
+    assert SPECS["helios"].runs("idle")
 
 
 def test_targets_not_measured_without_runs_or_at_reduced_count():

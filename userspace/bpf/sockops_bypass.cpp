@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <utility>
@@ -20,7 +21,22 @@ namespace helios::bpf {
 namespace {
 const std::vector<std::string> kPins = {HELIOS_MAP_BYPASS_SOCKS, HELIOS_MAP_BYPASS_ENDPOINTS,
                                         HELIOS_MAP_BYPASS_STATS};
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+// The calling thread's network namespace cookie (Linux 5.14+).
+Result<uint64_t> this_netns_cookie() {
+  UniqueFd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) return Error::from_errno("bypass: socket for SO_NETNS_COOKIE");
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (getsockopt(s.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0)
+    return Error::from_errno("bypass: SO_NETNS_COOKIE (missing kernel feature: Linux 5.14+)");
+  return cookie;
 }
+}  // namespace
 
 struct SameHostBypass::Loaded {
   Skeleton<sockops_bypass> skel;
@@ -86,6 +102,10 @@ Result<SameHostBypass> SameHostBypass::attach(const BypassSpec& spec) {
   if (!skel) return skel.error();
   out.loaded_->skel = std::move(*skel);
   auto& sk = out.loaded_->skel;
+  // Only this network namespace's connections (bpf/sockops_bypass.bpf.c says why).
+  auto cookie = this_netns_cookie();
+  if (!cookie) return cookie.error();
+  sk.rodata()->netns_cookie = *cookie;
   if (auto s = pins->create(); s) {
     (void)pins->remove(kPins);  // stale pins of a crashed run (keeps the dir if others use it)
     if (auto c = pins->create(); !c) return c.error();

@@ -20,6 +20,13 @@
 
 namespace helios::bpf {
 
+// Whether the kernel's sk_msg ingress redirect holds a sender back when the receiving socket does
+// not read, as TCP's window does. Linux (6.18 measured, tests/bpf/bypass_test.cpp "a receiver that
+// does not read does not hold back its sender") does not: bpf_tcp_ingress charges the receiver's
+// memory against the protocol-wide limit only, never its receive buffer, so 512 MB went into a
+// socket that read nothing (4 MB over TCP). proxy/bypass_policy.h keeps "auto" off for it.
+inline constexpr bool kRedirectHasFlowControl = false;
+
 class SameHostBypass {
  public:
   SameHostBypass(SameHostBypass&&) noexcept;

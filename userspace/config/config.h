@@ -35,6 +35,8 @@ enum class PinPolicy : uint8_t { kPin, kError };
 enum class TierMode : uint8_t { kDedicated, kShared };
 enum class XdpMode : uint8_t { kNative, kSkb };
 enum class TenantIdentifierKind : uint8_t { kApplicationName, kUser, kDatabase, kParameter };
+// [proxy] same_host_bypass: "auto" (attach where it is safe, proxy/bypass_policy.h), true, false.
+enum class BypassSetting : uint8_t { kAuto, kOn, kOff };
 
 // The spelling used in the config file ("transaction", "scram-sha-256", "verify-full", ...).
 std::string_view to_string(PoolMode v);
@@ -48,6 +50,7 @@ std::string_view to_string(PreparedStatementMode v);
 std::string_view to_string(PinPolicy v);
 std::string_view to_string(TierMode v);
 std::string_view to_string(XdpMode v);
+std::string_view to_string(BypassSetting v);  // "auto", "true", "false"
 
 // "host:port" or "[v6addr]:port". host is stored without brackets.
 struct HostPort {
@@ -84,8 +87,9 @@ struct ProxyConfig {
   int64_t max_unauthenticated_per_source = 256;
   Nanos drain_timeout = 30 * kNanosPerSec;
   // Kernel shortcut for hops between two sockets on this host (app -> proxy, proxy -> a local
-  // PostgreSQL): sockops + sk_msg, see docs/datapath.md. Off when the kernel refuses it.
-  bool same_host_bypass = false;
+  // PostgreSQL): sockops + sk_msg, see docs/datapath.md. "auto": only where it is safe
+  // (proxy/bypass_policy.h); off when the kernel refuses it.
+  BypassSetting same_host_bypass = BypassSetting::kAuto;
   bool operator==(const ProxyConfig&) const = default;
 };
 

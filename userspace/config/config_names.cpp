@@ -49,6 +49,18 @@ std::string_view to_string(DataPathMode v) {
   return "?";
 }
 
+std::string_view to_string(BypassSetting v) {
+  switch (v) {
+    case BypassSetting::kAuto:
+      return "auto";
+    case BypassSetting::kOn:
+      return "true";
+    case BypassSetting::kOff:
+      return "false";
+  }
+  return "?";
+}
+
 std::string_view to_string(SslMode v) {
   switch (v) {
     case SslMode::kDisable:

@@ -90,7 +90,8 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
   r.read_duration("startup_timeout", p.startup_timeout);
   r.read_int("max_unauthenticated_per_source", p.max_unauthenticated_per_source, 0, kMaxCount);
   r.read_duration("drain_timeout", p.drain_timeout);
-  r.read_bool("same_host_bypass", p.same_host_bypass);
+  r.read_bool_or_choice("same_host_bypass", p.same_host_bypass, BypassSetting::kOn,
+                        BypassSetting::kOff, {{"auto", BypassSetting::kAuto}});
   if (r.has("max_startup_packet")) {
     r.error("max_startup_packet",
             "is not configurable (the proxy bounds the startup packet at 10000 bytes, like "

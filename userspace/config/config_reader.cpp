@@ -502,6 +502,27 @@ std::optional<size_t> SectionReader::read_choice_index(std::string_view key,
   return std::nullopt;
 }
 
+std::optional<size_t> SectionReader::read_bool_or_choice_index(
+    std::string_view key, const std::vector<std::string_view>& names) {
+  const toml::node* node = get(key);
+  if (!node) return std::nullopt;
+  if (const auto* b = node->as_boolean()) return b->get() ? 1 : 0;
+  std::string list = "true, false";
+  for (size_t i = 0; i < names.size(); ++i)
+    list +=
+        std::string(i + 1 == names.size() ? " or " : ", ") + "\"" + std::string(names[i]) + "\"";
+  std::string value;
+  if (const auto* s = node->as_string()) {
+    if (!string_of(key, *node, value)) return std::nullopt;
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == value) return i + 2;
+    error(key, "must be " + list + ", got \"" + value + "\"");
+    return std::nullopt;
+  }
+  type_error(key, *node, list);
+  return std::nullopt;
+}
+
 bool SectionReader::read_secret(std::string_view value_key, std::string_view file_key,
                                 std::string& out) {
   const toml::node* value_node = get(value_key);

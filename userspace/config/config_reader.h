@@ -133,6 +133,18 @@ class SectionReader {
     out = (choices.begin() + *idx)->second;
     return true;
   }
+  // true, false, or one of a fixed set of strings ("auto"): "[proxy] k must be true, false or
+  // "auto", got ..." otherwise.
+  template <typename E>
+  bool read_bool_or_choice(std::string_view key, E& out, E if_true, E if_false,
+                           std::initializer_list<std::pair<std::string_view, E>> choices) {
+    std::vector<std::string_view> names;
+    for (const auto& c : choices) names.push_back(c.first);
+    std::optional<size_t> idx = read_bool_or_choice_index(key, names);
+    if (!idx) return false;
+    out = *idx == 0 ? if_false : *idx == 1 ? if_true : (choices.begin() + (*idx - 2))->second;
+    return true;
+  }
   // A secret given inline (value_key, ${ENV} allowed) or as a file (file_key, first line).
   // Setting both is an error. Returns true when one was given and read.
   bool read_secret(std::string_view value_key, std::string_view file_key, std::string& out);
@@ -154,6 +166,9 @@ class SectionReader {
                           std::string_view expected);
   std::optional<size_t> read_choice_index(std::string_view key,
                                           const std::vector<std::string_view>& names);
+  // 0 = false, 1 = true, 2 + i = names[i].
+  std::optional<size_t> read_bool_or_choice_index(std::string_view key,
+                                                  const std::vector<std::string_view>& names);
 
   ReadContext& ctx_;
   const toml::table* table_;

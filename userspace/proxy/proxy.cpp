@@ -13,6 +13,7 @@
 #include "io/listener.h"
 #include "pg/auth_file.h"
 #include "pg/scram_crypto.h"
+#include "proxy/bypass_policy.h"
 #include "proxy/messenger.h"
 #include "proxy/server_tls.h"
 #include "tenant/glob.h"
@@ -293,16 +294,27 @@ void Proxy::attach_kernel_features(const config::Config& cfg, int listener_fd) {
                 v.error().message);
     }
   }
-  if (cfg.proxy.same_host_bypass) {
+  const BypassDecision d = decide_bypass(gather_bypass_facts(cfg));
+  const bool forced = cfg.proxy.same_host_bypass == config::BypassSetting::kOn;
+  if (d.outcome == BypassOutcome::kKernelRefused) {
+    ctx_.kernel_features[K::kSameHostBypass] = -1;
+    log::info("same-host bypass (auto) not attached: {}", d.why);
+  } else if (d.outcome == BypassOutcome::kSkip) {
+    if (cfg.proxy.same_host_bypass == config::BypassSetting::kAuto)
+      log::info("same-host bypass (auto) not attached: {}", d.why);
+  } else {
     auto spec = bypass_spec_from_config(cfg);
     auto b = spec ? bpf::SameHostBypass::attach(*spec) : Result<bpf::SameHostBypass>(spec.error());
     if (b) {
       bypass_.emplace(std::move(*b));
       ctx_.kernel_features[K::kSameHostBypass] = 1;
-      log::info("same-host bypass on (sockops + sk_msg)");
+      log::info("same-host bypass on (sockops + sk_msg): {}", d.why);
     } else {
       ctx_.kernel_features[K::kSameHostBypass] = -1;
-      log::warn("running without the same-host bypass: {}", b.error().message);
+      if (forced)
+        log::warn("running without the same-host bypass: {}", b.error().message);
+      else
+        log::info("same-host bypass (auto) not attached: {}", b.error().message);
     }
   }
 }

@@ -410,7 +410,8 @@ def setup_lines(data: dict) -> list[str]:
         "TCP to PostgreSQL, logging off (heliosproxy log_level error; PgBouncer "
         "log_connections/log_disconnections/log_stats 0). heliosproxy runs with its default "
         "worker setting (no `workers` in its config), and, where listed, with `workers = 1` "
-        "and `workers = 2` (select_simple and rate_10k only); PgBouncer is single-threaded.",
+        "and `workers = 2` with `worker_scaling = \"fixed\"` (select_simple and rate_10k "
+        "only); PgBouncer is single-threaded.",
         f"- pgbench runs as the `bench` role (1-iteration SCRAM verifier), -c {p['clients']} "
         f"-j {p['jobs']}, {p['seconds']} s per run, {p['reps']} run(s) per system with the "
         "order of systems rotating; median (min–max).",

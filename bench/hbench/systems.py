@@ -88,9 +88,9 @@ SPECS = {
                                   binary_env="HELIOS_BASELINE_BIN"),
     "helios-kernel": SystemSpec("helios-kernel", "heliosproxy (kernel path)", "helios",
                                 data_path="kernel"),
-    "helios-w1": SystemSpec("helios-w1", "heliosproxy, workers = 1", "helios", workers=1,
+    "helios-w1": SystemSpec("helios-w1", "heliosproxy, workers = 1 (fixed)", "helios", workers=1,
                             only=WORKER_SCENARIOS),
-    "helios-w2": SystemSpec("helios-w2", "heliosproxy, workers = 2", "helios", workers=2,
+    "helios-w2": SystemSpec("helios-w2", "heliosproxy, workers = 2 (fixed)", "helios", workers=2,
                             only=WORKER_SCENARIOS),
 }
 
@@ -166,7 +166,9 @@ class System:
         if workers is None:
             cfg["proxy"].pop("workers", None)  # the proxy's default, whatever it is
         else:
+            # A fixed count: every worker awake, not a ceiling for workers that follow the load.
             cfg["proxy"]["workers"] = workers
+            cfg["proxy"]["worker_scaling"] = "fixed"
         return deep_merge(cfg, s.overrides)
 
     def start(self, settings: Optional[ProxySettings] = None) -> "System":

@@ -335,9 +335,7 @@ void KernelPath::client_freed(Client* c) {
 // the sockmap at rest would not be safe: bytes the client sends meanwhile (its next statement)
 // that the verdict already passed sit in the psock's ingress queue, which the kernel purges with
 // the psock; the statement would be lost. (Measured: a client moved that way under load hung.)
-bool KernelPath::release_for_move(Client* c) {
-  return !c->kernel;
-}
+bool KernelPath::may_move(const Client* c) const { return !c->kernel; }
 
 void KernelPath::backend_read(pool::Backend* b, int res) {
   BackendKernel* bk = kernel_of(b);

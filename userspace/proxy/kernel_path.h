@@ -47,7 +47,7 @@ class KernelPath final : public LeasePath {
   bool client_writable(Client* c) override;
   void client_closing(Client* c) override;
   void client_freed(Client* c) override;
-  bool release_for_move(Client* c) override;
+  bool may_move(const Client* c) const override;
   void backend_read(pool::Backend* b, int res) override;
   uint32_t resume_backend(pool::Backend* b, Client* c, int32_t bid, const uint8_t* data,
                           uint32_t len, bool* ready) override;

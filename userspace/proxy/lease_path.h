@@ -45,9 +45,9 @@ class LeasePath {
   virtual bool client_writable(Client* c) = 0;
   virtual void client_closing(Client* c) = 0;
   virtual void client_freed(Client* c) = 0;
-  // The client, at rest (no lease), is about to move to another worker: true if the path lets
-  // go of it (the kernel path keeps clients whose socket joined its engine: kernel_path.cpp).
-  virtual bool release_for_move(Client* c) = 0;
+  // The client, at rest (no lease), may move to another worker: the path holds nothing of it
+  // (the kernel path keeps clients whose socket joined its engine: kernel_path.cpp).
+  virtual bool may_move(const Client* c) const = 0;
   // A backend recv completed (before its bytes are relayed).
   virtual void backend_read(pool::Backend* b, int res) = 0;
   // The first bytes of a backend's input that finish a message the path began: relayed raw;
@@ -74,7 +74,7 @@ class UserspacePath final : public LeasePath {
   bool client_writable(Client*) override { return true; }
   void client_closing(Client*) override {}
   void client_freed(Client*) override {}
-  bool release_for_move(Client*) override { return true; }
+  bool may_move(const Client*) const override { return true; }
   void backend_read(pool::Backend*, int) override {}
   uint32_t resume_backend(pool::Backend*, Client*, int32_t, const uint8_t*, uint32_t,
                           bool*) override {

@@ -37,7 +37,7 @@ bool Worker::at_rest(const Client* c) const {
          !c->txn_lost && !c->loss_deferred && c->framer.at_boundary() && !c->wire.unsynced &&
          !c->wire.skip_to_sync && c->to_backend.empty() && !c->to_backend.in_flight() &&
          c->to_client.empty() && !c->to_client.in_flight() && c->tracker.empty() &&
-         (!c->tls || (c->tls->out().empty() && !c->sending_tls));
+         (!c->tls || (c->tls->out().empty() && !c->sending_tls)) && path_->may_move(c);
 }
 
 void Worker::begin_move(Client* c, uint16_t to) {
@@ -57,7 +57,6 @@ bool Worker::finish_move(Client* c) {
   --c->inflight;
   uint16_t to = c->move_to;
   if (!still || stopping_ || to >= ctx_.workers.size() || to == id_) return false;
-  if (!path_->release_for_move(c)) return false;
   c->tracker.clear(track_pool_);
   c->framer.release_scratch();
   c->to_client.clear(*chunks_);

@@ -17,6 +17,8 @@
  * Maps and fields: include/helios/bpf_abi.h (sk_msg reply path) and docs/datapath.md. */
 #include "vmlinux.h"
 
+#include <bpf/bpf_core_read.h>
+
 #include "helios/bpf_abi.h"
 #include "lib/pg_sock.bpf.h"
 
@@ -100,6 +102,54 @@ int skmsg_sockops(struct bpf_sock_ops* skops) {
     if (st) st->added++;
   }
   return 1;
+}
+
+/* ---- failed redirects (client send buffer full) ------------------------------------------- */
+
+/* After every sendmsg (tracepoint sock:sock_send_length; this kernel has neither kprobes nor
+ * BPF trampolines): on a routed PostgreSQL socket, the bytes the program redirected during the
+ * call (`call_bytes`) against what the call reported sent. A redirect into a full client send
+ * buffer fails part-way (tcp_bpf_push -EAGAIN: PostgreSQL's socket is non-blocking); the kernel
+ * drops the rest of the msg and reports a short write, so the sent bytes are a prefix and the
+ * difference is what PostgreSQL will send again: redirected once more, not framed twice. */
+SEC("raw_tp/sock_send_length")
+int skmsg_send_done(struct bpf_raw_tracepoint_args* ctx) {
+  struct sock* sk = (struct sock*)ctx->args[0];
+  int ret = (int)ctx->args[1];
+  __u32 zero = 0;
+  struct skmsg_config* cfg = bpf_map_lookup_elem(&skmsg_config, &zero);
+  if (!sk || !cfg || !cfg->db_port) return 0;
+  __u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+  if (lport != cfg->db_port) return 0;
+  struct sock_tuple_key key = {};
+  __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+  if (family == AF_INET_) {
+    sock_v4_mapped(key.local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+    sock_v4_mapped(key.remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+  } else if (family == AF_INET6_) {
+    BPF_CORE_READ_INTO(&key.local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+    BPF_CORE_READ_INTO(&key.remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+  } else {
+    return 0;
+  }
+  key.local_port = lport;
+  key.remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+  __u32* slot = bpf_map_lookup_elem(&skmsg_routes, &key);
+  if (!slot) return 0;
+  __u32 s = *slot;
+  struct skmsg_lease* l = bpf_map_lookup_elem(&skmsg_leases, &s);
+  if (!l) return 0;
+  __u32 redirected = l->call_bytes;
+  l->call_bytes = 0;
+  __u32 sent = ret > 0 ? (__u32)ret : 0;
+  if (redirected > sent) {
+    __u32 dropped = redirected - sent;
+    l->replay += dropped;
+    l->bytes -= dropped;
+    struct skmsg_stats* st = stats();
+    if (st) st->redirect_errors++;
+  }
+  return 0;
 }
 
 /* The walk over one msg, a bpf_loop context on the stack. */
@@ -235,7 +285,11 @@ int skmsg_reply(struct sk_msg_md* msg) {
     return SK_PASS;
   }
 
+  /* The first `replay` bytes were framed already: a failed redirect dropped them and
+   * PostgreSQL is sending them again. */
+  __u32 replay = l->replay;
   struct walk w = {.msg = msg, .l = l, .size = msg->size};
+  w.off = replay < w.size ? replay : w.size;
   bpf_loop(HELIOS_SKMSG_MAX_WALK, walk_step, &w, 0);
   st->pulls += w.pulls;
   if (w.error) { /* not a PostgreSQL stream we can follow: hand everything to the relay */
@@ -257,9 +311,14 @@ int skmsg_reply(struct sk_msg_md* msg) {
     st->redirect_failed++;
     return SK_PASS;
   }
+  __u32 again = n < replay ? n : replay;
+  l->replay = replay - again;
+  l->replayed += again;
   l->bytes += n;
+  l->call_bytes += n;
   st->redirected++;
   st->bytes_redirected += n;
+  st->replayed_bytes += again;
   if (w.end) {
     l->state = SKMSG_IDLE;
     __sync_fetch_and_add(&l->ended, 1);

@@ -510,9 +510,9 @@ HELIOS_ABI_ASSERT(sizeof(struct splice_op) == 64, "splice_op size");
  * in the slot); bytes after the 'I' in the same sendmsg are cut off with bpf_msg_apply_bytes.
  * ------------------------------------------------------------------------------------------ */
 
-#define HELIOS_SKMSG_MAX_LEASES 1024    /* lease slots (skmsg_leases, skmsg_targets) */
-#define HELIOS_SKMSG_MAX_SOCKETS 65536  /* PostgreSQL sockets in skmsg_socks */
-#define HELIOS_SKMSG_MAX_WALK 256       /* framing steps per program run; then apply_bytes */
+#define HELIOS_SKMSG_MAX_LEASES 1024   /* lease slots (skmsg_leases, skmsg_targets) */
+#define HELIOS_SKMSG_MAX_SOCKETS 65536 /* PostgreSQL sockets in skmsg_socks */
+#define HELIOS_SKMSG_MAX_WALK 256      /* framing steps per program run; then apply_bytes */
 
 #define HELIOS_MAP_SKMSG_SOCKS "skmsg_socks"     /* SOCKHASH sock_tuple_key -> socket */
 #define HELIOS_MAP_SKMSG_TARGETS "skmsg_targets" /* SOCKMAP [MAX_LEASES] slot -> client socket */
@@ -537,35 +537,46 @@ enum skmsg_lease_state {
  * socket to it, then arms it (atomic store of `state`) before it forwards each request; the
  * program writes the framing fields only while ARMED and disarms at the end. */
 struct skmsg_lease {
-  __u32 state;    /* enum skmsg_lease_state */
-  __u32 msg_left; /* framing: body bytes of the current message still to come */
-  __u8 hdr[5];    /* framing: the partial header (type + length) */
-  __u8 hdr_have;  /* bytes in hdr, 0-4 */
-  __u8 cur_type;  /* type of the message whose body is being walked */
+  __u32 state;      /* enum skmsg_lease_state */
+  __u32 msg_left;   /* framing: body bytes of the current message still to come */
+  __u8 hdr[5];      /* framing: the partial header (type + length) */
+  __u8 hdr_have;    /* bytes in hdr, 0-4 */
+  __u8 cur_type;    /* type of the message whose body is being walked */
   __u8 last_status; /* status byte of the last ReadyForQuery */
   __u32 error;      /* 1: a length < 4 was framed; the slot was disarmed */
+  /* A redirect into a full client send buffer fails part-way (tcp_bpf_push: -EAGAIN for a
+   * non-blocking sender such as PostgreSQL): the kernel drops the rest of the msg and tells the
+   * sender fewer bytes were sent, and the sender sends them again. After each sendmsg the
+   * raw tracepoint sock_send_length compares `call_bytes` (redirected during the call) with the
+   * bytes sent and counts the difference here; the sk_msg program redirects that many bytes of
+   * the next msg again without framing them twice. */
+  __u32 replay;
+  __u32 call_bytes;
   __u32 pad;
-  __u64 armed; /* times armed (user space) */
-  __u64 ended; /* leases ended by a ReadyForQuery 'I' (program) */
-  __u64 rfq;   /* ReadyForQuery messages redirected */
-  __u64 bytes; /* bytes the program redirected (a redirect that fails later is not subtracted) */
-  __u64 msgs;  /* PostgreSQL messages framed */
+  __u64 armed;    /* times armed (user space) */
+  __u64 ended;    /* leases ended by a ReadyForQuery 'I' (program) */
+  __u64 rfq;      /* ReadyForQuery messages redirected */
+  __u64 bytes;    /* bytes delivered to the client socket by redirects */
+  __u64 msgs;     /* PostgreSQL messages framed */
+  __u64 replayed; /* bytes redirected again after a failed redirect (also in `bytes`) */
 };
-HELIOS_ABI_ASSERT(sizeof(struct skmsg_lease) == 64, "skmsg_lease size");
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_lease) == 80, "skmsg_lease size");
 
 /* Per-CPU array "skmsg_stats" [1]. */
 struct skmsg_stats {
-  __u64 added;           /* PostgreSQL sockets put into skmsg_socks (sockops) */
-  __u64 runs;            /* sk_msg program runs */
-  __u64 passed;          /* runs with no route or an idle slot: normal TCP */
-  __u64 redirected;      /* runs that redirected (all or the first apply_bytes of the msg) */
+  __u64 added;      /* PostgreSQL sockets put into skmsg_socks (sockops) */
+  __u64 runs;       /* sk_msg program runs */
+  __u64 passed;     /* runs with no route or an idle slot: normal TCP */
+  __u64 redirected; /* runs that redirected (all or the first apply_bytes of the msg) */
   __u64 bytes_redirected;
   __u64 redirect_failed; /* the slot's target socket is missing: passed instead */
   __u64 rfq_idle;        /* ReadyForQuery 'I' that ended a lease */
   __u64 pulls;           /* bpf_msg_pull_data calls (bytes outside the first scatterlist entry) */
   __u64 split;           /* bpf_msg_apply_bytes cuts (lease end mid-msg, walk limit) */
   __u64 framing_errors;
+  __u64 redirect_errors; /* redirects that failed part-way (client send buffer full) */
+  __u64 replayed_bytes;  /* bytes the sender sent again after such a failure */
 };
-HELIOS_ABI_ASSERT(sizeof(struct skmsg_stats) == 80, "skmsg_stats size");
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_stats) == 96, "skmsg_stats size");
 
 #endif /* HELIOS_BPF_ABI_H */

@@ -42,9 +42,10 @@ void SkmsgReply::detach() {
   if (!loaded_) return;
   auto& sk = loaded_->skel;
   if (sk.get()) {
-    if (sk->links.skmsg_sockops) {  // no new sockets first
-      bpf_link__destroy(sk->links.skmsg_sockops);
-      sk->links.skmsg_sockops = nullptr;
+    for (bpf_link** l :
+         {&sk->links.skmsg_sockops, &sk->links.skmsg_send_done}) {  // no new sockets first
+      if (*l) bpf_link__destroy(*l);
+      *l = nullptr;
     }
     if (loaded_->msg_attached)
       bpf_prog_detach2(bpf_program__fd(sk->progs.skmsg_reply), bpf_map__fd(sk->maps.skmsg_socks),
@@ -72,8 +73,8 @@ Result<SkmsgReply> SkmsgReply::attach(const SkmsgReplySpec& spec) {
   size_t len = sizeof(skmsg_lease) * HELIOS_SKMSG_MAX_LEASES;
   size_t page = size_t(sysconf(_SC_PAGESIZE));
   len = (len + page - 1) / page * page;
-  void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED,
-                 bpf_map__fd(sk->maps.skmsg_leases), 0);
+  void* m =
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(sk->maps.skmsg_leases), 0);
   if (m == MAP_FAILED) return Error::from_errno("skmsg: mmap of skmsg_leases");
   out.loaded_->leases = static_cast<skmsg_lease*>(m);
   out.loaded_->leases_len = len;
@@ -92,6 +93,12 @@ Result<SkmsgReply> SkmsgReply::attach(const SkmsgReplySpec& spec) {
   if (long e = libbpf_get_error(link); e || !link)
     return libbpf_error(int(e ? e : -EIO), "skmsg: attaching sockops to cgroup " + cg);
   sk->links.skmsg_sockops = link;
+  // Failed redirects (client send buffer full) must be known to the framing: the raw
+  // tracepoint sock_send_length after each of PostgreSQL's sendmsg calls.
+  bpf_link* tp = bpf_program__attach(sk->progs.skmsg_send_done);
+  if (long e = libbpf_get_error(tp); e || !tp)
+    return libbpf_error(int(e ? e : -EIO), "skmsg: attaching raw_tp sock_send_length");
+  sk->links.skmsg_send_done = tp;
   return out;
 }
 
@@ -123,11 +130,10 @@ Status SkmsgReply::route(int backend_fd, uint32_t slot, int client_fd) {
   auto key = peer_tuple_key(backend_fd);
   if (!key) return key.error();
   auto& sk = loaded_->skel;
-  skmsg_lease& l = loaded_->leases[slot];
-  std::atomic_ref<uint32_t>(l.state).store(SKMSG_IDLE);
-  l.msg_left = 0;
-  l.hdr_have = 0;
-  l.error = 0;
+  // A fresh slot: idle, at a message boundary, counters zero (the program does not look at an
+  // unrouted slot).
+  std::atomic_ref<uint32_t>(loaded_->leases[slot].state).store(SKMSG_IDLE);
+  std::memset(&loaded_->leases[slot], 0, sizeof(skmsg_lease));
   uint64_t fd = uint64_t(client_fd);
   if (bpf_map_update_elem(bpf_map__fd(sk->maps.skmsg_targets), &slot, &fd, BPF_ANY) != 0)
     return Error::from_errno("skmsg: adding the client socket to skmsg_targets");
@@ -150,7 +156,8 @@ Status SkmsgReply::unroute(int backend_fd, uint32_t slot) {
 void SkmsgReply::arm(uint32_t slot) {
   if (!loaded_ || slot >= HELIOS_SKMSG_MAX_LEASES) return;
   skmsg_lease& l = loaded_->leases[slot];
-  std::atomic_ref<uint64_t>(l.armed).fetch_add(1, std::memory_order_relaxed);
+  std::atomic_ref<__u64>(l.armed).fetch_add(1, std::memory_order_relaxed);
+  std::atomic_ref<uint32_t>(l.replay).store(0, std::memory_order_relaxed);
   std::atomic_ref<uint32_t>(l.state).store(SKMSG_ARMED, std::memory_order_release);
 }
 
@@ -181,6 +188,8 @@ Result<skmsg_stats> SkmsgReply::stats() const {
     t.pulls += v.pulls;
     t.split += v.split;
     t.framing_errors += v.framing_errors;
+    t.redirect_errors += v.redirect_errors;
+    t.replayed_bytes += v.replayed_bytes;
   });
 }
 

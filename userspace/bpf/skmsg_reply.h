@@ -9,7 +9,10 @@
 //   arm(slot)                           before it forwards each request
 // and PostgreSQL's sendmsg redirects the replies to the client socket's egress until the
 // ReadyForQuery 'I' (slot's `ended` grows, the slot is idle again: later replies reach the
-// relay over TCP). Nothing is pinned. Destruction detaches sockops, then sk_msg.
+// relay over TCP). A redirect that fails part-way (client send buffer full: the kernel drops
+// the rest and PostgreSQL sends it again) is seen by a raw tracepoint after each sendmsg
+// (sock_send_length), so the framing does not count those bytes twice. Nothing is pinned.
+// Destruction detaches the sockops program and the tracepoint, then sk_msg.
 #pragma once
 
 #include <atomic>

@@ -257,6 +257,11 @@ static long walk_step(__u64 i, void* ctx) {
 
 SEC("sk_msg")
 int skmsg_reply(struct sk_msg_md* msg) {
+  /* The kernel copies msg->apply_bytes into the psock after every run and does not clear it
+   * when it runs the program again on the rest of a cut msg: a cut's length would otherwise
+   * stick to the next verdict (a pass of the rest would then also cover the next sendmsg's
+   * first bytes, unseen). Every run states its own. */
+  bpf_msg_apply_bytes(msg, 0);
   struct skmsg_stats* st = stats();
   if (!st) return SK_PASS;
   st->runs++;

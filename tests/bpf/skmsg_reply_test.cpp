@@ -6,6 +6,9 @@
 // sendmsg calls, and when more bytes follow it in the same sendmsg: those go to the relay).
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <string>
 
 #include "bpf/skeleton.h"
@@ -170,4 +173,60 @@ TEST_CASE("skmsg reply: a stream that is not PostgreSQL's framing goes to the re
   REQUIRE(send_all(r.database(), pgm::ready('I')));
   CHECK(recv_exact(r.relay_backend(), 6) == pgm::ready('I'));
   CHECK(recv_available(r.application(), 20).empty());
+}
+
+TEST_CASE("skmsg reply: a redirect into a full client buffer is sent again, framed once" *
+          doctest::skip(skip_bypass_tests())) {
+  Rig r;
+  // A small client send buffer and a slow reader make redirects fail part-way; the database's
+  // socket is non-blocking like PostgreSQL's, so it gets short writes and sends the rest again.
+  int small = 4096;
+  setsockopt(r.app.server.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  setsockopt(r.application(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  int fl = fcntl(r.database(), F_GETFL);
+  REQUIRE(fcntl(r.database(), F_SETFL, fl | O_NONBLOCK) == 0);
+  std::string reply;
+  for (int i = 0; i < 2000; ++i) reply += pgm::data_row(size_t(900 + i % 200));
+  reply += pgm::command_complete("SELECT 2000") + pgm::ready('I');
+  std::string got;
+  JoinedThread reader(
+      [&] {
+        char buf[1024];
+        while (got.size() < reply.size()) {
+          pollfd pfd{r.application(), POLLIN, 0};
+          if (poll(&pfd, 1, 5000) <= 0) return;
+          ssize_t n = recv(r.application(), buf, sizeof(buf), 0);
+          if (n <= 0) return;
+          got.append(buf, size_t(n));
+          if (got.size() % 65536 < 1024) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      },
+      [&] { shutdown(r.application(), SHUT_RDWR); });
+  r.sk.arm(Rig::kSlot);
+  size_t off = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (off < reply.size() && std::chrono::steady_clock::now() < until) {
+    size_t chunk = std::min<size_t>(8192, reply.size() - off);  // PostgreSQL's send buffer
+    ssize_t n = send(r.database(), reply.data() + off, chunk, MSG_NOSIGNAL);
+    if (n > 0)
+      off += size_t(n);
+    else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      break;
+  }
+  REQUIRE(off == reply.size());
+  reader.join();
+  CHECK(got.size() == reply.size());
+  CHECK(got == reply);
+  CHECK(inq(r.relay_backend()) == 0);
+  skmsg_lease l = r.sk.lease(Rig::kSlot);
+  skmsg_stats s = must_stats(r.sk);
+  CHECK(l.ended == 1);
+  CHECK(l.error == 0);
+  CHECK(l.msgs == 2002);
+  CHECK(l.bytes == reply.size());
+  CHECK(s.framing_errors == 0);
+  // The case this test is for did happen (if it did not, the buffers were too big to fill).
+  CHECK(s.redirect_errors > 0);
+  CHECK(l.replayed > 0);
+  MESSAGE("failed redirects: " << s.redirect_errors << ", bytes sent again: " << l.replayed);
 }

@@ -140,7 +140,9 @@ int skmsg_send_done(struct bpf_raw_tracepoint_args* ctx) {
   struct skmsg_lease* l = bpf_map_lookup_elem(&skmsg_leases, &s);
   if (!l) return 0;
   __u32 redirected = l->call_bytes;
+  __u8 ended = l->ended_in_call;
   l->call_bytes = 0;
+  l->ended_in_call = 0;
   __u32 sent = ret > 0 ? (__u32)ret : 0;
   if (redirected > sent) {
     __u32 dropped = redirected - sent;
@@ -148,6 +150,15 @@ int skmsg_send_done(struct bpf_raw_tracepoint_args* ctx) {
     l->bytes -= dropped;
     struct skmsg_stats* st = stats();
     if (st) st->redirect_errors++;
+    if (ended) { /* the 'I' did not reach the client: the lease is not over yet */
+      l->end_after_replay = 1;
+      __sync_fetch_and_add(&l->ended, -1);
+      if (st) {
+        st->rfq_idle--;
+        st->ends_redone++;
+      }
+      l->state = SKMSG_ARMED;
+    }
   }
   return 0;
 }
@@ -295,7 +306,12 @@ int skmsg_reply(struct sk_msg_md* msg) {
   __u32 replay = l->replay;
   struct walk w = {.msg = msg, .l = l, .size = msg->size};
   w.off = replay < w.size ? replay : w.size;
-  bpf_loop(HELIOS_SKMSG_MAX_WALK, walk_step, &w, 0);
+  if (replay && l->end_after_replay) {
+    /* The dropped bytes ended with the ReadyForQuery 'I' that ended the lease. */
+    if (replay <= w.size) w.end = replay;
+  } else {
+    bpf_loop(HELIOS_SKMSG_MAX_WALK, walk_step, &w, 0);
+  }
   st->pulls += w.pulls;
   if (w.error) { /* not a PostgreSQL stream we can follow: hand everything to the relay */
     l->error = 1;
@@ -326,6 +342,8 @@ int skmsg_reply(struct sk_msg_md* msg) {
   st->replayed_bytes += again;
   if (w.end) {
     l->state = SKMSG_IDLE;
+    l->end_after_replay = 0;
+    l->ended_in_call = 1;
     __sync_fetch_and_add(&l->ended, 1);
     st->rfq_idle++;
   }

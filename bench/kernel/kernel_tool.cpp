@@ -590,7 +590,8 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
                        {"split", s->split},
                        {"framing_errors", s->framing_errors},
                        {"redirect_errors", s->redirect_errors},
-                       {"replayed_bytes", s->replayed_bytes}};
+                       {"replayed_bytes", s->replayed_bytes},
+                       {"ends_redone", s->ends_redone}};
   }
   std::cout << out.dump() << std::endl;
   std::_Exit(0);  // detached client threads may still hold sockets; the process is done

@@ -552,7 +552,9 @@ struct skmsg_lease {
    * the next msg again without framing them twice. */
   __u32 replay;
   __u32 call_bytes;
-  __u32 pad;
+  __u8 ended_in_call;    /* the program ended the lease during this sendmsg */
+  __u8 end_after_replay; /* that end was dropped: end again after the `replay` bytes */
+  __u16 pad;
   __u64 armed;    /* times armed (user space) */
   __u64 ended;    /* leases ended by a ReadyForQuery 'I' (program) */
   __u64 rfq;      /* ReadyForQuery messages redirected */
@@ -576,7 +578,8 @@ struct skmsg_stats {
   __u64 framing_errors;
   __u64 redirect_errors; /* redirects that failed part-way (client send buffer full) */
   __u64 replayed_bytes;  /* bytes the sender sent again after such a failure */
+  __u64 ends_redone;     /* lease ends whose 'I' was dropped, ended again after the re-send */
 };
-HELIOS_ABI_ASSERT(sizeof(struct skmsg_stats) == 96, "skmsg_stats size");
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_stats) == 104, "skmsg_stats size");
 
 #endif /* HELIOS_BPF_ABI_H */

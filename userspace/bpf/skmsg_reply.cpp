@@ -190,6 +190,7 @@ Result<skmsg_stats> SkmsgReply::stats() const {
     t.framing_errors += v.framing_errors;
     t.redirect_errors += v.redirect_errors;
     t.replayed_bytes += v.replayed_bytes;
+    t.ends_redone += v.ends_redone;
   });
 }
 

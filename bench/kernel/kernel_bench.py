@@ -498,8 +498,9 @@ def skmsg_counters(final: dict) -> dict:
     k, sm = final.get("kernel", {}), final.get("skmsg", {})
     return {"redirected_mb": k.get("bytes_redirected", 0) / 1e6,
             "relay_mb": final.get("user_bytes", 0) / 1e6,
+            "relay_s2c_mb": sm.get("relay_to_client_bytes", 0) / 1e6,
             "leases_armed": sm.get("armed", 0), "leases_ended": sm.get("ended", 0),
-            "shortfall_bytes": sm.get("shortfall_bytes", 0),
+            "mismatch_bytes": sm.get("mismatch_bytes", 0),
             "framing_errors": k.get("framing_errors", 0), "not_in_map": sm.get("not_in_map", 0),
             "pulls": k.get("pulls", 0), "splits": k.get("split", 0),
             "redirect_errors": k.get("redirect_errors", 0),
@@ -525,7 +526,7 @@ def skmsg_verify(pg: PgCluster, direct: ConnInfo, rows: int, sndbuf: int) -> dic
             log(f"verify {label:24s} {path:6s} equal={got == want} bytes {got[1]}"
                 + (f" redirected {row[path]['redirected_mb']:.1f} MB, relay {row[path]['relay_mb']:.2f} MB,"
                    f" leases armed {row[path]['leases_armed']} ended {row[path]['leases_ended']},"
-                   f" shortfall {row[path]['shortfall_bytes']} B, failed redirects "
+                   f" client-socket mismatch {row[path]['mismatch_bytes']} B, failed redirects "
                    f"{row[path]['redirect_errors']}, replayed {row[path]['replayed_mb']:.1f} MB"
                    if path == "skmsg" else ""))
         out[label] = row
@@ -580,8 +581,9 @@ def bench_skmsg_reply(args) -> dict:
                         f"{r['busy_cpu_s']:6.2f} s all-ours {r['all_cpu_s']:6.2f} s pg "
                         f"{r['pg_cpu_s']:6.2f} s relay {r['relay_cpu_s']:5.2f} s"
                         + (f" redirected {r['redirected_mb']:.1f} MB relay {r['relay_mb']:.1f} MB"
+                           f" (s->c {r['relay_s2c_mb']:.3f})"
                            f" leases {r['leases_ended']}/{r['leases_armed']}"
-                           f" shortfall {r['shortfall_bytes']} failed redirects "
+                           f" mismatch {r['mismatch_bytes']} failed redirects "
                            f"{r['redirect_errors']} replayed {r['replayed_mb']:.1f} MB"
                            if path == "skmsg" else "")
                         + f" load {r['load']:.1f}")
@@ -628,9 +630,12 @@ def summarize_skmsg(label: str, by_path: dict, rounds: int) -> dict:
         f"{k} {fmt(v, 2)}" for k, v in ratios.items()))
     sk = by_path["skmsg"]
     print(f"skmsg runs: redirected MB {fmt(summary([r['redirected_mb'] for r in sk]), 1)}, "
-          f"relay MB {fmt(summary([r['relay_mb'] for r in sk]), 2)}, leases ended/armed "
-          f"{[(r['leases_ended'], r['leases_armed']) for r in sk]}, shortfall bytes "
-          f"{[r['shortfall_bytes'] for r in sk]}, framing errors "
+          f"relay MB {fmt(summary([r['relay_mb'] for r in sk]), 2)} (of which server to client "
+          f"{fmt(summary([r['relay_s2c_mb'] for r in sk]), 3)}), leases ended/armed "
+          f"{[(r['leases_ended'], r['leases_armed']) for r in sk]}"
+          + (f", pgbench transactions {[r['processed'] for r in sk]}" if tps else "")
+          + ", client-socket mismatch bytes "
+          f"{[r['mismatch_bytes'] for r in sk]}, framing errors "
           f"{[r['framing_errors'] for r in sk]}, failed redirects "
           f"{[r['redirect_errors'] for r in sk]}, replayed MB "
           f"{[round(r['replayed_mb'], 1) for r in sk]}")

@@ -14,6 +14,11 @@
  * bpf_msg_apply_bytes (the program runs again for them and passes them: normal TCP to the
  * relay). A msg with more than HELIOS_SKMSG_MAX_WALK framing steps is cut the same way.
  *
+ * skmsg_send_done (raw tracepoint sock:sock_send_length, after every sendmsg): a redirect into
+ * a full client send buffer fails part-way and PostgreSQL sends the dropped bytes again; this
+ * counts them in the slot so that skmsg_reply redirects them again without framing them twice
+ * (and redoes a lease end whose 'I' was among them).
+ *
  * Maps and fields: include/helios/bpf_abi.h (sk_msg reply path) and docs/datapath.md. */
 #include "vmlinux.h"
 

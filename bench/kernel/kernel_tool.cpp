@@ -302,6 +302,7 @@ struct RelayCounters {
       redirected_bytes{0}, client_bytes_written{0}, mismatch_sessions{0}, mismatch_bytes{0},
       lease_errors{0}, relay_to_client{0};
   std::atomic<uint32_t> next_slot{0};
+  std::atomic<int> active{0};  // sessions whose counters are not added yet
 };
 
 // --path skmsg: one session after startup. Client -> server is copied here, and the lease slot
@@ -398,8 +399,17 @@ uint32_t be32(const char* p) {
          (uint32_t(uint8_t(p[2])) << 8) | uint32_t(uint8_t(p[3]));
 }
 
+void serve_session(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
+                   SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc);
+
 void serve_client(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
                   SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc) {
+  serve_session(std::move(client), up, path, sndbuf, eng, skm, rc);
+  rc.active.fetch_sub(1);
+}
+
+void serve_session(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
+                   SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc) {
   rc.clients.fetch_add(1);
   UniqueFd server(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (connect(server.get(), reinterpret_cast<sockaddr*>(&up), sizeof(up)) != 0) return;
@@ -556,12 +566,17 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
     if (fds[0].revents & POLLIN) {
       UniqueFd c(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!c) continue;
+      rc.active.fetch_add(1);
       std::thread(serve_client, std::move(c), up, path, sndbuf, path == "splice" ? &eng : nullptr,
                   skm ? &*skm : nullptr, std::ref(rc))
           .detach();
     }
   }
+  // The clients are gone when stdin closes; let their sessions notice and add their counters.
+  for (int i = 0; i < 300 && rc.active.load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   json out{{"event", "done"},
+           {"unfinished_sessions", rc.active.load()},
            {"clients", rc.clients.load()},
            {"spliced", rc.spliced.load()},
            {"user_bytes", rc.user_bytes.load()},

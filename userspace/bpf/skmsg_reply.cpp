@@ -96,8 +96,11 @@ Result<SkmsgReply> SkmsgReply::attach(const SkmsgReplySpec& spec) {
   // Failed redirects (client send buffer full) must be known to the framing: the raw
   // tracepoint sock_send_length after each of PostgreSQL's sendmsg calls.
   bpf_link* tp = bpf_program__attach(sk->progs.skmsg_send_done);
-  if (long e = libbpf_get_error(tp); e || !tp)
+  if (long e = libbpf_get_error(tp); e || !tp) {
+    if (e == -ENOENT || e == -EINVAL || e == -EOPNOTSUPP)
+      return missing_feature("raw tracepoint sock:sock_send_length", std::strerror(int(-e)));
     return libbpf_error(int(e ? e : -EIO), "skmsg: attaching raw_tp sock_send_length");
+  }
   sk->links.skmsg_send_done = tp;
   return out;
 }

@@ -4,6 +4,7 @@
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py bypass [--rounds 3] [--seconds 10]
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py relay  [--rounds 3]
     sudo HELIOS_BUILD_DIR=build-kernel bench/kernel/kernel_bench.py splice-pg [--rounds 3]
+    sudo HELIOS_BUILD_DIR=build bench/kernel/kernel_bench.py skmsg-reply [--rounds 3] [--seconds 8]
     sudo HELIOS_BUILD_DIR=build bench/kernel/kernel_bench.py proxy [--rounds 3] [--seconds 8]
     ... [--json out.json] [--quick]
 
@@ -15,6 +16,12 @@ relay      kernel_tool relay: a PostgreSQL-framed request/response relay with no
 splice-pg  kernel_tool pgrelay: a session-mode relay in front of a real PostgreSQL that does
            startup/auth in user space then either splices the pair in the kernel or keeps copying
            in user space: pgbench -S -c16, a 10 MB SELECT, COPY out of 1 GB.
+skmsg-reply  kernel_tool pgrelay --path skmsg (issue 18 item 3): the same session relay, but
+           PostgreSQL's own sendmsg redirects the replies to the client socket's egress (sk_msg on
+           PostgreSQL's socket, bpf/skmsg_reply.bpf.c) until the ReadyForQuery 'I'; against the
+           user-space copy relay and direct: pgbench -S -c16, 5 x SELECT of 10k rows of 1 KB,
+           COPY out of 1 GB (100 MB with --quick). First checks the bytes (sha256 of psql's
+           output through each path equals direct's). All CPU, PostgreSQL's included.
 proxy      heliosproxy itself, data_path userspace vs kernel (the worker keeps the client
            direction, the kernel splices the replies), against PostgreSQL directly and PgBouncer
            1.18 (bench/run's systems, pool 20; each run from a freshly started proxy):
@@ -158,6 +165,7 @@ class CpuMeter:
         self.others = others
         self.path = self.busy - self.pg_cpu - self.clients
         self.path_ours = path + kthreads + irq
+        self.relay, self.kthreads, self.irq = path, kthreads, irq
 
     def fields(self, units: int, unit_name: str) -> dict:
         n = max(units, 1)
@@ -166,7 +174,8 @@ class CpuMeter:
                 "path_ours_cpu_s": self.path_ours,
                 f"cpu_us_per_{unit_name}": self.path * 1e6 / n,
                 f"ours_cpu_us_per_{unit_name}": self.path_ours * 1e6 / n,
-                "load": self.load}
+                "relay_cpu_s": self.relay, "kthread_cpu_s": self.kthreads,
+                "irq_cpu_s": self.irq, "load": self.load}
 
 
 def warm(ci: ConnInfo, clients: int = 16) -> None:
@@ -460,6 +469,179 @@ def bench_splice_pg(args) -> dict:
     return out
 
 
+# ---- sk_msg reply path (issue 18 item 3) --------------------------------------------------------
+
+SKMSG_SELECT = "SELECT repeat('x', 1000) FROM generate_series(1, 10000)"
+SKMSG_COPY = "COPY (SELECT repeat('x', 1000) FROM generate_series(1, {rows})) TO STDOUT"
+SKMSG_PATHS = ["direct", "user", "skmsg"]
+
+
+def psql_sha256(ci: ConnInfo, sql: str) -> tuple[str, int]:
+    """The bytes psql prints for `sql` (one session), hashed as they stream: (sha256, bytes)."""
+    import hashlib
+    env = dict(os.environ, PGPASSWORD=ci.password)
+    argv = ["/usr/lib/postgresql/15/bin/psql", "-X", "-q", "-A", "-t", "-h", ci.host,
+            "-p", str(ci.port), "-U", ci.user, "-d", ci.dbname, "-c", sql]
+    h, n = hashlib.sha256(), 0
+    with subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+        while chunk := p.stdout.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+        err = p.stderr.read().decode()
+    if p.returncode != 0:
+        raise RuntimeError(err)
+    return h.hexdigest(), n
+
+
+def skmsg_counters(final: dict) -> dict:
+    """What the relay and the program did during one run (skmsg path): MB each way, leases."""
+    k, sm = final.get("kernel", {}), final.get("skmsg", {})
+    return {"redirected_mb": k.get("bytes_redirected", 0) / 1e6,
+            "relay_mb": final.get("user_bytes", 0) / 1e6,
+            "relay_s2c_mb": sm.get("relay_to_client_bytes", 0) / 1e6,
+            "leases_armed": sm.get("armed", 0), "leases_ended": sm.get("ended", 0),
+            "mismatch_bytes": sm.get("mismatch_bytes", 0),
+            "framing_errors": k.get("framing_errors", 0), "not_in_map": sm.get("not_in_map", 0),
+            "pulls": k.get("pulls", 0), "splits": k.get("split", 0),
+            "redirect_errors": k.get("redirect_errors", 0),
+            "replayed_mb": k.get("replayed_bytes", 0) / 1e6}
+
+
+def skmsg_verify(pg: PgCluster, direct: ConnInfo, rows: int, sndbuf: int) -> dict:
+    """Once, before the timed rounds: the bytes a client receives through each relay equal a
+    direct run's (sha256 of psql's output of COPY out and of the 10k-row SELECT), and on the
+    skmsg path the program redirected them and ended one lease per statement."""
+    out = {}
+    for label, sql in [(f"COPY out {rows // 1000} MB", SKMSG_COPY.format(rows=rows)),
+                       ("SELECT 10k rows of 1 KB", SKMSG_SELECT)]:
+        want = psql_sha256(direct, sql)
+        row = {"direct": {"sha256": want[0], "bytes": want[1]}}
+        for path in ("user", "skmsg"):
+            with PgRelay(pg, path, sndbuf) as relay:
+                got = psql_sha256(ConnInfo("127.0.0.1", relay.port, BENCH_USER,
+                                           ROLES[BENCH_USER].password, "bench"), sql)
+            row[path] = {"sha256": got[0], "bytes": got[1], "equal": got == want}
+            if path == "skmsg":
+                row[path].update(skmsg_counters(relay.final))
+            log(f"verify {label:24s} {path:6s} equal={got == want} bytes {got[1]}"
+                + (f" redirected {row[path]['redirected_mb']:.1f} MB, relay {row[path]['relay_mb']:.2f} MB,"
+                   f" leases armed {row[path]['leases_armed']} ended {row[path]['leases_ended']},"
+                   f" client-socket mismatch {row[path]['mismatch_bytes']} B, failed redirects "
+                   f"{row[path]['redirect_errors']}, replayed {row[path]['replayed_mb']:.1f} MB"
+                   if path == "skmsg" else ""))
+        out[label] = row
+    return out
+
+
+def bench_skmsg_reply(args) -> dict:
+    rows = 100_000 if args.quick else 1_000_000
+    tests = [("pgbench -S -c16", "pgbench"),
+             ("5 x SELECT 10k rows of 1 KB", ";".join([SKMSG_SELECT] * 5)),
+             (f"COPY out {rows // 1000} MB", SKMSG_COPY.format(rows=rows))]
+    results: dict = {}
+    global PG
+    with PgCluster(max_connections=100) as pg:
+        PG = pg
+        pg.pgbench_init("bench", scale=1)
+        direct = ConnInfo(pg.host, pg.port, BENCH_USER, ROLES[BENCH_USER].password, "bench",
+                          {"connect_timeout": 10})
+        verify = skmsg_verify(pg, direct, 100_000, args.sndbuf)
+        for rnd in range(args.rounds):
+            for label, what in tests:
+                for path in rotation(SKMSG_PATHS, rnd):
+                    PATH_PIDS[:] = []
+                    if path == "direct":
+                        r = (run_pgbench(direct, args.seconds) if what == "pgbench"
+                             else timed_psql(direct, what))
+                    else:
+                        with PgRelay(pg, path, args.sndbuf) as relay:
+                            PATH_PIDS[:] = [relay.proc.pid]
+                            ci = ConnInfo("127.0.0.1", relay.port, BENCH_USER,
+                                          ROLES[BENCH_USER].password, "bench",
+                                          {"connect_timeout": 10})
+                            r = (run_pgbench(ci, args.seconds) if what == "pgbench"
+                                 else timed_psql(ci, what))
+                        r["relay"] = relay.final
+                        if path == "skmsg":
+                            r.update(skmsg_counters(relay.final))
+                    units = r.get("processed", 1)
+                    # Tick accounting charges a softirq to the task it interrupted (and to
+                    # /proc/stat's softirq as well): the loopback softirqs these paths raise
+                    # run in their own processes, so the processes' sum holds them.
+                    r["all_cpu_s"] = (r["pg_cpu_s"] + r["relay_cpu_s"] + r["client_cpu_s"]
+                                      + r["kthread_cpu_s"])
+                    for k in ("busy_cpu_s", "all_cpu_s", "pg_cpu_s", "relay_cpu_s",
+                              "client_cpu_s"):
+                        r[k.replace("_cpu_s", "_us_per_unit")] = r[k] * 1e6 / max(units, 1)
+                    r["kernel_us_per_unit"] = r["kthread_cpu_s"] * 1e6 / max(units, 1)
+                    results.setdefault(label, {}).setdefault(path, []).append(r)
+                    main_metric = (f"tps {r['tps']:8.0f}" if what == "pgbench"
+                                   else f"{r['seconds']:6.2f} s")
+                    log(f"round {rnd + 1} {label:28s} {path:6s} {main_metric} busy "
+                        f"{r['busy_cpu_s']:6.2f} s all-ours {r['all_cpu_s']:6.2f} s pg "
+                        f"{r['pg_cpu_s']:6.2f} s relay {r['relay_cpu_s']:5.2f} s"
+                        + (f" redirected {r['redirected_mb']:.1f} MB relay {r['relay_mb']:.1f} MB"
+                           f" (s->c {r['relay_s2c_mb']:.3f})"
+                           f" leases {r['leases_ended']}/{r['leases_armed']}"
+                           f" mismatch {r['mismatch_bytes']} failed redirects "
+                           f"{r['redirect_errors']} replayed {r['replayed_mb']:.1f} MB"
+                           if path == "skmsg" else "")
+                        + f" load {r['load']:.1f}")
+    out = {"verify": verify}
+    for label, by_path in results.items():
+        out[label] = summarize_skmsg(label, by_path, args.rounds)
+    return out
+
+
+def summarize_skmsg(label: str, by_path: dict, rounds: int) -> dict:
+    tps = "tps" in by_path["user"][0]
+    unit = "txn" if tps else "run"
+    scale = 1.0 if tps else 1e-6  # µs per transaction; s per run
+    cols = ([("tps", "tps", 0)] if tps else [("seconds", "wall s", 2)]) + [
+        ("busy_us_per_unit", f"machine busy {'µs/txn' if tps else 's'}", 1 if tps else 2),
+        ("all_us_per_unit", f"PG+relay+client+kthreads {'µs/txn' if tps else 's'}",
+         1 if tps else 2),
+        ("pg_us_per_unit", f"PostgreSQL {'µs/txn' if tps else 's'}", 1 if tps else 2),
+        ("relay_us_per_unit", f"relay {'µs/txn' if tps else 's'}", 1 if tps else 2),
+        ("kernel_us_per_unit", f"kthreads {'µs/txn' if tps else 's'}", 1 if tps else 2),
+        ("client_us_per_unit", f"client {'µs/txn' if tps else 's'}", 1 if tps else 2),
+        ("load", "load", 1)]
+    o: dict = {}
+    rows = []
+    for path in SKMSG_PATHS:
+        runs = by_path[path]
+        o[path] = {k: summary([r[k] * (1 if k in ("tps", "seconds", "load") else scale)
+                               for r in runs]) for k, _, _ in cols}
+        o[path]["runs"] = runs
+        rows.append([path] + [fmt(o[path][k], d) for k, _, d in cols])
+    print(f"\n### {label} (sk_msg reply path vs user-space relay), median (min-max) over "
+          f"{rounds} round(s)\n")
+    print(md_table(["path"] + [c for _, c, _ in cols], rows))
+    key = "tps" if tps else "seconds"
+    ratios = {
+        "skmsg/user speed": summary([(s[key] / u[key]) if tps else (u[key] / s[key])
+                                     for s, u in zip(by_path["skmsg"], by_path["user"])]),
+        "skmsg/user machine busy": summary([s["busy_us_per_unit"] / u["busy_us_per_unit"]
+                                            for s, u in zip(by_path["skmsg"], by_path["user"])]),
+        "skmsg/user PG+relay+client+kthreads": summary([s["all_us_per_unit"] / u["all_us_per_unit"]
+                                        for s, u in zip(by_path["skmsg"], by_path["user"])])}
+    o["ratios"] = ratios
+    print("\nper-round ratios, median (min-max): " + "; ".join(
+        f"{k} {fmt(v, 2)}" for k, v in ratios.items()))
+    sk = by_path["skmsg"]
+    print(f"skmsg runs: redirected MB {fmt(summary([r['redirected_mb'] for r in sk]), 1)}, "
+          f"relay MB {fmt(summary([r['relay_mb'] for r in sk]), 2)} (of which server to client "
+          f"{fmt(summary([r['relay_s2c_mb'] for r in sk]), 3)}), leases ended/armed "
+          f"{[(r['leases_ended'], r['leases_armed']) for r in sk]}"
+          + (f", pgbench transactions {[r['processed'] for r in sk]}" if tps else "")
+          + ", client-socket mismatch bytes "
+          f"{[r['mismatch_bytes'] for r in sk]}, framing errors "
+          f"{[r['framing_errors'] for r in sk]}, failed redirects "
+          f"{[r['redirect_errors'] for r in sk]}, replayed MB "
+          f"{[round(r['replayed_mb'], 1) for r in sk]}")
+    return o
+
+
 # ---- heliosproxy: user space vs kernel data path, against direct and PgBouncer ---------------
 
 # config name -> bench/run's system (hbench.systems: same pool, auth, logging as bench/run)
@@ -639,7 +821,8 @@ def print_proxy_table(w: Workload, o: dict, rounds: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("what", choices=["bypass", "relay", "splice-pg", "proxy", "all"])
+    ap.add_argument("what", choices=["bypass", "relay", "splice-pg", "skmsg-reply", "proxy",
+                                    "all"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--sndbuf", type=int, default=16 * 1024 * 1024,
@@ -662,6 +845,8 @@ def main() -> None:
         out["relay"] = bench_relay(args)
     if args.what in ("splice-pg", "all"):
         out["splice_pg"] = bench_splice_pg(args)
+    if args.what in ("skmsg-reply", "all"):
+        out["skmsg_reply"] = bench_skmsg_reply(args)
     if args.what in ("proxy", "all"):
         out["proxy"] = bench_proxy(args)
     if args.json:

@@ -19,11 +19,18 @@
 //       auth are copied in user space; at the backend's first ReadyForQuery the pair is either
 //       spliced in the kernel (session lease; SpliceEngine) or kept in a user-space copy loop.
 //       Prints {"event":"listening"}, runs until stdin closes, then prints its counters.
+//       --path skmsg: the sk_msg reply path (SkmsgReply, bpf/skmsg_reply.bpf.c; PostgreSQL must
+//       run on this host): the relay forwards the client's requests itself and arms the
+//       session's lease slot before each one; PostgreSQL's own sendmsg redirects the replies to
+//       the client socket's egress until the ReadyForQuery 'I'. At the end it prints the
+//       program's counters and, per session, whether the client socket got exactly the bytes the
+//       program redirected plus the relay's writes (TCP_INFO of the client socket).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,13 +42,15 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bpf/bpf_error.h"
-#include "bpf/sockops_bypass.h"
+#include "bpf/skmsg_reply.h"
 #include "bpf/sockmap_splice.h"
+#include "bpf/sockops_bypass.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
 
@@ -288,7 +297,74 @@ int cmd_relay(const std::string& path, uint64_t size, uint64_t count, int pairs,
 
 struct RelayCounters {
   std::atomic<uint64_t> clients{0}, spliced{0}, user_bytes{0}, handbacks{0};
+  // skmsg path
+  std::atomic<uint64_t> routed{0}, not_in_map{0}, armed{0}, arm_skipped{0}, ended{0}, rfq{0},
+      redirected_bytes{0}, client_bytes_written{0}, mismatch_sessions{0}, mismatch_bytes{0},
+      lease_errors{0}, relay_to_client{0};
+  std::atomic<uint32_t> next_slot{0};
+  std::atomic<int> active{0};  // sessions whose counters are not added yet
 };
+
+// --path skmsg: one session after startup. Client -> server is copied here, and the lease slot
+// is armed before each request goes out; server -> client arrives here only when the program
+// did not redirect it (slot idle: after the 'I', or not armed).
+void skmsg_session(int client, int server, SkmsgReply& sk, uint32_t slot, RelayCounters& rc) {
+  std::vector<char> buf(256 * 1024);
+  uint64_t user_to_client = 0;
+  auto before = tcp_bytes_written(client);  // startup and auth, written by the relay
+  const uint64_t written_before = before ? *before : 0;
+  pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = recv(server, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+      if (r > 0) {
+        rc.user_bytes.fetch_add(uint64_t(r), std::memory_order_relaxed);
+        user_to_client += uint64_t(r);
+        if (!write_all(client, buf.data(), size_t(r))) break;
+      }
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = recv(client, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+      if (r > 0) {
+        // Arm only when no reply is waiting here: a reply that already took the TCP way must
+        // reach the client before anything the program redirects.
+        int pending = 0;
+        if (!sk.armed(slot)) {
+          if (ioctl(server, FIONREAD, &pending) == 0 && pending == 0) {
+            sk.arm(slot);
+            rc.armed.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            rc.arm_skipped.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+        rc.user_bytes.fetch_add(uint64_t(r), std::memory_order_relaxed);
+        if (!write_all(server, buf.data(), size_t(r))) break;
+      }
+    }
+  }
+  skmsg_lease l = sk.lease(slot);
+  rc.relay_to_client.fetch_add(user_to_client);
+  rc.ended.fetch_add(l.ended);
+  rc.rfq.fetch_add(l.rfq);
+  rc.redirected_bytes.fetch_add(l.bytes);
+  if (l.error) rc.lease_errors.fetch_add(1);
+  // The client socket's TCP counters hold the relay's writes plus the redirects that took
+  // effect: they must equal the relay's writes plus what the program counted as delivered
+  // (a redirect that failed part-way is subtracted by the tracepoint and counted again when
+  // PostgreSQL re-sends). Any difference is a byte lost or doubled.
+  if (auto w = tcp_bytes_written(client); w) {
+    uint64_t got = *w - written_before, want = user_to_client + l.bytes;
+    rc.client_bytes_written.fetch_add(got);
+    if (got != want) {
+      rc.mismatch_sessions.fetch_add(1);
+      rc.mismatch_bytes.fetch_add(got > want ? got - want : want - got);
+    }
+  }
+  (void)sk.unroute(server, slot);
+}
 
 // Copies whatever arrives on either socket to the other until one side closes.
 void copy_loop(int a, int b, RelayCounters& rc) {
@@ -323,8 +399,17 @@ uint32_t be32(const char* p) {
          (uint32_t(uint8_t(p[2])) << 8) | uint32_t(uint8_t(p[3]));
 }
 
+void serve_session(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
+                   SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc);
+
 void serve_client(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
-                  SpliceEngine* eng, RelayCounters& rc) {
+                  SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc) {
+  serve_session(std::move(client), up, path, sndbuf, eng, skm, rc);
+  rc.active.fetch_sub(1);
+}
+
+void serve_session(UniqueFd client, sockaddr_in up, const std::string& path, int sndbuf,
+                   SpliceEngine* eng, SkmsgReply* skm, RelayCounters& rc) {
   rc.clients.fetch_add(1);
   UniqueFd server(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (connect(server.get(), reinterpret_cast<sockaddr*>(&up), sizeof(up)) != 0) return;
@@ -387,6 +472,18 @@ void serve_client(UniqueFd client, sockaddr_in up, const std::string& path, int 
         std::string rfq = now.substr(now.size() - 6);
         now.resize(now.size() - 6);
         if (!write_all(client.get(), now.data(), now.size())) return;
+        if (skm) {
+          uint32_t slot = rc.next_slot.fetch_add(1) % HELIOS_SKMSG_MAX_LEASES;
+          auto in = skm->backend_in_map(server.get());
+          if (!in || !*in) {
+            rc.not_in_map.fetch_add(1);
+          } else if (skm->route(server.get(), slot, client.get())) {
+            rc.routed.fetch_add(1);
+            if (!write_all(client.get(), rfq.data(), rfq.size())) return;
+            skmsg_session(client.get(), server.get(), *skm, slot, rc);
+            return;
+          }
+        }
         if (eng) {
           auto c = eng->add(client.get(), SPLICE_ROLE_CLIENT);
           auto b = eng->add(server.get(), SPLICE_ROLE_BACKEND);
@@ -437,6 +534,15 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
     }
     eng = std::move(*e);
   }
+  std::optional<SkmsgReply> skm;
+  if (path == "skmsg") {  // before any connection to PostgreSQL: sockops adds them as they come
+    auto r = SkmsgReply::attach({ep->port, ""});
+    if (!r) {
+      std::cout << json{{"event", "error"}, {"message", r.error().message}}.dump() << std::endl;
+      return is_missing_feature(r.error()) ? 3 : 1;
+    }
+    skm.emplace(std::move(*r));
+  }
   UniqueFd l(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   int one = 1;
   setsockopt(l.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -460,12 +566,17 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
     if (fds[0].revents & POLLIN) {
       UniqueFd c(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!c) continue;
+      rc.active.fetch_add(1);
       std::thread(serve_client, std::move(c), up, path, sndbuf, path == "splice" ? &eng : nullptr,
-                  std::ref(rc))
+                  skm ? &*skm : nullptr, std::ref(rc))
           .detach();
     }
   }
+  // The clients are gone when stdin closes; let their sessions notice and add their counters.
+  for (int i = 0; i < 300 && rc.active.load() > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   json out{{"event", "done"},
+           {"unfinished_sessions", rc.active.load()},
            {"clients", rc.clients.load()},
            {"spliced", rc.spliced.load()},
            {"user_bytes", rc.user_bytes.load()},
@@ -475,6 +586,34 @@ int cmd_pgrelay(const std::string& path, uint16_t port, const std::string& upstr
       out["kernel"] = {{"forwarded_skbs", s->forwarded_skbs},
                        {"passed_skbs", s->passed_skbs},
                        {"bytes", s->bytes}};
+  if (skm) {
+    out["skmsg"] = {{"routed", rc.routed.load()},
+                    {"not_in_map", rc.not_in_map.load()},
+                    {"armed", rc.armed.load()},
+                    {"arm_skipped", rc.arm_skipped.load()},
+                    {"ended", rc.ended.load()},
+                    {"rfq", rc.rfq.load()},
+                    {"redirected_bytes", rc.redirected_bytes.load()},
+                    {"client_bytes_written", rc.client_bytes_written.load()},
+                    {"mismatch_sessions", rc.mismatch_sessions.load()},
+                    {"mismatch_bytes", rc.mismatch_bytes.load()},
+                    {"lease_errors", rc.lease_errors.load()},
+                    {"relay_to_client_bytes", rc.relay_to_client.load()}};
+    if (auto s = skm->stats(); s)
+      out["kernel"] = {{"added", s->added},
+                       {"runs", s->runs},
+                       {"passed", s->passed},
+                       {"redirected", s->redirected},
+                       {"bytes_redirected", s->bytes_redirected},
+                       {"redirect_failed", s->redirect_failed},
+                       {"rfq_idle", s->rfq_idle},
+                       {"pulls", s->pulls},
+                       {"split", s->split},
+                       {"framing_errors", s->framing_errors},
+                       {"redirect_errors", s->redirect_errors},
+                       {"replayed_bytes", s->replayed_bytes},
+                       {"ends_redone", s->ends_redone}};
+  }
   std::cout << out.dump() << std::endl;
   std::_Exit(0);  // detached client threads may still hold sockets; the process is done
 }
@@ -500,7 +639,7 @@ int main(int argc, char** argv) {
   uint16_t listen_port = 0;
   std::string upstream;
   auto* pr = app.add_subcommand("pgrelay", "session relay in front of PostgreSQL");
-  pr->add_option("--path", path)->check(CLI::IsMember({"splice", "user"}));
+  pr->add_option("--path", path)->check(CLI::IsMember({"splice", "user", "skmsg"}));
   pr->add_option("--listen", listen_port)->required();
   pr->add_option("--upstream", upstream, "PostgreSQL IPV4:PORT")->required();
   pr->add_option("--sndbuf", sndbuf, "SO_SNDBUF of both sockets (0: autotuned)");

@@ -495,4 +495,91 @@ struct splice_op {
 };
 HELIOS_ABI_ASSERT(sizeof(struct splice_op) == 64, "splice_op size");
 
+/* ------------------------------------------------------------------------------------------
+ * sk_msg reply path (bpf/skmsg_reply.bpf.c, issue 18 item 3): a COMPONENT under measurement
+ * (bench/kernel/ skmsg-reply), not a data path of the proxy. Documented in docs/datapath.md.
+ *
+ * A sockops program puts the sockets a local PostgreSQL accepts (local port == skmsg_config's
+ * db_port, peer on this host) into skmsg_socks, keyed by their 4-tuple. The sk_msg program on
+ * skmsg_socks runs inside PostgreSQL's own sendmsg: when that socket has a route (skmsg_routes)
+ * to a lease slot that user space armed, it frames the replies and redirects them to the EGRESS
+ * of the slot's client socket (skmsg_targets[slot], bpf_msg_redirect_map without
+ * BPF_F_INGRESS), up to and including the ReadyForQuery 'I' that ends the lease; then it
+ * disarms the slot (the slot's `ended` grows) and every later byte takes the normal TCP way to
+ * the relay. A ReadyForQuery may be split across sendmsg calls (the framing position is kept
+ * in the slot); bytes after the 'I' in the same sendmsg are cut off with bpf_msg_apply_bytes.
+ * ------------------------------------------------------------------------------------------ */
+
+#define HELIOS_SKMSG_MAX_LEASES 1024   /* lease slots (skmsg_leases, skmsg_targets) */
+#define HELIOS_SKMSG_MAX_SOCKETS 65536 /* PostgreSQL sockets in skmsg_socks */
+#define HELIOS_SKMSG_MAX_WALK 256      /* framing steps per program run; then apply_bytes */
+
+#define HELIOS_MAP_SKMSG_SOCKS "skmsg_socks"     /* SOCKHASH sock_tuple_key -> socket */
+#define HELIOS_MAP_SKMSG_TARGETS "skmsg_targets" /* SOCKMAP [MAX_LEASES] slot -> client socket */
+#define HELIOS_MAP_SKMSG_ROUTES "skmsg_routes"   /* HASH sock_tuple_key -> __u32 slot */
+#define HELIOS_MAP_SKMSG_LEASES "skmsg_leases"   /* ARRAY [MAX_LEASES], mmapable */
+#define HELIOS_MAP_SKMSG_CONFIG "skmsg_config"   /* ARRAY [1] struct skmsg_config */
+#define HELIOS_MAP_SKMSG_STATS "skmsg_stats"     /* PERCPU_ARRAY [1] struct skmsg_stats */
+
+struct skmsg_config {
+  __u16 db_port; /* HOST order: PostgreSQL's listen port; 0 = add nothing */
+  __u16 pad;
+  __u32 pad2;
+};
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_config) == 8, "skmsg_config size");
+
+enum skmsg_lease_state {
+  SKMSG_IDLE = 0,  /* replies go the normal TCP way (to the relay) */
+  SKMSG_ARMED = 1, /* replies are redirected to the client until a ReadyForQuery 'I' */
+};
+
+/* Array "skmsg_leases" (mmapped by user space). User space resets a slot when it routes a
+ * socket to it, then arms it (atomic store of `state`) before it forwards each request; the
+ * program writes the framing fields only while ARMED and disarms at the end. */
+struct skmsg_lease {
+  __u32 state;      /* enum skmsg_lease_state */
+  __u32 msg_left;   /* framing: body bytes of the current message still to come */
+  __u8 hdr[5];      /* framing: the partial header (type + length) */
+  __u8 hdr_have;    /* bytes in hdr, 0-4 */
+  __u8 cur_type;    /* type of the message whose body is being walked */
+  __u8 last_status; /* status byte of the last ReadyForQuery */
+  __u32 error;      /* 1: a length < 4 was framed; the slot was disarmed */
+  /* A redirect into a full client send buffer fails part-way (tcp_bpf_push: -EAGAIN for a
+   * non-blocking sender such as PostgreSQL): the kernel drops the rest of the msg and tells the
+   * sender fewer bytes were sent, and the sender sends them again. After each sendmsg the
+   * raw tracepoint sock_send_length compares `call_bytes` (redirected during the call) with the
+   * bytes sent and counts the difference here; the sk_msg program redirects that many bytes of
+   * the next msg again without framing them twice. */
+  __u32 replay;
+  __u32 call_bytes;
+  __u8 ended_in_call;    /* the program ended the lease during this sendmsg */
+  __u8 end_after_replay; /* that end was dropped: end again after the `replay` bytes */
+  __u16 pad;
+  __u64 armed;    /* times armed (user space) */
+  __u64 ended;    /* leases ended by a ReadyForQuery 'I' (program) */
+  __u64 rfq;      /* ReadyForQuery messages redirected */
+  __u64 bytes;    /* bytes delivered to the client socket by redirects */
+  __u64 msgs;     /* PostgreSQL messages framed */
+  __u64 replayed; /* bytes redirected again after a failed redirect (also in `bytes`) */
+};
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_lease) == 80, "skmsg_lease size");
+
+/* Per-CPU array "skmsg_stats" [1]. */
+struct skmsg_stats {
+  __u64 added;      /* PostgreSQL sockets put into skmsg_socks (sockops) */
+  __u64 runs;       /* sk_msg program runs */
+  __u64 passed;     /* runs with no route or an idle slot: normal TCP */
+  __u64 redirected; /* runs that redirected (all or the first apply_bytes of the msg) */
+  __u64 bytes_redirected;
+  __u64 redirect_failed; /* the slot's target socket is missing: passed instead */
+  __u64 rfq_idle;        /* ReadyForQuery 'I' that ended a lease */
+  __u64 pulls;           /* bpf_msg_pull_data calls (bytes outside the first scatterlist entry) */
+  __u64 split;           /* bpf_msg_apply_bytes cuts (lease end mid-msg, walk limit) */
+  __u64 framing_errors;
+  __u64 redirect_errors; /* redirects that failed part-way (client send buffer full) */
+  __u64 replayed_bytes;  /* bytes the sender sent again after such a failure */
+  __u64 ends_redone;     /* lease ends whose 'I' was dropped, ended again after the re-send */
+};
+HELIOS_ABI_ASSERT(sizeof(struct skmsg_stats) == 104, "skmsg_stats size");
+
 #endif /* HELIOS_BPF_ABI_H */

@@ -89,17 +89,7 @@ int skmsg_sockops(struct bpf_sock_ops* skops) {
   if (!cfg || !cfg->db_port || (__u16)skops->local_port != cfg->db_port) return 1;
 
   struct sock_tuple_key key = {};
-  if (family == AF_INET_) {
-    sock_v4_mapped(key.local_addr, skops->local_ip4);
-    sock_v4_mapped(key.remote_addr, skops->remote_ip4);
-  } else {
-    sock_v6_copy(key.local_addr, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
-                 skops->local_ip6[3]);
-    sock_v6_copy(key.remote_addr, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-                 skops->remote_ip6[3]);
-  }
-  key.local_port = (__u16)skops->local_port;
-  key.remote_port = sock_remote_port_host(skops->remote_port);
+  SOCK_TUPLE_KEY(&key, skops);
   if (!sock_is_loopback(key.remote_addr) && !sock_addr_eq(key.remote_addr, key.local_addr))
     return 1;
   if (bpf_sock_hash_update(skops, &skmsg_socks, &key, BPF_NOEXIST) == 0) {
@@ -283,17 +273,7 @@ int skmsg_reply(struct sk_msg_md* msg) {
   st->runs++;
 
   struct sock_tuple_key key = {};
-  if (msg->family == AF_INET_) {
-    sock_v4_mapped(key.local_addr, msg->local_ip4);
-    sock_v4_mapped(key.remote_addr, msg->remote_ip4);
-  } else {
-    sock_v6_copy(key.local_addr, msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
-                 msg->local_ip6[3]);
-    sock_v6_copy(key.remote_addr, msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2],
-                 msg->remote_ip6[3]);
-  }
-  key.local_port = (__u16)msg->local_port;
-  key.remote_port = sock_remote_port_host(msg->remote_port);
+  SOCK_TUPLE_KEY(&key, msg);
   __u32* slot = bpf_map_lookup_elem(&skmsg_routes, &key);
   if (!slot) {
     st->passed++;

@@ -75,17 +75,7 @@ int bypass_sockops(struct bpf_sock_ops* skops) {
   st->established++;
 
   struct sock_tuple_key key = {};
-  if (family == AF_INET_) {
-    sock_v4_mapped(key.local_addr, skops->local_ip4);
-    sock_v4_mapped(key.remote_addr, skops->remote_ip4);
-  } else {
-    sock_v6_copy(key.local_addr, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
-                 skops->local_ip6[3]);
-    sock_v6_copy(key.remote_addr, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-                 skops->remote_ip6[3]);
-  }
-  key.local_port = (__u16)skops->local_port;
-  key.remote_port = sock_remote_port_host(skops->remote_port);
+  SOCK_TUPLE_KEY(&key, skops);
 
   if (!endpoint_listed(key.local_addr, key.local_port) &&
       !endpoint_listed(key.remote_addr, key.remote_port))
@@ -104,18 +94,7 @@ int bypass_sockops(struct bpf_sock_ops* skops) {
 SEC("sk_msg")
 int bypass_msg(struct sk_msg_md* msg) {
   struct sock_tuple_key peer = {};
-  __u32 family = msg->family;
-  if (family == AF_INET_) {
-    sock_v4_mapped(peer.remote_addr, msg->local_ip4);
-    sock_v4_mapped(peer.local_addr, msg->remote_ip4);
-  } else {
-    sock_v6_copy(peer.remote_addr, msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
-                 msg->local_ip6[3]);
-    sock_v6_copy(peer.local_addr, msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2],
-                 msg->remote_ip6[3]);
-  }
-  peer.remote_port = (__u16)msg->local_port;
-  peer.local_port = sock_remote_port_host(msg->remote_port);
+  SOCK_PEER_TUPLE_KEY(&peer, msg);
   __u32 size = msg->size;
 
   struct sock_bypass_stats* st = stats();

@@ -369,6 +369,23 @@ class PgRelay(_PgRelay):
         super().__init__(f"{pg.host}:{pg.port}", free_port(avoid={pg.port}), path, sndbuf)
 
 
+def run_relay_path(pg, direct: ConnInfo, path: str, what: str, args) -> dict:
+    """One measured run of `what` (pgbench, or a psql command) directly or through a PgRelay of
+    `path`; the relay's final counters in r["relay"] ({} directly)."""
+    PATH_PIDS[:] = []
+    if path == "direct":
+        r = run_pgbench(direct, args.seconds) if what == "pgbench" else timed_psql(direct, what)
+        r["relay"] = {}
+        return r
+    with PgRelay(pg, path, args.sndbuf) as relay:
+        PATH_PIDS[:] = [relay.proc.pid]
+        ci = ConnInfo("127.0.0.1", relay.port, BENCH_USER, ROLES[BENCH_USER].password, "bench",
+                      {"connect_timeout": 10})
+        r = run_pgbench(ci, args.seconds) if what == "pgbench" else timed_psql(ci, what)
+    r["relay"] = relay.final
+    return r
+
+
 def timed_psql(ci: ConnInfo, sql: str) -> dict:
     """psql in one session, each ';'-separated statement as its own -c, output discarded."""
     env = dict(os.environ, PGPASSWORD=ci.password)
@@ -408,21 +425,7 @@ def bench_splice_pg(args) -> dict:
         for rnd in range(args.rounds):
             for label, what in tests:
                 for path in ("direct", "user", "splice"):
-                    PATH_PIDS[:] = []
-                    if path == "direct":
-                        r = (run_pgbench(direct, args.seconds) if what == "pgbench"
-                             else timed_psql(direct, what))
-                        extra = {}
-                    else:
-                        with PgRelay(pg, path, args.sndbuf) as relay:
-                            PATH_PIDS[:] = [relay.proc.pid]
-                            ci = ConnInfo("127.0.0.1", relay.port, BENCH_USER,
-                                          ROLES[BENCH_USER].password, "bench",
-                                          {"connect_timeout": 10})
-                            r = (run_pgbench(ci, args.seconds) if what == "pgbench"
-                                 else timed_psql(ci, what))
-                        extra = relay.final
-                    r["relay"] = extra
+                    r = run_relay_path(pg, direct, path, what, args)
                     results.setdefault(label, {}).setdefault(path, []).append(r)
                     metric = (f"tps {r['tps']:8.0f} cpu/txn {r['cpu_us_per_txn']:6.1f} us"
                               if what == "pgbench" else
@@ -549,21 +552,9 @@ def bench_skmsg_reply(args) -> dict:
         for rnd in range(args.rounds):
             for label, what in tests:
                 for path in rotation(SKMSG_PATHS, rnd):
-                    PATH_PIDS[:] = []
-                    if path == "direct":
-                        r = (run_pgbench(direct, args.seconds) if what == "pgbench"
-                             else timed_psql(direct, what))
-                    else:
-                        with PgRelay(pg, path, args.sndbuf) as relay:
-                            PATH_PIDS[:] = [relay.proc.pid]
-                            ci = ConnInfo("127.0.0.1", relay.port, BENCH_USER,
-                                          ROLES[BENCH_USER].password, "bench",
-                                          {"connect_timeout": 10})
-                            r = (run_pgbench(ci, args.seconds) if what == "pgbench"
-                                 else timed_psql(ci, what))
-                        r["relay"] = relay.final
-                        if path == "skmsg":
-                            r.update(skmsg_counters(relay.final))
+                    r = run_relay_path(pg, direct, path, what, args)
+                    if path == "skmsg":
+                        r.update(skmsg_counters(r["relay"]))
                     units = r.get("processed", 1)
                     # Tick accounting charges a softirq to the task it interrupted (and to
                     # /proc/stat's softirq as well): the loopback softirqs these paths raise

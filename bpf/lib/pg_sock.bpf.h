@@ -30,6 +30,26 @@ static __always_inline __u16 sock_remote_port_host(__u32 remote_port_field) {
   return (__u16)bpf_ntohl(remote_port_field);
 }
 
+/* Fills a struct sock_tuple_key from a sock_ops or sk_msg context (their fields have the same
+ * names): SOCK_TUPLE_KEY is the context's own socket; SOCK_PEER_TUPLE_KEY the other end of the
+ * same local connection (local and remote swapped), which is how the peer's socket is keyed. */
+#define SOCK_FILL_TUPLE_(key, ctx, LO, RE)                                       \
+  do {                                                                           \
+    if ((ctx)->family == AF_INET_) {                                             \
+      sock_v4_mapped((key)->LO##_addr, (ctx)->local_ip4);                        \
+      sock_v4_mapped((key)->RE##_addr, (ctx)->remote_ip4);                       \
+    } else {                                                                     \
+      sock_v6_copy((key)->LO##_addr, (ctx)->local_ip6[0], (ctx)->local_ip6[1],   \
+                   (ctx)->local_ip6[2], (ctx)->local_ip6[3]);                    \
+      sock_v6_copy((key)->RE##_addr, (ctx)->remote_ip6[0], (ctx)->remote_ip6[1], \
+                   (ctx)->remote_ip6[2], (ctx)->remote_ip6[3]);                  \
+    }                                                                            \
+    (key)->LO##_port = (__u16)(ctx)->local_port;                                 \
+    (key)->RE##_port = sock_remote_port_host((ctx)->remote_port);                \
+  } while (0)
+#define SOCK_TUPLE_KEY(key, ctx) SOCK_FILL_TUPLE_(key, ctx, local, remote)
+#define SOCK_PEER_TUPLE_KEY(key, ctx) SOCK_FILL_TUPLE_(key, ctx, remote, local)
+
 /* True if `a` is a loopback address (127.0.0.0/8 as IPv4-mapped, or ::1). */
 static __always_inline bool sock_is_loopback(const __u8* a) {
   bool v4 = true;

@@ -10,6 +10,7 @@
 #include "bpf/skeleton.h"
 #include "helios/bpf_abi.h"
 #include "helios/xdp_guard.skel.h"
+#include "map_abi.h"
 
 using namespace helios::bpf;
 
@@ -17,11 +18,7 @@ TEST_CASE("xdp_guard maps carry the ABI names and sizes") {
   auto s = Skeleton<xdp_guard>::open();
   REQUIRE(s.ok());
   auto& m = (*s)->maps;
-  struct Want {
-    bpf_map* map;
-    const char* name;
-    size_t key, value;
-  } wants[] = {
+  helios::bpf::testing::check_map_abi({
       {m.guard_config, HELIOS_MAP_GUARD_CONFIG, 4, sizeof(edge_guard_config)},
       {m.vip_table, HELIOS_MAP_VIP_TABLE, sizeof(edge_vip_key), sizeof(edge_vip_value)},
       {m.tenant_cidrs, HELIOS_MAP_TENANT_CIDRS, sizeof(edge_cidr_key), sizeof(edge_cidr_value)},
@@ -30,13 +27,7 @@ TEST_CASE("xdp_guard maps carry the ABI names and sizes") {
       {m.global_bucket, HELIOS_MAP_GLOBAL_BUCKET, 4, sizeof(edge_syn_bucket)},
       {m.tenant_counters, HELIOS_MAP_TENANT_COUNTERS, 4, sizeof(edge_tenant_counters)},
       {m.guard_stats, HELIOS_MAP_GUARD_STATS, 4, sizeof(edge_guard_stats)},
-  };
-  for (const auto& w : wants) {
-    CAPTURE(w.name);
-    CHECK(std::string(bpf_map__name(w.map)) == w.name);
-    CHECK(bpf_map__key_size(w.map) == w.key);
-    CHECK(bpf_map__value_size(w.map) == w.value);
-  }
+  });
   CHECK(bpf_map__max_entries(m.tenant_counters) == HELIOS_EDGE_MAX_TENANTS);
   CHECK(bpf_map__max_entries(m.tenant_cidrs) == HELIOS_EDGE_MAX_CIDRS);
 }

@@ -15,6 +15,7 @@
 #include "bpf/skeleton.h"
 #include "bpf/skmsg_reply.h"
 #include "helios/skmsg_reply.skel.h"
+#include "map_abi.h"
 #include "splice_harness.h"
 
 using namespace helios;
@@ -73,24 +74,14 @@ TEST_CASE("skmsg_reply maps carry the ABI names and sizes") {
   auto s = Skeleton<skmsg_reply>::open();
   REQUIRE(s.ok());
   auto& m = (*s)->maps;
-  struct Want {
-    bpf_map* map;
-    const char* name;
-    size_t key, value;
-  } wants[] = {
+  helios::bpf::testing::check_map_abi({
       {m.skmsg_socks, HELIOS_MAP_SKMSG_SOCKS, sizeof(sock_tuple_key), 8},
       {m.skmsg_targets, HELIOS_MAP_SKMSG_TARGETS, 4, 8},
       {m.skmsg_routes, HELIOS_MAP_SKMSG_ROUTES, sizeof(sock_tuple_key), 4},
       {m.skmsg_leases, HELIOS_MAP_SKMSG_LEASES, 4, sizeof(skmsg_lease)},
       {m.skmsg_config, HELIOS_MAP_SKMSG_CONFIG, 4, sizeof(skmsg_config)},
       {m.skmsg_stats, HELIOS_MAP_SKMSG_STATS, 4, sizeof(skmsg_stats)},
-  };
-  for (const auto& w : wants) {
-    CAPTURE(w.name);
-    CHECK(std::string(bpf_map__name(w.map)) == w.name);
-    CHECK(bpf_map__key_size(w.map) == w.key);
-    CHECK(bpf_map__value_size(w.map) == w.value);
-  }
+  });
 }
 
 TEST_CASE("skmsg reply: replies go to the client's egress until ReadyForQuery 'I', split or not" *

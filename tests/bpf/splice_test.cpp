@@ -10,6 +10,7 @@
 
 #include "bpf/skeleton.h"
 #include "helios/sockmap_splice.skel.h"
+#include "map_abi.h"
 #include "splice_rig.h"
 
 using namespace helios;
@@ -30,11 +31,7 @@ TEST_CASE("splice ABI: map names and sizes match the program") {
   auto s = Skeleton<sockmap_splice>::open();
   REQUIRE(s.ok());
   auto& m = (*s)->maps;
-  struct Want {
-    bpf_map* map;
-    const char* name;
-    size_t key, value;
-  } wants[] = {
+  helios::bpf::testing::check_map_abi({
       {m.splice_socks, HELIOS_MAP_SPLICE_SOCKS, 8, 8},
       {m.splice_ctl, HELIOS_MAP_SPLICE_CTL, 8, sizeof(splice_ctl)},
       {m.splice_state, HELIOS_MAP_SPLICE_STATE, 8, sizeof(splice_sock_state)},
@@ -42,13 +39,7 @@ TEST_CASE("splice ABI: map names and sizes match the program") {
       {m.splice_tenants, HELIOS_MAP_SPLICE_TENANTS, 4, sizeof(splice_tenant_counters)},
       {m.splice_qps, HELIOS_MAP_SPLICE_QPS, 4, sizeof(splice_qps_bucket)},
       {m.splice_stats, HELIOS_MAP_SPLICE_STATS, 4, sizeof(splice_stats)},
-  };
-  for (const auto& w : wants) {
-    CAPTURE(w.name);
-    CHECK(std::string(bpf_map__name(w.map)) == w.name);
-    CHECK(bpf_map__key_size(w.map) == w.key);
-    CHECK(bpf_map__value_size(w.map) == w.value);
-  }
+  });
   CHECK(std::string(bpf_map__name(m.splice_events)) == HELIOS_MAP_SPLICE_EVENTS);
   CHECK(bpf_map__max_entries(m.splice_events) == HELIOS_SOCK_MAX_WORKERS);
   CHECK(bpf_map__max_entries(m.splice_tenants) == HELIOS_SOCK_MAX_TENANTS);

@@ -16,6 +16,7 @@ from psycopg import errors as pgerr
 from harness import APP_USER, wait_until
 
 N = 12
+LOAD = {"proxy": {"worker_scaling": "load"}}
 
 
 def _eventually(pred, timeout: float) -> bool:
@@ -105,7 +106,7 @@ KERNEL_STAYS = ("kernel data path: a client whose socket joined the splice engin
 def test_a_light_load_gathers_on_one_worker_and_sessions_survive_the_move(proxy_factory, data_path):
     if data_path == "kernel":
         pytest.skip(KERNEL_STAYS)
-    p = proxy_factory()
+    p = proxy_factory(LOAD)
     conns = [_connect(p) for _ in range(N)]
     for i, c in enumerate(conns):
         c.execute(f"SET statement_timeout = '{1001 + i}ms'")
@@ -146,7 +147,7 @@ def test_a_busy_proxy_wakes_the_second_worker_and_parks_it_after(pg, proxy_facto
     # A busy target of 1% of a core: any real load counts as busy, so the test does not depend on
     # how fast this machine is.
     _table(pg, N)
-    p = proxy_factory({"proxy": {"worker_busy_target": 0.01}})
+    p = proxy_factory({"proxy": {"worker_scaling": "load", "worker_busy_target": 0.01}})
     conns = [_connect(p) for _ in range(N)]
     for i, c in enumerate(conns):
         c.execute(f"SET statement_timeout = '{1001 + i}ms'")
@@ -177,7 +178,7 @@ def test_a_busy_proxy_wakes_the_second_worker_and_parks_it_after(pg, proxy_facto
 
 
 def test_fixed_scaling_keeps_every_worker_awake_and_clients_where_they_logged_in(proxy_factory):
-    p = proxy_factory({"proxy": {"worker_scaling": "fixed"}})
+    p = proxy_factory()  # the default
     conns = [_connect(p) for _ in range(N)]
     time.sleep(1.0)  # several rounds of the workers' hand-over checks
     clients = _clients(p)
@@ -191,7 +192,7 @@ def test_fixed_scaling_keeps_every_worker_awake_and_clients_where_they_logged_in
 
 
 def test_a_reload_to_fixed_wakes_the_parked_worker(proxy_factory):
-    p = proxy_factory()
+    p = proxy_factory(LOAD)
     assert _eventually(lambda: _awake(p) == {0: 1.0, 1: 0.0}, timeout=10), _awake(p)
     p.config["proxy"]["worker_scaling"] = "fixed"
     p.reload()

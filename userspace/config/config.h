@@ -75,9 +75,11 @@ struct ProxyConfig {
   PoolMode mode = PoolMode::kTransaction;
   LogLevel log_level = LogLevel::kInfo;
   int workers = 0;  // 0 = one per core
-  // "load": `workers` is a ceiling and only as many are awake as the load needs (clients move
-  // between workers between transactions); "fixed": all of them, always.
-  WorkerScaling worker_scaling = WorkerScaling::kLoad;
+  // "fixed" (default): all of them, always. "load": `workers` is a ceiling and only as many are
+  // awake as the load needs (clients move between workers between transactions). Not the
+  // default yet: clients gathered on one worker share its one receive-buffer ring (see
+  // docs/architecture.md, "Workers that follow the load").
+  WorkerScaling worker_scaling = WorkerScaling::kFixed;
   double worker_busy_target = 0.7;  // "load": wake another worker when the awake ones are this busy
   std::string instance = "default";  // BPF pins live in /sys/fs/bpf/helios/<instance>
   DataPathMode data_path = DataPathMode::kUserspace;

@@ -25,7 +25,7 @@ import pytest
 
 from harness.procmem import rss_outside_recv_buffers_kb
 from harness import APP_USER, ROLES
-from harness.wire import RawConn
+from harness.wire import RawConn, parse_messages, query_message
 
 SCALE = float(os.environ.get("HELIOS_STRESS_SCALE", "1"))
 SYNC = b"S\x00\x00\x00\x04"
@@ -219,6 +219,66 @@ def test_sync_floods_beside_pipelined_bulk_inserts(proxy_factory, pg):
     # The proxy still serves new clients normally.
     with psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(), autocommit=True) as conn:
         assert conn.execute("SELECT 42").fetchone() == (42,)
+
+
+@pytest.mark.timeout(120)
+def test_a_client_that_reads_nothing_longer_than_tcp_user_timeout_keeps_its_backend(proxy_factory):
+    """Backpressure is not a dead host: while the proxy stops reading a backend because its client
+    reads nothing, PostgreSQL stops reading the proxy and advertises a zero window. Linux ends a
+    connection whose zero window outlasts TCP_USER_TIMEOUT, so this client lost its backend
+    ("lost the connection to the database server", seen in the flood test above when bulk inserts
+    kept the flooders from reading for over 30 s) until the proxy put the timeout aside while
+    paused."""
+    user_timeout = 2.0
+    proxy = proxy_factory(mode="transaction", pool_size=5,
+                          backend={"tcp_user_timeout": f"{user_timeout:g}s"})
+    conn = RawConn(proxy.host, proxy.port)
+    conn.login(APP_USER, ROLES[APP_USER].password, "app")
+    rows, width = 4000, 4000  # a 16 MB result the client leaves unread
+    sock = conn.sock
+    sock.sendall(query_message(f"SELECT repeat('x', {width}) FROM generate_series(1, {rows})"))
+    # Then Syncs until the proxy stops taking them: by then PostgreSQL's receive window is shut.
+    sock.settimeout(1.0)
+    sent, pending, blocked = 0, b"", False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not blocked:
+        pending = pending or SYNC * 20_000
+        try:
+            n = sock.send(pending)
+        except socket.timeout:
+            blocked = True
+            continue
+        sent += n
+        pending = pending[n:]
+    half = pending[:len(pending) % len(SYNC)]  # the rest of a Sync half sent: once we read
+    assert blocked, f"the proxy took {sent} bytes of Syncs and was still reading"
+    time.sleep(user_timeout * 2.5)  # reading nothing, well past tcp_user_timeout
+
+    want_rfq = 1 + (sent + len(half)) // len(SYNC)
+    got = bytearray(conn.buf)
+    data_rows = rfq = 0
+    sock.settimeout(30)
+    while rfq < want_rfq:
+        if half:
+            sock.setblocking(False)
+            try:
+                half = half[sock.send(half):]
+            except BlockingIOError:
+                pass
+            sock.settimeout(30)
+        msgs, rest = parse_messages(bytes(got))
+        got = bytearray(rest)
+        for m in msgs:
+            assert m.kind != b"E", f"error after {data_rows} rows, {rfq} ReadyForQuery: {m.fields}"
+            data_rows += m.kind == b"D"
+            rfq += m.kind == b"Z"
+        if rfq < want_rfq:
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"the proxy closed the connection after {data_rows} rows, {rfq} replies"
+            got += chunk
+    assert data_rows == rows
+    assert conn.simple_query("SELECT 7")[0] == [["7"]]
+    conn.close()
 
 
 @pytest.mark.timeout(300)

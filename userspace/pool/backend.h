@@ -72,7 +72,11 @@ struct Backend {
   uint16_t swallow_rfq = 0;  // proxy-internal queries whose responses the client never sees
   char tx_status = 'I';
   bool recv_armed = false;
-  bool recv_paused = false;         // client's outgoing queue is full: backpressure
+  bool recv_paused = false;  // client's outgoing queue is full: backpressure
+  // TCP_USER_TIMEOUT (ms) put aside while recv_paused: the server stops reading our sends
+  // because we stopped reading its replies, which is no sign of a dead host (Worker::
+  // pause_backend_recv). 0: nothing put aside.
+  uint32_t user_timeout_held_ms = 0;
   bool broken = false;              // I/O error or protocol violation: close instead of reuse
   bool forward_body = false;        // the body of the message being read goes to the client
   pg::StreamFramer framer;          // backend -> client direction

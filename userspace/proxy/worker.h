@@ -98,6 +98,7 @@ class Worker final : public pool::Messenger {
     std::atomic<uint64_t> bytes_from_clients{0};
     std::atomic<uint64_t> bytes_from_backends{0};
     std::atomic<int64_t> recv_buffers_free{-1};  // BufferRing::available(); -1: unknown
+    std::atomic<uint64_t> send_copied_bytes{0};  // ChunkPool::copied_bytes(): waited, copied
     std::atomic<uint64_t> leases{0};             // leases started (the load the workers balance)
     std::atomic<uint64_t> moved_in{0};           // clients handed over by other workers
     std::atomic<uint64_t> moved_out{0};          // ... and to them
@@ -191,6 +192,9 @@ class Worker final : public pool::Messenger {
   void flush_backend(Client* c);
   void on_backend_send(Client* c, int res);
   void arm_backend_recv(pool::Backend* b);
+  // Backpressure on a backend whose client has too much unread (worker_relay_backend.cpp).
+  void pause_backend_recv(pool::Backend* b);
+  void restore_user_timeout(pool::Backend* b);
   void on_backend_recv(pool::Backend* b, int res, uint32_t flags);
   void on_backend_data(pool::Backend* b, Client* c, uint16_t bid, uint32_t len);
   void after_replies(Client* c, pool::Backend* b, const ReplyResult& h);

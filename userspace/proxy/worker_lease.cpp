@@ -306,6 +306,7 @@ void Worker::start_lease(Client* c, pool::Backend* b) {
   b->lease_seq.fetch_add(1, std::memory_order_relaxed);
   b->framer.reset();
   b->recv_paused = false;
+  restore_user_timeout(b);  // it was idle in the pool: nothing of ours is unanswered
   b->finish = pool::Backend::Finish::kNone;
   b->cancel_issued = false;
   ctx_.on_lease_start(c, now - c->state_since);

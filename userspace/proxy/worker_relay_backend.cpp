@@ -1,6 +1,8 @@
 // The user-space data path, backend -> client: replies are framed, matched to their requests
 // (ResponseTracker), forwarded as ranges of the receive buffers they arrived in, and ReadyForQuery
 // moves the lease on (note_replies, maybe_end_lease).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
@@ -90,6 +92,33 @@ void Worker::arm_backend_recv(pool::Backend* b) {
   sqe->user_data = pack(Op::kBackendRecv, b->index, b->gen);
   b->recv_armed = true;
   ++b->inflight;
+}
+
+// While the proxy does not read a backend, PostgreSQL blocks writing its replies and stops
+// reading what the proxy sends it: the window closes. TCP_USER_TIMEOUT (a dead host's guard,
+// pool/connector.cpp) also ends a connection whose peer advertises a zero window that long
+// (Linux 5.11+), so a client that reads nothing for tcp_user_timeout would lose its backend
+// with ETIMEDOUT. It is put aside while paused, and restored once the server has answered all
+// it was sent (restore_user_timeout), not at resume: the kernel times a zero window from its
+// first probe, so a timeout restored while the window is still shut would end the connection at
+// the next probe.
+void Worker::pause_backend_recv(pool::Backend* b) {
+  if (b->recv_paused) return;
+  b->recv_paused = true;
+  unsigned ms = 0;
+  socklen_t len = sizeof ms;
+  if (::getsockopt(b->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, &len) != 0 || ms == 0) return;
+  const unsigned off = 0;
+  if (::setsockopt(b->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &off, sizeof off) == 0)
+    b->user_timeout_held_ms = ms;
+}
+
+void Worker::restore_user_timeout(pool::Backend* b) {
+  if (b->user_timeout_held_ms != 0) {
+    const unsigned ms = b->user_timeout_held_ms;
+    ::setsockopt(b->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    b->user_timeout_held_ms = 0;
+  }
 }
 
 void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
@@ -227,7 +256,10 @@ void Worker::after_replies(Client* c, pool::Backend* b, const ReplyResult& h) {
     for (auto& [cl, name] : changes) follow_tenant(cl, name);
     if (c->state == ClientState::kClosing) return;
   }
-  if (client_backlog(c) > kPauseBytes) b->recv_paused = true;
+  if (client_backlog(c) > kPauseBytes)
+    pause_backend_recv(b);
+  else if (b->user_timeout_held_ms && c->outstanding == 0 && c->to_backend.empty())
+    restore_user_timeout(b);  // everything sent was read and answered: the window is open
   update_client_input(c);
   if (h.lost && !h.desync) {
     // The server said FATAL (shutdown, terminated) while the client was in a transaction or

@@ -2,6 +2,8 @@
 // backpressure on a client's input; plus re-preparing a tracked statement on the lease's backend.
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include "common/log.h"
 #include "pg/protocol.h"
 #include "pg/reader.h"
@@ -129,6 +131,7 @@ void Worker::on_backend_send(Client* c, int res) {
   } else if (res < 0 && c->backend == b && c->retry.armed && retry_lease(c, b)) {
     b->finish = pool::Backend::Finish::kDiscard;
   } else if (res < 0) {
+    log::warn("backend pid {}: send failed: {}", b->process_id, std::strerror(-res));
     b->broken = true;
     q.clear(*chunks_);
     c->to_backend.clear(*chunks_);

@@ -41,6 +41,8 @@ class BufferRing {
   // Returns true if any buffer became available (so starved receivers can be re-armed).
   bool publish();
   uint32_t in_use() const { return in_use_; }
+  // More than half of the buffers are held (by receivers or queued sends).
+  bool running_low() const { return in_use_ * 2 > count_; }
   // Buffers the kernel can still pick: published and not yet taken (from the kernel's head,
   // IORING_REGISTER_PBUF_STATUS, Linux 6.8+). All of them (count()) when the worker is idle;
   // fewer means buffers held by queued sends, or lost. An error where the kernel cannot say.

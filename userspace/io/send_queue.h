@@ -1,12 +1,18 @@
 // Outgoing bytes of one socket: a FIFO of chunks, each either a range of a provided receive
 // buffer (zero-copy forwarding: the buffer is referenced until the send completes) or bytes the
-// proxy synthesized (owned). One send is in flight per socket, so order is kept without links.
-// Chunks come from a per-worker free list: forwarding allocates nothing.
+// proxy owns (synthesized, or copied). One send is in flight per socket, so order is kept without
+// links. Chunks come from a per-worker free list.
+//
+// A borrowed range pins its whole receive buffer. Bytes that go out at once are borrowed; bytes
+// that have to wait behind others are copied when they are small or when the worker's buffers
+// run low (ChunkPool::should_copy), so that a client that reads nothing holds what it was sent,
+// not a 16 KiB buffer per reply, and cannot take the buffers other clients receive into.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -23,11 +29,14 @@ struct Chunk {
   uint32_t len;
   int32_t bid;    // >= 0: range of provided buffer `bid`; -1: owned (malloc)
   uint32_t sent;  // bytes already sent from this chunk: an owned one was allocated at data - sent
+  uint32_t cap;   // owned: bytes allocated at data - sent (copies append while there is room)
 };
 
 class ChunkPool {
  public:
-  explicit ChunkPool(BufferRing* bufs) : bufs_(bufs) {}
+  // Waiting ranges shorter than copy_below bytes are copied (default: a quarter of a buffer).
+  explicit ChunkPool(BufferRing* bufs, uint32_t copy_below = UINT32_MAX)
+      : bufs_(bufs), copy_below_(copy_below != UINT32_MAX ? copy_below : bufs->buffer_size() / 4) {}
   ~ChunkPool() {
     for (Chunk* c : blocks_) std::free(c);
   }
@@ -38,11 +47,20 @@ class ChunkPool {
     bufs_->ref(bid);
     return make(data, len, bid);
   }
-  Chunk* owned(std::string_view bytes) {
-    auto* p = static_cast<uint8_t*>(std::malloc(bytes.size() ? bytes.size() : 1));
+  // An owned copy of bytes, with room for at least `cap` bytes in all.
+  Chunk* owned(std::string_view bytes, uint32_t cap = 0) {
+    cap = std::max<uint32_t>({cap, uint32_t(bytes.size()), 1});
+    auto* p = static_cast<uint8_t*>(std::malloc(cap));
     std::memcpy(p, bytes.data(), bytes.size());
-    return make(p, uint32_t(bytes.size()), -1);
+    Chunk* c = make(p, uint32_t(bytes.size()), -1);
+    c->cap = cap;
+    return c;
   }
+  // Whether a range of len bytes of a receive buffer that has to wait is copied, not borrowed.
+  bool should_copy(uint32_t len) const { return len < copy_below_ || bufs_->running_low(); }
+  // Bytes copied instead of borrowed, since the pool was made.
+  uint64_t copied_bytes() const { return copied_; }
+  void count_copy(uint32_t len) { copied_ += len; }
   void release(Chunk* c) {
     if (c->bid >= 0)
       bufs_->unref(uint16_t(c->bid));
@@ -58,7 +76,7 @@ class ChunkPool {
     if (!free_) grow();
     Chunk* c = free_;
     free_ = c->next;
-    *c = Chunk{nullptr, data, len, bid, 0};
+    *c = Chunk{nullptr, data, len, bid, 0, 0};
     return c;
   }
   void grow() {
@@ -71,6 +89,8 @@ class ChunkPool {
     }
   }
   BufferRing* bufs_;
+  uint32_t copy_below_;
+  uint64_t copied_ = 0;
   Chunk* free_ = nullptr;
   std::vector<Chunk*> blocks_;
 };
@@ -85,9 +105,15 @@ class SendQueue {
   bool in_flight() const { return in_flight_; }
   uint32_t bytes() const { return bytes_; }
 
-  // Appends a range of a provided buffer; merges with the tail when contiguous.
+  // Appends a range of a provided buffer: borrowed, and merged with the tail when contiguous;
+  // copied instead when it has to wait and the pool says so (see the top of this file).
   void push_borrowed(ChunkPool& pool, uint16_t bid, const uint8_t* data, uint32_t len) {
     if (len == 0) return;
+    if (head_ && pool.should_copy(len)) {
+      pool.count_copy(len);
+      append_owned(pool, data, len);
+      return;
+    }
     if (tail_ && tail_->bid == bid && tail_->data + tail_->len == data &&
         !(in_flight_ && tail_ == last_in_flight_)) {
       tail_->len += len;
@@ -96,10 +122,10 @@ class SendQueue {
     }
     bytes_ += len;
   }
+  // Appends a copy of bytes (synthesized, or a range that waits), filling the owned tail first.
   void push_owned(ChunkPool& pool, std::string_view bytes) {
     if (bytes.empty()) return;
-    append(pool.owned(bytes));
-    bytes_ += bytes.size();
+    append_owned(pool, reinterpret_cast<const uint8_t*>(bytes.data()), uint32_t(bytes.size()));
   }
 
   // Hands every queued chunk to fn(data, len) and releases it (TLS: plaintext to encrypt).
@@ -183,6 +209,23 @@ class SendQueue {
   }
 
  private:
+  // An owned chunk has room for this many bytes at least, so that the small messages and copies
+  // that follow one another share it: what a queue holds is about what it was given.
+  static constexpr uint32_t kOwnedBlock = 4096;
+
+  // Copies into the owned tail while it has room and is not being sent, else a new chunk.
+  void append_owned(ChunkPool& pool, const uint8_t* data, uint32_t len) {
+    bytes_ += len;
+    if (tail_ && tail_->bid < 0 && !(in_flight_ && tail_ == last_in_flight_)) {
+      uint32_t room = tail_->cap - tail_->sent - tail_->len;
+      if (room >= len) {
+        std::memcpy(const_cast<uint8_t*>(tail_->data) + tail_->len, data, len);
+        tail_->len += len;
+        return;
+      }
+    }
+    append(pool.owned(std::string_view(reinterpret_cast<const char*>(data), len), kOwnedBlock));
+  }
   void append(Chunk* c) {
     if (tail_)
       tail_->next = c;

@@ -301,6 +301,14 @@ void process_families(const ProxySnapshot& s, std::vector<MetricFamily>& out) {
       add_gauge(worker_buffers, {{"worker", std::to_string(i)}},
                 double(s.workers[i].recv_buffers_free));
   out.push_back(std::move(worker_buffers));
+  auto copied = family("helios_proxy_worker_send_copied_bytes_total",
+                       "Forwarded bytes copied out of the receive buffers because they had to "
+                       "wait behind others (small ones, or all while buffers run low), so that "
+                       "a client that reads slowly does not hold them",
+                       MetricType::Counter);
+  for (size_t i = 0; i < s.workers.size(); ++i)
+    add_counter(copied, {{"worker", std::to_string(i)}}, double(s.workers[i].send_copied_bytes));
+  out.push_back(std::move(copied));
   auto awake = family("helios_proxy_worker_awake",
                       "1 for each worker serving clients, 0 for one parked because the load does "
                       "not need it ([proxy] worker_scaling = \"load\")",

@@ -44,6 +44,7 @@ ProxySnapshot take_snapshot(proxy::Proxy& server, const proxy::MetricsCounters& 
                          st.bytes_from_clients.load(std::memory_order_relaxed),
                          st.bytes_from_backends.load(std::memory_order_relaxed),
                          st.recv_buffers_free.load(std::memory_order_relaxed),
+                         st.send_copied_bytes.load(std::memory_order_relaxed),
                          st.moved_in.load(std::memory_order_relaxed),
                          st.moved_out.load(std::memory_order_relaxed), w->id() < awake});
   }

@@ -51,9 +51,10 @@ struct WorkerSample {
   uint64_t bytes_from_clients = 0;
   uint64_t bytes_from_backends = 0;
   int64_t recv_buffers_free = -1;
-  uint64_t moved_in = 0;   // clients handed over to it (workers that follow the load)
-  uint64_t moved_out = 0;  // ... and by it
-  bool awake = true;       // one of SharedContext::active_workers
+  uint64_t send_copied_bytes = 0;  // forwarded bytes copied because they had to wait
+  uint64_t moved_in = 0;           // clients handed over to it (workers that follow the load)
+  uint64_t moved_out = 0;          // ... and by it
+  bool awake = true;               // one of SharedContext::active_workers
 };
 
 struct ReloadSample {

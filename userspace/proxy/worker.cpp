@@ -262,6 +262,7 @@ void Worker::on_tick(Nanos now) {
   follow_load(now);
   if (auto free = bufs_->available())
     stats_.recv_buffers_free.store(*free, std::memory_order_relaxed);
+  stats_.send_copied_bytes.store(chunks_->copied_bytes(), std::memory_order_relaxed);
   // Startup and auth must finish within startup_timeout.
   while (Client* c = startup_list_.head) {
     if (now < c->deadline) break;

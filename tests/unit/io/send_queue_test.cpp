@@ -1,7 +1,9 @@
 // SendQueue and ChunkPool: every byte offset a partial send can stop at, for owned (synthesized)
 // and borrowed (receive-buffer) chunks, interleaved with clear and further pushes. A chunk must
 // be released exactly as it was allocated, whatever part of it went out first (issue 19: an
-// owned chunk was freed through the pointer a partial send had advanced).
+// owned chunk was freed through the pointer a partial send had advanced). Then the copy policy:
+// ranges that wait are copied when small or when buffers run low, so that a client that reads
+// nothing does not hold the receive buffers.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -20,14 +22,15 @@ struct Rig {
   std::unique_ptr<Ring> ring;
   std::unique_ptr<BufferRing> bufs;
   std::unique_ptr<ChunkPool> pool;
-  Rig() {
+  // copy_below 0: every range is borrowed unless buffers run low (the partial-send cases).
+  explicit Rig(uint32_t copy_below = 0) {
     auto r = Ring::create(RingOptions{64, 128});
     REQUIRE(r);
     ring = std::move(*r);
     auto b = BufferRing::create(ring->raw(), 7, 8, 64);
     REQUIRE(b);
     bufs = std::move(*b);
-    pool = std::make_unique<ChunkPool>(bufs.get());
+    pool = std::make_unique<ChunkPool>(bufs.get(), copy_below);
   }
   // A receive into buffer `bid` holding `text`; the receiver keeps its reference until release().
   const uint8_t* receive(uint16_t bid, std::string_view text) {
@@ -150,6 +153,98 @@ TEST_CASE("SendQueue: TLS drain hands over what a partial send left, once") {
   CHECK(drained == wire.substr(13));
   CHECK(q.empty());
   CHECK(rig.bufs->in_use() == 0);
+}
+
+// Sends everything queued, `step` bytes per send at most; returns the bytes in wire order.
+std::string send_all(Rig& rig, SendQueue& q, uint32_t step = UINT32_MAX) {
+  std::string out;
+  while (!q.empty()) {
+    std::string more = next_send(q);
+    uint32_t n = std::min<uint32_t>(step, uint32_t(more.size()));
+    q.complete(*rig.pool, n);
+    out += more.substr(0, n);
+  }
+  return out;
+}
+
+TEST_CASE("SendQueue: small replies that wait are copied and their buffers go back at once") {
+  Rig rig(16);  // buffers of 64 bytes: ranges under 16 bytes that wait are copied
+  SendQueue q;
+  std::string wire;
+  // The first reply goes out at once: borrowed (zero copy), its buffer held until sent.
+  const uint8_t* p0 = rig.receive(0, std::string("Z\0\0\0\5I", 6));
+  q.push_borrowed(*rig.pool, 0, p0, 6);
+  wire.append(reinterpret_cast<const char*>(p0), 6);
+  rig.bufs->unref(0);
+  CHECK(rig.bufs->in_use() == 1);
+  (void)next_send(q);  // in flight, and the client reads nothing
+  // A hundred more arrive, one per buffer, like a flood of Syncs answered one by one.
+  for (int i = 0; i < 100; ++i) {
+    uint16_t bid = uint16_t(1 + i % 3);
+    std::string reply = std::string("Z\0\0\0\5", 5) + char('A' + i % 26);
+    const uint8_t* p = rig.receive(bid, reply);
+    q.push_borrowed(*rig.pool, bid, p, uint32_t(reply.size()));
+    rig.bufs->unref(bid);
+    wire += reply;
+    CHECK(rig.bufs->in_use() == 1);  // only the buffer being sent is held
+  }
+  CHECK(rig.pool->copied_bytes() == 600);
+  CHECK(q.bytes() == wire.size());
+  // The copies share chunks of 4 KiB: one send takes them all.
+  q.complete(*rig.pool, 6);
+  int iovs = 0;
+  CHECK(next_send(q, &iovs) == wire.substr(6));
+  CHECK(iovs == 1);
+  q.complete(*rig.pool, 0);
+  CHECK(send_all(rig, q) == wire.substr(6));
+  CHECK(rig.bufs->in_use() == 0);
+}
+
+TEST_CASE("SendQueue: a large range that waits stays borrowed until buffers run low") {
+  Rig rig(16);
+  SendQueue q;
+  std::string wire, big(48, 'x');
+  for (uint16_t bid = 0; bid < 6; ++bid) {
+    big[0] = char('a' + bid);
+    const uint8_t* p = rig.receive(bid, big);
+    q.push_borrowed(*rig.pool, bid, p, uint32_t(big.size()));
+    rig.bufs->unref(bid);
+    wire += big;
+  }
+  // A range is copied when, with it, more than half of the 8 buffers are held: buffers 0-3
+  // stay borrowed (4 of 8 held), 4 and 5 are copied (5 of 8) and go back at once.
+  CHECK(rig.bufs->in_use() == 4);
+  CHECK(rig.pool->copied_bytes() == 96);
+  CHECK(send_all(rig, q, 7) == wire);
+  CHECK(rig.bufs->in_use() == 0);
+}
+
+TEST_CASE("SendQueue: copies appended after a partial send of the chunk they join") {
+  // Every offset: a partial send into an owned copy, then more copies that fit behind it.
+  for (uint32_t first = 1; first < 30; ++first) {
+    CAPTURE(first);
+    Rig rig(64);  // every range that waits is copied
+    SendQueue q;
+    std::string wire;
+    q.push_owned(*rig.pool, "head");  // the queue is not empty: what follows waits
+    wire += "head";
+    auto push = [&](uint16_t bid, const std::string& text) {
+      const uint8_t* p = rig.receive(bid, text);
+      q.push_borrowed(*rig.pool, bid, p, uint32_t(text.size()));
+      rig.bufs->unref(bid);
+      wire += text;
+    };
+    push(1, "0123456789");
+    push(2, "abcdefghij");
+    push(3, "KLMNOPQRST");
+    std::string sent = next_send(q).substr(0, first);
+    q.complete(*rig.pool, first);
+    push(4, "uvwxyz");  // joins the copy chunk the partial send advanced into
+    push(5, "!?");
+    sent += send_all(rig, q, 5);
+    CHECK(sent == wire);
+    CHECK(rig.bufs->in_use() == 0);
+  }
 }
 
 }  // namespace

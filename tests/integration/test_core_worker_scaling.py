@@ -17,6 +17,7 @@ from harness import APP_USER, wait_until
 
 N = 12
 LOAD = {"proxy": {"worker_scaling": "load"}}
+FIXED = {"proxy": {"worker_scaling": "fixed"}}
 
 
 def _eventually(pred, timeout: float) -> bool:
@@ -178,7 +179,7 @@ def test_a_busy_proxy_wakes_the_second_worker_and_parks_it_after(pg, proxy_facto
 
 
 def test_fixed_scaling_keeps_every_worker_awake_and_clients_where_they_logged_in(proxy_factory):
-    p = proxy_factory()  # the default
+    p = proxy_factory(FIXED)
     conns = [_connect(p) for _ in range(N)]
     time.sleep(1.0)  # several rounds of the workers' hand-over checks
     clients = _clients(p)
@@ -192,7 +193,8 @@ def test_fixed_scaling_keeps_every_worker_awake_and_clients_where_they_logged_in
 
 
 def test_a_reload_to_fixed_wakes_the_parked_worker(proxy_factory):
-    p = proxy_factory(LOAD)
+    p = proxy_factory()  # the default follows the load
+    assert "worker_scaling" not in p.config.get("proxy", {})
     assert _eventually(lambda: _awake(p) == {0: 1.0, 1: 0.0}, timeout=10), _awake(p)
     p.config["proxy"]["worker_scaling"] = "fixed"
     p.reload()

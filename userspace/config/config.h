@@ -79,7 +79,7 @@ struct ProxyConfig {
   // awake as the load needs (clients move between workers between transactions). Not the
   // default yet: clients gathered on one worker share its one receive-buffer ring (see
   // docs/architecture.md, "Workers that follow the load").
-  WorkerScaling worker_scaling = WorkerScaling::kFixed;
+  WorkerScaling worker_scaling = WorkerScaling::kLoad;
   double worker_busy_target = 0.7;  // "load": wake another worker when the awake ones are this busy
   std::string instance = "default";  // BPF pins live in /sys/fs/bpf/helios/<instance>
   DataPathMode data_path = DataPathMode::kUserspace;

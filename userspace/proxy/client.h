@@ -47,6 +47,7 @@ struct Client {
   bool recv_armed = false;          // multishot recv outstanding
   bool recv_paused = false;         // stopped reading: backend queue full (backpressure)
   bool recv_starved = false;        // multishot ended for lack of buffers; re-arm when some return
+  bool backend_starved = false;     // its lease's backend recv too (Worker::starved_leases_)
   bool fatal_sent = false;          // an error was queued; close once flushed
   bool counted = false;             // counted in the global client connection limit
   bool tenant_counted = false;      // counted in its tenant's max_connections

@@ -48,14 +48,7 @@ void Worker::run() {
   path_->start();
   next_tick_ = monotonic_now() + kTick;
   while (true) {
-    if (bufs_->publish() && !starved_.empty()) {
-      auto starved = std::move(starved_);
-      starved_.clear();
-      for (Client* c : starved) {
-        c->recv_starved = false;
-        if (c->state != ClientState::kFree && c->state != ClientState::kClosing) arm_client_recv(c);
-      }
-    }
+    if (bufs_->publish()) rearm_starved();
     Nanos now = monotonic_now();
     int rc = ring_->submit_and_wait(next_tick_ > now ? next_tick_ - now : 1);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN)
@@ -253,6 +246,28 @@ void Worker::on_accept(int res, uint32_t flags) {
     log::warn("worker {}: accept: {}", id_, std::strerror(-res));
   }
   if (!accept_armed_ && accepting_ && !accept_backoff_until_) arm_accept();
+}
+
+// Buffers came back: receives that ended for lack of them start again.
+void Worker::rearm_starved() {
+  if (!starved_.empty()) {
+    auto starved = std::move(starved_);
+    starved_.clear();
+    for (Client* c : starved) {
+      c->recv_starved = false;
+      if (c->state != ClientState::kFree && c->state != ClientState::kClosing) arm_client_recv(c);
+    }
+  }
+  if (!starved_leases_.empty()) {
+    auto starved = std::move(starved_leases_);
+    starved_leases_.clear();
+    for (auto [slot, gen] : starved) {
+      Client* c = client_at(slot, gen);
+      if (!c || !c->backend_starved) continue;
+      c->backend_starved = false;
+      if (c->backend) arm_backend_recv(c->backend);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------- timers

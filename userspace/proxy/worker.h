@@ -192,6 +192,7 @@ class Worker final : public pool::Messenger {
   void flush_backend(Client* c);
   void on_backend_send(Client* c, int res);
   void arm_backend_recv(pool::Backend* b);
+  void rearm_starved();
   // Backpressure on a backend whose client has too much unread (worker_relay_backend.cpp).
   void pause_backend_recv(pool::Backend* b);
   void restore_user_timeout(pool::Backend* b);
@@ -350,6 +351,8 @@ class Worker final : public pool::Messenger {
   std::vector<uint64_t> seen_leases_;  // each worker's Stats::leases at that comparison
 
   std::vector<Client*> starved_;  // multishot recv ended with ENOBUFS
+  // Leases whose backend recv ended with ENOBUFS: (client slot, gen), re-armed by rearm_starved.
+  std::vector<std::pair<uint32_t, uint32_t>> starved_leases_;
   std::vector<std::pair<pool::Waiter, pool::Backend*>> deferred_grants_;
 
   std::mutex mail_mu_;

@@ -134,11 +134,17 @@ void Worker::on_backend_recv(pool::Backend* b, int res, uint32_t flags) {
     on_backend_data(b, c, uint16_t(flags >> IORING_CQE_BUFFER_SHIFT), uint32_t(res));
     return;
   }
-  // ENOBUFS: out of receive buffers for a moment. EAGAIN: the socket is in the splice engine
-  // and the verdict forwarded what woke the recv. Either way: try again.
+  // ENOBUFS: out of receive buffers for a moment: a lease's recv waits for some to come back
+  // (re-arming at once would spin the worker until they do). EAGAIN: the socket is in the splice
+  // engine and the verdict forwarded what woke the recv. Either way: try again.
   if (res == -ENOBUFS || res == -EAGAIN) {
     if (b->cancel_issued || b->finish != pool::Backend::Finish::kNone) {
       finish_backend(b);  // the lease is over: this was the recv being cancelled
+      return;
+    }
+    if (res == -ENOBUFS && c && !c->backend_starved) {
+      c->backend_starved = true;
+      starved_leases_.emplace_back(c->slot, c->gen);
       return;
     }
     arm_backend_recv(b);

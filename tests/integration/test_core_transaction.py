@@ -24,6 +24,11 @@ def _kwargs(proxy):
 
 @pytest.mark.timeout(120)
 def test_pipelined_clients_get_their_own_results(proxy_factory, pg):
+    # Backends of an earlier test that are still exiting would count against this proxy's pool:
+    # wait for them first. (CI saw 3 of user app with a pool of 2, twice, on the kernel path;
+    # this is one possible cause, not a confirmed one: it never showed when the test ran alone.
+    # The assertion below prints the proxy's own connects and closes to tell.)
+    pg.wait_no_backends(APP_USER)
     proxy = proxy_factory(mode="transaction", pool_size=2)
     errors = []
     THREADS, ROUNDS, QUERIES = 8, 5, 100
@@ -54,7 +59,10 @@ def test_pipelined_clients_get_their_own_results(proxy_factory, pg):
         for th in threads:
             th.join(100)
     assert not errors, errors[:5]
-    assert sampler.max_by_user.get(APP_USER, 0) <= 2, sampler.summary()
+    pool_events = [(n, lb.get("reason", ""), v) for n, lb, v in proxy.metrics()
+                   if n in ("helios_proxy_backend_connects_total",
+                            "helios_proxy_backend_closed_total") and v]
+    assert sampler.max_by_user.get(APP_USER, 0) <= 2, f"{sampler.summary()}; proxy: {pool_events}"
 
 
 def test_pipeline_transaction_across_syncs_and_error_recovery(proxy_factory):

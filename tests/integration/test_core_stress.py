@@ -281,6 +281,46 @@ def test_a_client_that_reads_nothing_longer_than_tcp_user_timeout_keeps_its_back
     conn.close()
 
 
+@pytest.mark.timeout(180)
+def test_a_worker_short_of_receive_buffers_serves_everyone_in_full(proxy_factory):
+    """[proxy] receive_buffers = 64 (1 MB a worker): six clients read 4 MB results at once while
+    two others flood Syncs without reading, so receives run out of buffers (a send in flight
+    alone may hold 32) and wait for them to come back, on client and backend sockets. Every
+    result must arrive whole, the flooders get a reply per Sync, and a query beside them works."""
+    proxy = proxy_factory(mode="transaction", pool_size=10, proxy={"receive_buffers": 64})
+    rows, width = 1000, 4000
+    sql = f"SELECT i, repeat(chr(65 + i % 26), {width}) FROM generate_series(1, {rows}) i"
+    errors: list[str] = []
+
+    def reader(n: int) -> None:
+        try:
+            with psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(),
+                                 autocommit=True) as conn:
+                for _ in range(4):
+                    got = conn.execute(sql).fetchall()
+                    if len(got) != rows or any(
+                            r[1] != chr(65 + r[0] % 26) * width for r in got):
+                        errors.append(f"reader {n}: a result came back wrong or short")
+                        return
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"reader {n}: {e!r}")
+
+    floods = [SyncFlood(proxy, time.monotonic() + 3) for _ in range(2)]
+    readers = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
+    for t in floods + readers:
+        t.start()
+    for t in floods + readers:
+        t.join(120)
+    assert not errors, errors
+    for f in floods:
+        assert f.error is None, f.error
+        assert f.read_all_replies() == f.sent // len(SYNC)
+        f.conn.close()
+    with psycopg.connect(**proxy.conninfo(APP_USER, "app").kwargs(), autocommit=True) as conn:
+        assert conn.execute("SELECT 42").fetchone() == (42,)
+    assert proxy.alive(), proxy.stderr_tail(20)
+
+
 @pytest.mark.timeout(300)
 def test_one_asyncpg_executemany_of_many_rows(proxy_factory, pg):
     """The issue's single-client reproduction: asyncpg executemany crashed the proxy every time

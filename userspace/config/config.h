@@ -75,11 +75,14 @@ struct ProxyConfig {
   PoolMode mode = PoolMode::kTransaction;
   LogLevel log_level = LogLevel::kInfo;
   int workers = 0;  // 0 = one per core
-  // "fixed" (default): all of them, always. "load": `workers` is a ceiling and only as many are
-  // awake as the load needs (clients move between workers between transactions). Not the
-  // default yet: clients gathered on one worker share its one receive-buffer ring (see
-  // docs/architecture.md, "Workers that follow the load").
+  // "load" (default): `workers` is a ceiling and only as many are awake as the load needs
+  // (clients move between workers between transactions; docs/architecture.md, "Workers that
+  // follow the load"). "fixed": all of them, always.
   WorkerScaling worker_scaling = WorkerScaling::kLoad;
+  // Receive buffers of 16 KiB in each worker's io_uring ring (a power of two, 64-32768): the
+  // memory a worker can receive into at once (4096: 64 MB, touched as traffic needs it). Read at
+  // start; a reload leaves it as it was.
+  int64_t receive_buffers = 4096;
   double worker_busy_target = 0.7;  // "load": wake another worker when the awake ones are this busy
   std::string instance = "default";  // BPF pins live in /sys/fs/bpf/helios/<instance>
   DataPathMode data_path = DataPathMode::kUserspace;

@@ -76,6 +76,13 @@ void read_proxy(const toml::table& root, Config& config, ReadContext& ctx) {
   r.read_choice("worker_scaling", p.worker_scaling,
                 {{"load", WorkerScaling::kLoad}, {"fixed", WorkerScaling::kFixed}});
   r.read_double("worker_busy_target", p.worker_busy_target, 0.01, 1.0);
+  int64_t receive_buffers = p.receive_buffers;
+  if (r.read_int("receive_buffers", receive_buffers, 64, 32768)) {
+    if (receive_buffers & (receive_buffers - 1))
+      r.error("receive_buffers", std::to_string(receive_buffers) + " must be a power of two");
+    else
+      p.receive_buffers = receive_buffers;
+  }
   std::string instance;
   if (r.read_string("instance", instance)) {
     if (valid_name(instance)) {

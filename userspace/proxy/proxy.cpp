@@ -252,6 +252,9 @@ Result<Proxy::PreparedReload> Proxy::prepare_reload() const {
   const auto& new_hosts = loaded->backend.host_list();
   if ((now_hosts.size() > 1 || new_hosts.size() > 1) && now_hosts != new_hosts)
     return Error{EINVAL, config_path_ + ": [backend] hosts changed; restart the proxy to apply it"};
+  if (loaded->proxy.receive_buffers != config()->proxy.receive_buffers)
+    log::warn("{}: [proxy] receive_buffers changed to {}; it takes effect at the next start",
+              config_path_, loaded->proxy.receive_buffers);
   std::vector<std::string> patterns;
   for (const auto& rule : tenant_rules_from(*loaded)) patterns.push_back(rule.pattern);
   if (auto m = tenant::RuleMatcher::build(patterns); !m)

@@ -27,7 +27,8 @@ Status Worker::init(UniqueFd listener) {
   auto ring = io::Ring::create({});
   if (!ring) return ring.error();
   ring_ = std::move(*ring);
-  auto bufs = io::BufferRing::create(ring_->raw(), kBufferGroup, 4096, 16 * 1024);
+  auto bufs = io::BufferRing::create(ring_->raw(), kBufferGroup,
+                                     uint32_t(cfg_->proxy.receive_buffers), 16 * 1024);
   if (!bufs) return bufs.error();
   bufs_ = std::move(*bufs);
   chunks_ = std::make_unique<io::ChunkPool>(bufs_.get());

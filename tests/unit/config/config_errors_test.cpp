@@ -97,6 +97,10 @@ TEST_CASE("out-of-range numbers") {
   CHECK(refused("[connection_pool]\nidle_timeout = \"10 min\"\n") ==
         "proxy.toml:2: [connection_pool] idle_timeout: \"10 min\" is not a duration: missing unit "
         "after 10 (use ns, us, ms, s, m, h or d)");
+  CHECK(refused("[proxy]\nreceive_buffers = 1000\n") ==
+        "proxy.toml:2: [proxy] receive_buffers: 1000 must be a power of two");
+  CHECK(refused("[proxy]\nreceive_buffers = 32\n") ==
+        "proxy.toml:2: [proxy] receive_buffers: must be between 64 and 32768, got 32");
   CHECK(refused("[backend]\nconnection_timeout = -5\n")
             .find("proxy.toml:2: [backend] connection_timeout: a duration in seconds must be") ==
         0);
